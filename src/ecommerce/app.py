@@ -1,0 +1,54 @@
+"""Builds the ASGI app. Nothing (engine, Redis client) is created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from ecommerce import __version__
+from ecommerce.accounts import service as accounts
+from ecommerce.accounts.router import router as accounts_router
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.context import AppContext
+from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
+from ecommerce.platform.logging import configure_logging
+from ecommerce.platform.ops import router as ops_router
+from ecommerce.platform.settings import Settings
+from ecommerce.wallet.router import router as wallet_router
+
+log = logging.getLogger("ecommerce")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.build(settings, clock=clock)
+        app.state.ctx = ctx
+        if settings.admin_username and settings.admin_password:
+            await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock,
+                                        settings.admin_username, settings.admin_password)
+        try:
+            yield
+        finally:
+            await ctx.close()
+
+    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    for router in (ops_router, accounts_router, wallet_router):
+        app.include_router(router)
+    return app
+
+
+def factory() -> FastAPI:
+    """Entry point for `uvicorn --factory ecommerce.app:factory` (each worker process)."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

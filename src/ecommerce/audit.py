@@ -1,0 +1,32 @@
+"""`ecommerce audit`: every invariant of SPEC §6, checked against the database."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.settings import Settings
+from ecommerce.wallet import service as wallet
+
+Check = Callable[[UnitOfWork], Awaitable[list[str]]]
+
+CHECKS: dict[str, Check] = {
+    "1. balances match their ledger and are never negative": wallet.audit,
+}
+
+
+async def audit_database(db: Database) -> dict[str, list[str]]:
+    """Run every check in one read transaction; {check: [violations]}."""
+    report: dict[str, list[str]] = {}
+    async with db.uow(write=False) as uow:
+        for name, check in CHECKS.items():
+            report[name] = await check(uow)
+    return report
+
+
+async def run_audit(settings: Settings) -> dict[str, list[str]]:
+    db = Database(settings.database_url, pool_size=2)
+    try:
+        return await audit_database(db)
+    finally:
+        await db.dispose()

@@ -1,0 +1,8 @@
+"""Every table, imported in one place for Alembic and the tests."""
+
+from ecommerce.accounts.models import users  # noqa: F401
+from ecommerce.platform.database import metadata
+from ecommerce.platform.models import idempotency_keys  # noqa: F401
+from ecommerce.wallet.models import balance_ledger, wallets  # noqa: F401
+
+__all__ = ["metadata"]

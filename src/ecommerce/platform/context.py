@@ -1,0 +1,56 @@
+"""What a running app holds: settings, database, Redis, clock, limits. Built in the
+app's lifespan (never at import time) and reached by routes through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ecommerce.accounts.security import Passwords, Tokens
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database
+from ecommerce.platform.ratelimit import RateLimit, make_limiter, make_storage
+from ecommerce.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    redis: Redis | None
+    clock: Clock
+    login_limit: RateLimit
+    claim_limit: RateLimit
+    passwords: Passwords
+    tokens: Tokens
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                   socket_timeout=2, socket_connect_timeout=2,
+                                   health_check_interval=10, max_connections=200)
+        limiter = make_limiter(make_storage(settings.redis_url))
+        return cls(
+            settings=settings,
+            db=db,
+            redis=redis,
+            clock=clock or Clock(),
+            login_limit=RateLimit("login", settings.rate_limit_login, limiter),
+            claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter),
+            passwords=Passwords(settings),
+            tokens=Tokens(settings),
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.dispose()

@@ -1,0 +1,192 @@
+"""The database: engine creation per backend, and the unit of work (one transaction).
+
+A unit of work is opened at the boundary (a request handler, a CLI command, a relay batch)
+with `async with uow:`; it commits when the block ends cleanly and rolls back otherwise.
+Services receive it and run their repositories' statements on `uow.conn`; they never commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg", "mysql": "mysql+asyncmy", "mariadb": "mysql+asyncmy"}
+
+
+def async_url(url: str) -> str:
+    """Map a plain `postgresql://`, `mysql://` or `sqlite:///` URL to its async driver."""
+    parsed = make_url(url)
+    backend = parsed.drivername.split("+")[0]
+    if backend not in _DRIVERS:
+        raise ValueError(f"unsupported database URL scheme: {parsed.drivername}")
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=_DRIVERS[backend])
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_file(url: str) -> str | None:
+    database = make_url(url).database
+    return None if not database or database == ":memory:" else database
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An async engine tuned for the backend (WAL and immediate write locks on SQLite)."""
+    url = async_url(url)
+    dialect = make_url(url).get_backend_name()
+    if dialect == "sqlite":
+        path = _sqlite_file(url)
+        if path:
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0,
+                                     connect_args={"timeout": 30})
+        _sqlite_transactions(engine)
+        return engine
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 10,
+                               "pool_pre_ping": True, "pool_recycle": 1800}
+    if dialect == "mysql":
+        # READ COMMITTED: conditional updates see the latest row and InnoDB takes no gap locks.
+        options["isolation_level"] = "READ COMMITTED"
+    return create_async_engine(url, **options)
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writing transaction takes the write lock up front, so two writers never
+        # deadlock upgrading a read lock; readers use a plain deferred BEGIN.
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The engine plus what the unit of work needs to know about the backend."""
+
+    def __init__(self, url: str, *, pool_size: int = 20):
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size)
+        self.dialect = self.engine.dialect.name  # "sqlite", "postgresql" or "mysql"
+        # SQLite has one writer at a time: queue this process's writers here instead of
+        # letting them spin on the file lock (other processes still wait on busy_timeout).
+        self._sqlite_writer = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    def uow(self, *, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self, write=write)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class UnitOfWork:
+    """One database transaction; commits on clean exit, rolls back on any exception."""
+
+    def __init__(self, db: Database, *, write: bool = True):
+        self.db = db
+        self.write = write
+        self.dialect = db.dialect
+        self._conn: AsyncConnection | None = None
+        self._after_commit: list[AfterCommit] = []
+        self._before_commit: list[Callable[[UnitOfWork], Awaitable[None]]] = []
+        self.events: list[Any] = []
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._conn
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._locked = False
+        if self.write and self.db._sqlite_writer is not None:
+            await self.db._sqlite_writer.acquire()
+            self._locked = True
+        try:
+            conn = await self.db.engine.connect()
+            try:
+                if self.dialect == "sqlite":
+                    mode = "IMMEDIATE" if self.write else "DEFERRED"
+                    conn = await conn.execution_options(sqlite_begin=mode)
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            self._release()
+            raise
+        self._conn = conn
+        self._after_commit = []
+        self.events = []
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        conn = self.conn
+        committed = False
+        try:
+            if exc_type is None:
+                for hook in self._before_commit:
+                    await hook(self)
+                await conn.commit()
+                committed = True
+            else:
+                await conn.rollback()
+        finally:
+            try:
+                await conn.close()
+            finally:
+                self._conn = None
+                self._release()
+        if committed:
+            for callback in self._after_commit:
+                await callback()
+
+    def _release(self) -> None:
+        if self._locked and self.db._sqlite_writer is not None:
+            self.db._sqlite_writer.release()
+            self._locked = False
+
+    def on_before_commit(self, hook: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+        self._before_commit.append(hook)
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run `callback` once the transaction has committed (cache, Redis, wake-ups)."""
+        self._after_commit.append(callback)
+
+    def record(self, domain_event: Any) -> None:
+        """Collect a domain event; it is written to the outbox in this transaction."""
+        self.events.append(domain_event)
+
+
+def is_unique_violation(error: DBAPIError) -> bool:
+    text = str(error.orig).lower()
+    return any(marker in text for marker in ("unique", "duplicate", "1062", "23505"))

@@ -1,0 +1,155 @@
+"""HTTP edges shared by every route: the error format, request ids, access metrics."""
+
+from __future__ import annotations
+
+import http
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ecommerce.platform import metrics
+from ecommerce.platform.errors import AppError
+from ecommerce.platform.logging import request_id
+
+log = logging.getLogger("ecommerce.http")
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any]:
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "status": status,
+        "error": http.HTTPStatus(status).phrase,
+        "code": code,
+        "message": message,
+        "path": path,
+    }
+
+
+def error_response(status: int, code: str, message: str, path: str,
+                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+    return ORJSONResponse(error_body(status, code, message, path), status_code=status,
+                          headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    if loc and loc[0] in ("query", "path", "header") and len(parts) > 1:
+        return f"{parts[1]} ({parts[0]})"
+    return ".".join(parts) or "body"
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> str:
+    messages = []
+    for error in errors[:5]:
+        if error.get("type") == "json_invalid":
+            messages.append("body: malformed JSON")
+            continue
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "missing" and loc in (("body",), ()):
+            messages.append("body: a JSON body is required")
+            continue
+        messages.append(f"{_field(loc)}: {error.get('msg', 'invalid')}")
+    return "; ".join(messages)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> ORJSONResponse:
+        return error_response(exc.status, exc.code, exc.message, request.url.path, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return error_response(400, "INVALID_REQUEST", describe_validation(list(exc.errors())),
+                              request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        code = codes.get(exc.status_code, http.HTTPStatus(exc.status_code).name)
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No route for {request.method} {request.url.path}"
+        return error_response(exc.status_code, code, message, request.url.path,
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> ORJSONResponse:
+        log.warning("unhandled integrity error", extra={"error": str(exc.orig)[:200]})
+        return error_response(409, "CONFLICT", "The request conflicts with the current state",
+                              request.url.path)
+
+    async def _unavailable(request: Request, exc: Exception) -> ORJSONResponse:
+        log.error("backing service unavailable", extra={"error": type(exc).__name__})
+        return error_response(503, "SERVICE_UNAVAILABLE",
+                              "A backing service is unavailable; retry shortly",
+                              request.url.path, {"Retry-After": "1"})
+
+    for kind in (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError):
+        app.add_exception_handler(kind, _unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> ORJSONResponse:
+        if exc.connection_invalidated:
+            return await _unavailable(request, exc)
+        log.exception("database error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+
+
+class RequestContextMiddleware:
+    """Pure ASGI: request id in, request id out, one metrics sample and log line per request."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True):
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                rid = candidate if _REQUEST_ID.match(candidate) else None
+                break
+        rid = rid or uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
+            metrics.LATENCY.labels(scope["method"], template).observe(elapsed)
+            if self.access_log or status >= 500:
+                log.info("request", extra={"method": scope["method"], "path": scope["path"],
+                                           "status": status, "ms": round(elapsed * 1000, 2)})
+            request_id.reset(token)

@@ -1,0 +1,30 @@
+"""Page selection for list endpoints: `page` from 1, `size` 1..100, total in X-Total-Count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Response
+
+
+@dataclass(frozen=True)
+class Page:
+    page: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+def _page(page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+          size: Annotated[int, Query(ge=1, le=100)] = 20) -> Page:
+    return Page(page, size)
+
+
+PageParams = Annotated[Page, Depends(_page)]
+
+
+def set_total(response: Response, total: int) -> None:
+    response.headers["X-Total-Count"] = str(total)
