@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from ecommerce import __version__
 from ecommerce.accounts import service as accounts
@@ -38,8 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await ctx.close()
 
-    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     for router in (ops_router, accounts_router, wallet_router):

@@ -38,7 +38,7 @@ class AppContext:
             redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                    socket_timeout=2, socket_connect_timeout=2,
                                    health_check_interval=10, max_connections=200)
-        limiter = make_limiter(make_storage(settings.redis_url))
+        limiter = make_limiter(make_storage(settings.redis_url, settings.redis_prefix))
         return cls(
             settings=settings,
             db=db,

@@ -10,11 +10,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.platform import metrics
@@ -23,6 +24,15 @@ from ecommerce.platform.logging import request_id
 
 log = logging.getLogger("ecommerce.http")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class JsonResponse(Response):
+    """JSON rendered by orjson (for bodies built as dicts: errors, replays, probes)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any]:
@@ -37,8 +47,8 @@ def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any
 
 
 def error_response(status: int, code: str, message: str, path: str,
-                   headers: dict[str, str] | None = None) -> ORJSONResponse:
-    return ORJSONResponse(error_body(status, code, message, path), status_code=status,
+                   headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(status, code, message, path), status_code=status,
                           headers=headers)
 
 
@@ -65,16 +75,16 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> ORJSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> JsonResponse:
         return error_response(exc.status, exc.code, exc.message, request.url.path, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JsonResponse:
         return error_response(400, "INVALID_REQUEST", describe_validation(list(exc.errors())),
                               request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
         code = codes.get(exc.status_code, http.HTTPStatus(exc.status_code).name)
         message = exc.detail if isinstance(exc.detail, str) else code
@@ -84,12 +94,12 @@ def install_error_handlers(app: FastAPI) -> None:
                               getattr(exc, "headers", None))
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> ORJSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> JsonResponse:
         log.warning("unhandled integrity error", extra={"error": str(exc.orig)[:200]})
         return error_response(409, "CONFLICT", "The request conflicts with the current state",
                               request.url.path)
 
-    async def _unavailable(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unavailable(request: Request, exc: Exception) -> JsonResponse:
         log.error("backing service unavailable", extra={"error": type(exc).__name__})
         return error_response(503, "SERVICE_UNAVAILABLE",
                               "A backing service is unavailable; retry shortly",
@@ -99,14 +109,14 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError) -> ORJSONResponse:
+    async def _dbapi(request: Request, exc: DBAPIError) -> JsonResponse:
         if exc.connection_invalidated:
             return await _unavailable(request, exc)
         log.exception("database error")
         return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error")
         return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
 
 from ecommerce.platform import metrics
 from ecommerce.platform.deps import Ctx
+from ecommerce.platform.http import JsonResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
-async def readyz(ctx: Ctx) -> ORJSONResponse:
+async def readyz(ctx: Ctx) -> JsonResponse:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):
@@ -37,7 +37,7 @@ async def readyz(ctx: Ctx) -> ORJSONResponse:
         except Exception as error:  # noqa: BLE001
             checks["redis"] = f"unavailable: {type(error).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return ORJSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                           status_code=200 if ready else 503)
 
 

@@ -34,11 +34,11 @@ class RateLimit:
         raise RateLimited(math.ceil(max(stats.reset_time - time.time(), 1)))
 
 
-def make_storage(redis_url: str | None) -> Storage:
+def make_storage(redis_url: str | None, prefix: str = "ecommerce") -> Storage:
     if redis_url:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1)
-        return RedisStorage(uri, implementation="redispy", key_prefix="ecommerce:rl")
+        return RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}:rl")
     return MemoryStorage()
 
 

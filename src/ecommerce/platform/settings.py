@@ -33,6 +33,8 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite:///{VAR_DIR}/ecommerce.db"
     redis_url: str | None = None
+    # Every Redis key starts with this, so several shops (or test runs) can share one Redis.
+    redis_prefix: str = "ecommerce"
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 3600
     admin_username: str | None = None

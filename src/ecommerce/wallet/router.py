@@ -1,7 +1,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from ecommerce.accounts.dependencies import CurrentUser, ensure_self_or_admin
 from ecommerce.accounts.errors import UserNotFound
@@ -14,6 +13,7 @@ from ecommerce.platform.errors import (
     Unauthorized,
     responses,
 )
+from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
 from ecommerce.platform.schemas import MAX_ID
@@ -38,7 +38,7 @@ async def get_balance(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_
              responses=responses(*_PRIVATE, BalanceLimitExceeded, IdempotencyKeyReused,
                                  IdempotencyKeyInProgress))
 async def recharge(body: RechargeIn, request: Request, principal: CurrentUser, ctx: Ctx,
-                   key: IdempotencyKey = None) -> ORJSONResponse:
+                   key: IdempotencyKey = None) -> JsonResponse:
     ensure_self_or_admin(principal, body.user_id)
 
     async def work(uow):  # type: ignore[no-untyped-def]
@@ -49,7 +49,7 @@ async def recharge(body: RechargeIn, request: Request, principal: CurrentUser, c
     status, payload = await idempotency.run(
         ctx.db, user_id=principal.user_id, key=key, operation="balance.recharge",
         payload=body.model_dump(), path=request.url.path, work=work)
-    return ORJSONResponse(payload, status_code=status)
+    return JsonResponse(payload, status_code=status)
 
 
 @router.get("/{userId}/history", response_model=list[LedgerEntryOut],

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import assert_error, make_user
+
+
+async def test_signup_then_login_then_me(client):
+    created = await client.post("/api/auth/signup",
+                                json={"username": "Alice", "password": "correct-horse"})
+    assert created.status_code == 201
+    assert created.json() == {"userId": created.json()["userId"], "username": "alice",
+                              "role": "CUSTOMER"}
+    login = await client.post("/api/auth/login",
+                              json={"username": "alice", "password": "correct-horse"})
+    assert login.status_code == 200
+    token = login.json()
+    assert token["tokenType"] == "Bearer" and token["expiresIn"] == 3600
+    assert token["userId"] == created.json()["userId"]
+    me = await client.get("/api/users/me",
+                          headers={"Authorization": f"Bearer {token['accessToken']}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == "alice" and me.json()["createdAt"].endswith("Z")
+
+
+async def test_new_user_has_zero_balance(client):
+    user = (await client.post("/api/auth/signup",
+                              json={"username": "bob", "password": "password-1"})).json()
+    token = (await client.post("/api/auth/login",
+                               json={"username": "bob", "password": "password-1"})).json()
+    balance = await client.get(f"/api/balance/{user['userId']}",
+                               headers={"Authorization": f"Bearer {token['accessToken']}"})
+    assert balance.json() == {"userId": user["userId"], "balance": 0}
+
+
+async def test_duplicate_username_is_409_whatever_the_case(client):
+    assert (await client.post("/api/auth/signup",
+                              json={"username": "carol", "password": "password-1"})
+            ).status_code == 201
+    again = await client.post("/api/auth/signup",
+                              json={"username": "CAROL", "password": "password-2"})
+    assert_error(again, 409, "USERNAME_TAKEN")
+
+
+async def test_wrong_password_and_unknown_user_are_the_same_401(shop, client):
+    await make_user(shop, username="dave", password="password-1")
+    wrong = await client.post("/api/auth/login", json={"username": "dave", "password": "nope"})
+    unknown = await client.post("/api/auth/login", json={"username": "ghost", "password": "x"})
+    assert_error(wrong, 401, "INVALID_CREDENTIALS")
+    assert_error(unknown, 401, "INVALID_CREDENTIALS")
+
+
+@pytest.mark.parametrize("body", [
+    {"username": "ab", "password": "password-1"},
+    {"username": "a" * 33, "password": "password-1"},
+    {"username": "has space", "password": "password-1"},
+    {"username": "ünicode", "password": "password-1"},
+    {"username": "valid", "password": "short"},
+    {"username": "valid", "password": "p" * 129},
+    {"username": "valid"},
+    {"password": "password-1"},
+    {"username": 123, "password": "password-1"},
+    {"username": "valid", "password": None},
+])
+async def test_invalid_signup_is_400_naming_the_field(client, body):
+    response = await client.post("/api/auth/signup", json=body)
+    error = assert_error(response, 400, "INVALID_REQUEST")
+    missing = {"username", "password"} - {k for k, v in body.items() if isinstance(v, str)}
+    named = missing or {"username" if "password" in body and len(body["password"]) in range(
+        8, 129) else "password"}
+    assert any(field in error["message"] for field in named), error["message"]
+
+
+async def test_me_without_or_with_bad_token_is_401(shop, client):
+    assert_error(await client.get("/api/users/me"), 401, "UNAUTHORIZED")
+    assert_error(await client.get("/api/users/me", headers={"Authorization": "Bearer x.y.z"}),
+                 401, "UNAUTHORIZED")
+    assert_error(await client.get("/api/users/me", headers={"Authorization": "Basic abc"}),
+                 401, "UNAUTHORIZED")
+
+
+async def test_token_signed_with_another_key_is_401(shop, client):
+    import jwt
+
+    forged = jwt.encode({"sub": "1", "role": "ADMIN", "exp": 9999999999}, "other-key-" * 4,
+                        algorithm="HS256")
+    assert_error(await client.get("/api/users/me", headers={"Authorization": f"Bearer {forged}"}),
+                 401, "UNAUTHORIZED")
+
+
+async def test_expired_token_is_401(shop, client):
+    user = await make_user(shop)
+    expired = shop.ctx.tokens.issue(user.id, "CUSTOMER", shop.clock.now() - timedelta(hours=2))
+    assert_error(await client.get("/api/users/me",
+                                  headers={"Authorization": f"Bearer {expired}"}),
+                 401, "UNAUTHORIZED")
+
+
+class TestLoginRateLimit:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"rate_limit_login": "3/minute"}
+
+    async def test_fourth_attempt_in_a_minute_is_429_with_retry_after(self, shop, client):
+        await make_user(shop, username="erin", password="password-1")
+        for _ in range(3):
+            response = await client.post("/api/auth/login",
+                                         json={"username": "erin", "password": "wrong-pass"})
+            assert response.status_code == 401
+        limited = await client.post("/api/auth/login",
+                                    json={"username": "erin", "password": "password-1"})
+        assert_error(limited, 429, "RATE_LIMITED")
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        # Another username from the same address is counted separately.
+        other = await client.post("/api/auth/login",
+                                  json={"username": "frank", "password": "whatever"})
+        assert other.status_code == 401
+
+
+class TestLoginRateLimitOnRedis:
+    @pytest.fixture
+    def settings_overrides(self, redis_url):
+        return {"rate_limit_login": "2/minute", "redis_url": redis_url}
+
+    async def test_limit_is_shared_through_redis(self, shop, client):
+        import httpx
+
+        from ecommerce.app import create_app
+
+        await make_user(shop, username="gina", password="password-1")
+        for _ in range(2):
+            assert (await client.post("/api/auth/login", json={
+                "username": "gina", "password": "password-1"})).status_code == 200
+        # A second app (as another process would be) sees the same count in Redis.
+        other = create_app(shop.settings)
+        async with other.router.lifespan_context(other):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other),
+                                         base_url="http://other.test") as second:
+                limited = await second.post("/api/auth/login", json={
+                    "username": "gina", "password": "password-1"})
+        assert_error(limited, 429, "RATE_LIMITED")

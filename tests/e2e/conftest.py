@@ -1,0 +1,116 @@
+"""Real server processes (`ecommerce serve --workers N`) for concurrency and fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from ecommerce.accounts.security import Tokens
+from tests.conftest import TEST_SECRET, make_settings, wipe, wipe_redis
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    log_path: str
+
+
+def server_env(database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    settings = make_settings(database_url)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD")}
+    env.update({
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "RATE_LIMIT_LOGIN": "0",
+        "RATE_LIMIT_CLAIM": "0",
+        "ACCESS_LOG": "false",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_PREFIX": settings.redis_prefix,
+        "RUN_RELAY": "false",
+    })
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def live_server(database_url: str, *, workers: int = 2, redis_url: str | None = None,
+                      **env: str) -> AsyncIterator[LiveServer]:
+    """Start `ecommerce serve` on a free port; stop it (and its workers) afterwards."""
+    port = free_port()
+    log_path = f"/tmp/ecommerce-e2e-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers)],
+        env=server_env(database_url, redis_url, **env), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited: {open(log_path).read()[-3000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{url}/readyz", timeout=1)).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"server did not start: {open(log_path).read()[-3000:]}")
+        await asyncio.sleep(0.5 if workers > 1 else 0)  # let every worker finish starting
+        yield LiveServer(url, process, log_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    await wipe(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def clean_redis(redis_url: str) -> str:
+    await wipe_redis(redis_url, make_settings("sqlite://").redis_prefix)
+    return redis_url
+
+
+def token_for(user_id: int, role: str = "CUSTOMER") -> str:
+    from datetime import UTC, datetime
+
+    return Tokens(make_settings("sqlite://")).issue(user_id, role, datetime.now(UTC))
+
+
+def many_connections(n: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                             timeout=httpx.Timeout(60.0))

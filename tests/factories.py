@@ -1,0 +1,49 @@
+"""Small async factories: `await make_user(shop, balance=10_000)`."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from ecommerce.accounts import service as accounts
+from ecommerce.wallet import service as wallet
+
+_names = itertools.count(1)
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    token: str
+    role: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_user(shop, *, balance: int = 0, role: str = "CUSTOMER",  # noqa: ANN001
+                    username: str | None = None, password: str = "password-123") -> User:
+    ctx = shop.ctx
+    username = username or f"user{next(_names)}"
+    user_id = await accounts.sign_up(ctx.db, ctx.passwords, ctx.clock, username, password, role)
+    if balance:
+        async with ctx.db.uow() as uow:
+            await wallet.recharge(uow, user_id, balance, ctx.clock.now())
+    token = ctx.tokens.issue(user_id, role, ctx.clock.now())
+    return User(user_id, username, token, role)
+
+
+async def make_admin(shop) -> User:  # noqa: ANN001
+    return await make_user(shop, role="ADMIN")
+
+
+def assert_error(response, status: int, code: str) -> dict:  # noqa: ANN001
+    """The response is the SPEC error body with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    assert set(body) == {"timestamp", "status", "error", "code", "message", "path"}, body
+    assert body["timestamp"].endswith("Z") and body["message"]
+    return body

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ecommerce.app import create_app
+from tests.conftest import make_settings
+from tests.factories import assert_error
+
+
+async def test_health_ready_metrics_docs(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'http_requests_total{method="GET",route="/readyz",status="200"}' in metrics.text
+    assert (await client.get("/docs")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert "/api/balance/recharge" in spec["paths"]
+    recharge = spec["paths"]["/api/balance/recharge"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "404", "422"} <= set(recharge)
+
+
+async def test_request_id_is_echoed_or_generated(client):
+    given = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    generated = await client.get("/healthz")
+    assert len(generated.headers["X-Request-ID"]) == 32
+    error = await client.get("/no/such/route", headers={"X-Request-ID": "err-1"})
+    assert error.headers["X-Request-ID"] == "err-1"
+
+
+async def test_unknown_route_and_wrong_method_use_the_error_format(client):
+    assert_error(await client.get("/api/nothing-here"), 404, "NOT_FOUND")
+    assert_error(await client.put("/api/balance/recharge", json={}), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none",
+                                 "mysql://nobody@127.0.0.1:1/none"])
+async def test_unreachable_database_is_503_not_500(url):
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://x") as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"].startswith("unavailable")
+            login = await client.post("/api/auth/login",
+                                      json={"username": "someone", "password": "password-1"})
+            assert_error(login, 503, "SERVICE_UNAVAILABLE")
+            assert login.headers["Retry-After"] == "1"
+
+
+async def test_unreachable_redis_makes_readyz_503(database_url):
+    app = create_app(make_settings(database_url, redis_url="redis://127.0.0.1:1"))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://x") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["database"] == "ok"

@@ -1,0 +1,66 @@
+"""The `ecommerce` command, run as a real process against each database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import update
+
+from ecommerce.accounts import repository as accounts_repo
+from ecommerce.app import create_app
+from ecommerce.platform.database import Database
+from ecommerce.wallet.models import wallets
+from tests.conftest import make_settings, wipe
+from tests.e2e.conftest import server_env
+
+
+def ecommerce(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecommerce", *args], capture_output=True,
+                          text=True, env=server_env(database_url, **env), timeout=120)
+
+
+async def test_create_admin_audit_and_upgrade(database_url):
+    await wipe(database_url)
+    assert ecommerce(database_url, "db", "upgrade").returncode == 0
+    made = ecommerce(database_url, "users", "create-admin", "--username", "Boss",
+                     "--password", "boss-password")
+    assert made.returncode == 0, made.stderr
+    db = Database(database_url)
+    try:
+        async with db.uow(write=False) as uow:
+            boss = await accounts_repo.get_by_username(uow.conn, "boss")
+        assert boss.role == "ADMIN"
+        seeded = ecommerce(database_url, "seed", "--demo")
+        assert seeded.returncode == 0, seeded.stderr
+        assert "already" in ecommerce(database_url, "seed", "--demo").stdout
+        clean = ecommerce(database_url, "audit")
+        assert clean.returncode == 0 and "violation" not in clean.stdout, clean.stdout
+        async with db.uow() as uow:  # corrupt a balance behind the ledger's back
+            await uow.conn.execute(update(wallets).values(balance=wallets.c.balance + 1))
+        broken = ecommerce(database_url, "audit")
+        assert broken.returncode == 1 and "violation" in broken.stdout
+    finally:
+        await db.dispose()
+
+
+async def test_invalid_admin_credentials_are_refused(database_url):
+    result = ecommerce(database_url, "users", "create-admin", "--username", "x",
+                       "--password", "short")
+    assert result.returncode == 2 and "invalid" in result.stderr
+
+
+async def test_admin_from_environment_exists_after_start(database_url):
+    await wipe(database_url)
+    settings = make_settings(database_url, admin_username="root-admin",
+                             admin_password="a-long-password")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+    db = Database(database_url)
+    try:
+        async with db.uow(write=False) as uow:
+            admin = await accounts_repo.get_by_username(uow.conn, "root-admin")
+    finally:
+        await db.dispose()
+    assert admin is not None and admin.role == "ADMIN"
