@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from ecommerce import __version__
 from ecommerce.accounts import service as accounts
 from ecommerce.accounts.router import router as accounts_router
+from ecommerce.catalog.router import admin as catalog_admin_router
+from ecommerce.catalog.router import router as catalog_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
@@ -40,7 +42,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
-    for router in (ops_router, accounts_router, wallet_router):
+    for router in (ops_router, accounts_router, wallet_router, catalog_router,
+                   catalog_admin_router):
         app.include_router(router)
     return app
 

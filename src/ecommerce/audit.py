@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from ecommerce.catalog import service as catalog
 from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet import service as wallet
@@ -12,6 +13,7 @@ Check = Callable[[UnitOfWork], Awaitable[list[str]]]
 
 CHECKS: dict[str, Check] = {
     "1. balances match their ledger and are never negative": wallet.audit,
+    "2. stock matches its movements and is never negative": catalog.audit,
 }
 
 

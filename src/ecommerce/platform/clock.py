@@ -15,3 +15,7 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
+
+    def travel_to(self, moment: datetime) -> None:
+        """Make now() read `moment` (and run on from there)."""
+        self.offset = moment - datetime.now(UTC)

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ecommerce.accounts.security import Passwords, Tokens
+from ecommerce.catalog.listing import Listings
+from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.ratelimit import RateLimit, make_limiter, make_storage
 from ecommerce.platform.settings import Settings
+from ecommerce.ranking.service import TopSellers
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -26,6 +29,9 @@ class AppContext:
     claim_limit: RateLimit
     passwords: Passwords
     tokens: Tokens
+    cache: Cache
+    listings: Listings
+    top_sellers: TopSellers
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -38,6 +44,8 @@ class AppContext:
             redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                    socket_timeout=2, socket_connect_timeout=2,
                                    health_check_interval=10, max_connections=200)
+        cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
+                        else MemoryCache())
         limiter = make_limiter(make_storage(settings.redis_url, settings.redis_prefix))
         return cls(
             settings=settings,
@@ -48,6 +56,10 @@ class AppContext:
             claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter),
             passwords=Passwords(settings),
             tokens=Tokens(settings),
+            cache=cache,
+            listings=Listings(cache, shared_generation=redis is not None),
+            top_sellers=TopSellers(db, cache, settings.timezone,
+                                   settings.top_sellers_cache_seconds),
         )
 
     async def close(self) -> None:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     run_relay: bool = True
     access_log: bool = True
+    # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
+    top_sellers_cache_seconds: float = 0.5
 
     @field_validator("rate_limit_login", "rate_limit_claim")
     @classmethod

@@ -1,0 +1,85 @@
+"""A small cache with two implementations chosen at start-up: in-process, or Redis.
+
+A Redis that is down or has lost its keys is a cache miss, never an error: callers then
+read the database, which is the source of truth."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("ecommerce.cache")
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> str | None: ...
+    async def set(self, key: str, value: str, ttl: float) -> None: ...
+    async def incr(self, key: str) -> int | None: ...
+    async def get_int(self, key: str) -> int | None: ...
+
+
+class MemoryCache:
+    def __init__(self, max_entries: int = 10_000):
+        self._data: dict[str, tuple[float, str]] = {}
+        self._counters: dict[str, int] = {}
+        self._max = max_entries
+
+    async def get(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return entry[1]
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        if len(self._data) >= self._max:
+            self._data.clear()  # crude but bounded; entries are cheap to recompute
+        self._data[key] = (time.monotonic() + ttl, value)
+
+    async def incr(self, key: str) -> int | None:
+        self._counters[key] = self._counters.get(key, 0) + 1
+        return self._counters[key]
+
+    async def get_int(self, key: str) -> int | None:
+        return self._counters.get(key, 0)
+
+
+class RedisCache:
+    def __init__(self, redis: Redis, prefix: str):
+        self._redis = redis
+        self._prefix = prefix
+
+    async def get(self, key: str) -> str | None:
+        try:
+            return await self._redis.get(f"{self._prefix}:{key}")
+        except (RedisError, OSError) as error:
+            log.warning("cache get failed", extra={"error": type(error).__name__})
+            return None
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        try:
+            await self._redis.set(f"{self._prefix}:{key}", value, px=max(1, int(ttl * 1000)))
+        except (RedisError, OSError) as error:
+            log.warning("cache set failed", extra={"error": type(error).__name__})
+
+    async def incr(self, key: str) -> int | None:
+        try:
+            return int(await self._redis.incr(f"{self._prefix}:{key}"))
+        except (RedisError, OSError) as error:
+            log.warning("cache incr failed", extra={"error": type(error).__name__})
+            return None
+
+    async def get_int(self, key: str) -> int | None:
+        try:
+            value = await self._redis.get(f"{self._prefix}:{key}")
+        except (RedisError, OSError):
+            return None
+        return int(value) if value is not None else 0
