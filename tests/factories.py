@@ -47,3 +47,26 @@ def assert_error(response, status: int, code: str) -> dict:  # noqa: ANN001
     assert set(body) == {"timestamp", "status", "error", "code", "message", "path"}, body
     assert body["timestamp"].endswith("Z") and body["message"]
     return body
+
+
+async def make_category(shop, slug: str = "general", name: str | None = None) -> int:  # noqa: ANN001
+    from ecommerce.catalog import service as catalog
+
+    async with shop.db.uow() as uow:
+        return await catalog.create_category(uow, slug, name or slug.title(), shop.clock.now())
+
+
+async def make_product(shop, *, price: int = 1_000, stock: int = 10,  # noqa: ANN001
+                       name: str | None = None, description: str = "",
+                       category: str = "general") -> int:
+    from ecommerce.catalog import repository as catalog_repo
+    from ecommerce.catalog import service as catalog
+
+    async with shop.db.uow() as uow:
+        if await catalog_repo.category_id(uow.conn, category) is None:
+            await catalog.create_category(uow, category, category.title(), shop.clock.now())
+        row = await catalog.create_product(
+            uow, shop.ctx.listings, name=name or f"product {next(_names)}",
+            description=description, price=price, stock=stock, category=category,
+            now=shop.clock.now())
+    return int(row.id)

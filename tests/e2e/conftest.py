@@ -106,9 +106,10 @@ async def clean_redis(redis_url: str) -> str:
 
 
 def token_for(user_id: int, role: str = "CUSTOMER") -> str:
-    from datetime import UTC, datetime
+    from ecommerce.platform.clock import Clock
 
-    return Tokens(make_settings("sqlite://")).issue(user_id, role, datetime.now(UTC))
+    clock = Clock()
+    return Tokens(make_settings("sqlite://"), clock).issue(user_id, role, clock.now())
 
 
 def many_connections(n: int) -> httpx.AsyncClient:

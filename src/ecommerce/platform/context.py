@@ -44,6 +44,7 @@ class AppContext:
             redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                    socket_timeout=2, socket_connect_timeout=2,
                                    health_check_interval=10, max_connections=200)
+        clock = clock or Clock()
         cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
                         else MemoryCache())
         limiter = make_limiter(make_storage(settings.redis_url, settings.redis_prefix))
@@ -51,11 +52,11 @@ class AppContext:
             settings=settings,
             db=db,
             redis=redis,
-            clock=clock or Clock(),
+            clock=clock,
             login_limit=RateLimit("login", settings.rate_limit_login, limiter),
             claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter),
             passwords=Passwords(settings),
-            tokens=Tokens(settings),
+            tokens=Tokens(settings, clock),
             cache=cache,
             listings=Listings(cache, shared_generation=redis is not None),
             top_sellers=TopSellers(db, cache, settings.timezone,

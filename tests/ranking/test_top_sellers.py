@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from ecommerce.ranking import service as ranking
+from tests.backends import REDIS_URL, require
+from tests.conftest import wipe_redis
+from tests.factories import assert_error, make_admin, make_product
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 12:00 in Seoul, 24 November
+
+
+async def sell(shop, lines, at: datetime, *, cancel: bool = False) -> None:
+    """Record sales as the orders feature does, in one transaction."""
+    async with shop.db.uow() as uow:
+        record = ranking.record_cancellation if cancel else ranking.record_sale
+        await record(uow, lines, at, shop.settings.timezone)
+
+
+async def top(client, query: str = "") -> list[tuple[int, int]]:
+    response = await client.get(f"/api/products/top{query}")
+    assert response.status_code == 200, response.text
+    return [(p["productId"], p["soldQuantity"]) for p in response.json()]
+
+
+async def test_ranks_by_quantity_then_id_with_live_product_fields(shop, client):
+    shop.clock.travel_to(NOW)
+    a, b, c = [await make_product(shop, price=p, stock=9) for p in (100, 200, 300)]
+    await sell(shop, [(a, 2), (b, 5), (c, 2)], NOW)
+    response = await client.get("/api/products/top")
+    assert [(p["rank"], p["productId"], p["soldQuantity"]) for p in response.json()] == [
+        (1, b, 5), (2, a, 2), (3, c, 2)]
+    assert set(response.json()[0]) == {"rank", "productId", "name", "price", "stock",
+                                       "soldQuantity"}
+    assert response.json()[0]["price"] == 200 and response.json()[0]["stock"] == 9
+
+
+async def test_limit_and_top_five_by_default(shop, client):
+    shop.clock.travel_to(NOW)
+    ids = [await make_product(shop) for _ in range(7)]
+    await sell(shop, [(pid, 10 + i) for i, pid in enumerate(ids)], NOW)
+    assert [pid for pid, _ in await top(client)] == list(reversed(ids))[:5]
+    assert len(await top(client, "?limit=2")) == 2
+    assert len(await top(client, "?limit=50")) == 7
+
+
+async def test_last_n_calendar_days_in_the_shop_time_zone(shop, client):
+    shop.clock.travel_to(NOW)  # 2026-11-24 12:00 KST
+    today, yesterday, older = [await make_product(shop) for _ in range(3)]
+    # 00:30 KST on the 24th is still the 23rd in UTC: it counts as today in Seoul.
+    await sell(shop, [(today, 3)], datetime(2026, 11, 23, 15, 30, tzinfo=UTC))
+    # 23:59 KST on the 23rd: yesterday.
+    await sell(shop, [(yesterday, 4)], datetime(2026, 11, 23, 14, 59, tzinfo=UTC))
+    # 22nd, 21st in Seoul: inside 3 days, then outside.
+    await sell(shop, [(older, 5)], datetime(2026, 11, 22, 1, 0, tzinfo=UTC))
+    await sell(shop, [(older, 100)], datetime(2026, 11, 21, 1, 0, tzinfo=UTC))
+    assert await top(client, "?days=1") == [(today, 3)]
+    assert await top(client, "?days=2") == [(yesterday, 4), (today, 3)]
+    assert await top(client, "?days=3") == [(older, 5), (yesterday, 4), (today, 3)]
+    assert await top(client, "?days=4") == [(older, 105), (yesterday, 4), (today, 3)]
+    # Just after midnight in Seoul, the window moves on by a day.
+    shop.clock.travel_to(datetime(2026, 11, 24, 15, 1, tzinfo=UTC))  # 25th 00:01 KST
+    assert await top(client, "?days=1") == []
+    assert await top(client, "?days=2") == [(today, 3)]
+
+
+class TestUtcShop:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"shop_timezone": "UTC"}
+
+    async def test_days_follow_the_configured_zone(self, shop, client):
+        shop.clock.travel_to(NOW)
+        product = await make_product(shop)
+        await sell(shop, [(product, 3)], datetime(2026, 11, 23, 15, 30, tzinfo=UTC))
+        assert await top(client, "?days=1") == []  # the 23rd in UTC
+        assert await top(client, "?days=2") == [(product, 3)]
+
+
+async def test_cancellations_subtract_from_the_day_of_sale(shop, client):
+    shop.clock.travel_to(NOW)
+    a, b = await make_product(shop), await make_product(shop)
+    sold_at = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
+    await sell(shop, [(a, 5), (b, 3)], sold_at)
+    await sell(shop, [(a, 4)], sold_at, cancel=True)
+    assert await top(client) == [(b, 3), (a, 1)]
+    await sell(shop, [(a, 1)], sold_at, cancel=True)
+    assert await top(client) == [(b, 3)]  # nothing sold: not listed
+
+
+async def test_inactive_products_are_left_out(shop, client):
+    shop.clock.travel_to(NOW)
+    admin = await make_admin(shop)
+    a, b = await make_product(shop), await make_product(shop)
+    await sell(shop, [(a, 5), (b, 3)], NOW)
+    await client.patch(f"/api/admin/products/{a}", headers=admin.headers, json={"active": False})
+    assert await top(client) == [(b, 3)]
+
+
+@pytest.mark.parametrize("query", ["?days=0", "?days=31", "?limit=0", "?limit=51", "?days=x",
+                                   "?limit=2.5"])
+async def test_invalid_parameters_are_400(client, query):
+    assert_error(await client.get(f"/api/products/top{query}"), 400, "INVALID_REQUEST")
+
+
+class TestWithCache:
+    """With the real half-second cache (in-process, or Redis): a sale shows within 1 s."""
+
+    @pytest.fixture(params=["embedded", "redis"])
+    def settings_overrides(self, request):
+        values = {"top_sellers_cache_seconds": 0.5}
+        if request.param == "redis":
+            values["redis_url"] = require("redis", REDIS_URL)
+        return values
+
+    async def test_a_sale_shows_within_a_second(self, shop, client):
+        shop.clock.travel_to(NOW)
+        a, b = await make_product(shop), await make_product(shop)
+        await sell(shop, [(a, 2)], NOW)
+        assert await top(client) == [(a, 2)]
+        await sell(shop, [(b, 3)], NOW)
+        await asyncio.sleep(0.6)
+        assert await top(client) == [(b, 3), (a, 2)]
+
+    async def test_answer_survives_a_redis_flush(self, shop, client):
+        shop.clock.travel_to(NOW)
+        a = await make_product(shop)
+        await sell(shop, [(a, 7)], NOW)
+        assert await top(client) == [(a, 7)]
+        if shop.settings.redis_url:
+            await wipe_redis(shop.settings.redis_url, shop.settings.redis_prefix)
+            assert await shop.ctx.redis.get(f"{shop.settings.redis_prefix}:top:x") is None
+        assert await top(client) == [(a, 7)]  # rebuilt from the database
