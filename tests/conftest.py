@@ -31,6 +31,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "redis_url": None,
         "redis_prefix": f"test:{RUN_ID}",
         "jwt_secret": TEST_SECRET,
+        "jwt_ttl_seconds": 400 * 86400,  # tests move the clock by days and weeks
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "rate_limit_login": "0",

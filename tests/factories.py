@@ -70,3 +70,21 @@ async def make_product(shop, *, price: int = 1_000, stock: int = 10,  # noqa: AN
             description=description, price=price, stock=stock, category=category,
             now=shop.clock.now())
     return int(row.id)
+
+
+async def make_coupon(shop, *, code: str = "WELCOME", quantity: int = 100,  # noqa: ANN001
+                      discount_type: str = "FIXED", value: int = 1_000,
+                      max_discount: int | None = None, min_order: int = 0,
+                      valid_days: int | None = 7, expires_at=None,  # noqa: ANN001
+                      starts_at=None, ends_at=None) -> str:  # noqa: ANN001
+    from ecommerce.coupons import service as coupons
+
+    async with shop.db.uow() as uow:
+        await coupons.create_coupon(uow, {
+            "code": code, "name": code.title(), "discount_type": discount_type,
+            "discount_value": value, "max_discount_amount": max_discount,
+            "min_order_amount": min_order, "total_quantity": quantity,
+            "issue_starts_at": starts_at, "issue_ends_at": ends_at,
+            "expires_at": expires_at, "valid_days": None if expires_at else valid_days,
+        }, shop.clock.now())
+    return code

@@ -13,6 +13,8 @@ from ecommerce.accounts import service as accounts
 from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
+from ecommerce.coupons.router import admin as coupons_admin_router
+from ecommerce.coupons.router import router as coupons_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
-                   catalog_admin_router):
+                   catalog_admin_router, coupons_router, coupons_admin_router):
         app.include_router(router)
     return app
 

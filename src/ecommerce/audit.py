@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ecommerce.catalog import service as catalog
+from ecommerce.coupons import service as coupons
 from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet import service as wallet
@@ -14,6 +15,7 @@ Check = Callable[[UnitOfWork], Awaitable[list[str]]]
 CHECKS: dict[str, Check] = {
     "1. balances match their ledger and are never negative": wallet.audit,
     "2. stock matches its movements and is never negative": catalog.audit,
+    "3. coupons issued match their holders, within quantity, once per user": coupons.audit,
 }
 
 

@@ -8,6 +8,7 @@ from ecommerce.catalog.models import (  # noqa: F401
     products,
     stock_movements,
 )
+from ecommerce.coupons.models import coupon_events, coupons, user_coupons  # noqa: F401
 from ecommerce.platform.database import metadata
 from ecommerce.platform.models import idempotency_keys  # noqa: F401
 from ecommerce.wallet.models import balance_ledger, wallets  # noqa: F401

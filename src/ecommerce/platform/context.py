@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecommerce.accounts.security import Passwords, Tokens
 from ecommerce.catalog.listing import Listings
+from ecommerce.coupons.gate import LocalGate, RedisGate
 from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
@@ -32,6 +33,7 @@ class AppContext:
     cache: Cache
     listings: Listings
     top_sellers: TopSellers
+    coupon_gate: LocalGate | RedisGate
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -59,6 +61,8 @@ class AppContext:
             tokens=Tokens(settings, clock),
             cache=cache,
             listings=Listings(cache, shared_generation=redis is not None),
+            coupon_gate=(RedisGate(redis, settings.redis_prefix) if redis is not None
+                         else LocalGate()),
             top_sellers=TopSellers(db, cache, settings.timezone,
                                    settings.top_sellers_cache_seconds),
         )

@@ -1,0 +1,184 @@
+"""First-come-first-served coupons: definitions, claims, held coupons, use at checkout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ecommerce.coupons import repository
+from ecommerce.coupons.discount import discount_for
+from ecommerce.coupons.errors import (
+    CouponAlreadyClaimed,
+    CouponCodeTaken,
+    CouponNotActive,
+    CouponNotFound,
+    CouponNotUsable,
+    CouponSoldOut,
+)
+from ecommerce.coupons.gate import ALREADY, NOT_ACTIVE, SOLD_OUT, CouponState, LocalGate, RedisGate
+from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.errors import AppError
+
+Gate = LocalGate | RedisGate
+
+
+async def create_coupon(uow: UnitOfWork, values: dict[str, Any], now: datetime) -> Any:
+    """A new coupon definition; CouponCodeTaken if the code exists."""
+    values = {**values, "issue_starts_at": values.get("issue_starts_at") or now,
+              "issued_quantity": 0, "created_at": now}
+    try:
+        await repository.add_coupon(uow.conn, values)
+    except IntegrityError:
+        raise CouponCodeTaken() from None
+    return await repository.get_by_code(uow.conn, values["code"])
+
+
+async def get_coupon(uow: UnitOfWork, code: str) -> Any:
+    """The coupon with its counts, or CouponNotFound."""
+    coupon = await repository.get_by_code(uow.conn, code.upper())
+    if coupon is None:
+        raise CouponNotFound()
+    return coupon
+
+
+async def list_coupons(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequence[Any], int]:
+    """Every coupon, newest first, with its counts."""
+    return (await repository.list_coupons(uow.conn, limit, offset),
+            await repository.count_coupons(uow.conn))
+
+
+def _held_expiry(coupon: Any, issued_at: datetime) -> datetime:
+    if coupon.valid_days is not None:
+        return issued_at + timedelta(days=coupon.valid_days)
+    return coupon.expires_at
+
+
+@dataclass(frozen=True)
+class Claimed:
+    user_coupon_id: int
+    code: str
+    expires_at: datetime
+
+
+def _why_not(coupon: Any, now: datetime) -> AppError:
+    if coupon.issue_starts_at > now or (coupon.issue_ends_at and coupon.issue_ends_at <= now):
+        return CouponNotActive()
+    return CouponSoldOut()
+
+
+async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime) -> Claimed:
+    """Issue one coupon to the user, first come first served; durable once returned.
+
+    The gate may answer for the losers; the winners' claims are decided by the database in
+    one transaction: the holder row (unique per coupon and user), then the conditional
+    increment of the issued count, with its ledger entry."""
+    code = code.upper()
+
+    async def load(wanted: str) -> CouponState | None:
+        async with db.uow(write=False) as uow:
+            coupon = await repository.get_by_code(uow.conn, wanted)
+            if coupon is None:
+                return None
+            holders = await repository.holders(uow.conn, coupon.id)
+        return CouponState(coupon.total_quantity, coupon.issue_starts_at, coupon.issue_ends_at,
+                           holders)
+
+    verdict = await gate.enter(code, user_id, now, load)
+    if verdict == SOLD_OUT:
+        raise CouponSoldOut()
+    if verdict == ALREADY:
+        raise CouponAlreadyClaimed()
+    if verdict == NOT_ACTIVE:
+        raise CouponNotActive()
+    try:
+        async with db.uow() as uow:
+            coupon = await repository.get_by_code(uow.conn, code)
+            if coupon is None:
+                raise CouponNotFound()
+            expires_at = _held_expiry(coupon, now)
+            try:
+                held_id = await repository.add_held(uow.conn, coupon.id, user_id, now,
+                                                    expires_at)
+            except IntegrityError:
+                raise CouponAlreadyClaimed() from None
+            if not await repository.take_one(uow.conn, coupon.id, now):
+                raise _why_not(coupon, now)
+            await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None,
+                                       now)
+    except CouponAlreadyClaimed:
+        await gate.lost(code, user_id, ALREADY)
+        raise
+    except CouponSoldOut:
+        await gate.lost(code, user_id, SOLD_OUT)
+        raise
+    except BaseException:
+        await gate.lost(code, user_id, "ERROR")
+        raise
+    await gate.won(code, user_id)
+    return Claimed(held_id, code, expires_at)
+
+
+async def held_coupons(uow: UnitOfWork, user_id: int, status: str | None, now: datetime,
+                       limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The user's coupons (newest first) with AVAILABLE / USED / EXPIRED as of now."""
+    rows = await repository.held_by_user(uow.conn, user_id, status, now, limit, offset)
+    total = await repository.count_held(uow.conn, user_id, status, now)
+    return [held_view(row, now) for row in rows], total
+
+
+def held_view(row: Any, now: datetime) -> dict[str, Any]:
+    view = dict(row._mapping)
+    if view["status"] == "AVAILABLE" and view["expires_at"] <= now:
+        view["status"] = "EXPIRED"
+    return view
+
+
+@dataclass(frozen=True)
+class AppliedCoupon:
+    user_coupon_id: int
+    code: str
+    discount: int
+
+
+async def use(uow: UnitOfWork, user_id: int, code: str, subtotal: int, order_id: int,
+              now: datetime) -> AppliedCoupon:
+    """Mark the user's coupon used on this order; its discount. CouponNotUsable if it is
+    not held, used, expired, or the subtotal is below its minimum."""
+    held = await repository.held_for_use(uow.conn, user_id, code.upper())
+    if held is None:
+        raise CouponNotUsable("You do not hold this coupon")
+    if held.status != "AVAILABLE":
+        raise CouponNotUsable("This coupon has already been used")
+    if held.expires_at <= now:
+        raise CouponNotUsable("This coupon has expired")
+    if subtotal < held.min_order_amount:
+        raise CouponNotUsable(f"This coupon needs an order of at least "
+                              f"{held.min_order_amount} won")
+    if not await repository.mark_used(uow.conn, held.user_coupon_id, order_id, now):
+        raise CouponNotUsable("This coupon has already been used")
+    await repository.add_event(uow.conn, held.user_coupon_id, held.coupon_id, user_id, "USED",
+                               order_id, now)
+    return AppliedCoupon(held.user_coupon_id, held.coupon_code,
+                         discount_for(held.discount_type, held.discount_value,
+                                      held.max_discount_amount, subtotal))
+
+
+async def give_back(uow: UnitOfWork, user_coupon_id: int, coupon_id: int, user_id: int,
+                    order_id: int, now: datetime) -> None:
+    """Return a cancelled order's coupon to its holder (it shows EXPIRED if it has)."""
+    if await repository.mark_available(uow.conn, user_coupon_id, order_id):
+        await repository.add_event(uow.conn, user_coupon_id, coupon_id, user_id, "RESTORED",
+                                   order_id, now)
+
+
+async def audit(uow: UnitOfWork) -> list[str]:
+    """Invariant 3: issued counts match holders and stay within the total; one per user."""
+    problems = [f"coupon {row.code}: issued {row.issued_quantity} of {row.total_quantity} "
+                f"but {row.held} held" for row in await repository.mismatched_counts(uow.conn)]
+    problems += [f"user {row.user_id} holds coupon {row.coupon_id} {row.n} times"
+                 for row in await repository.duplicate_holders(uow.conn)]
+    return problems
