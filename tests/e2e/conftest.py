@@ -115,3 +115,77 @@ def token_for(user_id: int, role: str = "CUSTOMER") -> str:
 def many_connections(n: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
                              timeout=httpx.Timeout(60.0))
+
+
+async def bulk_users(database_url: str, count: int, *, balance: int = 0,
+                     prefix: str = "load") -> list[int]:
+    """`count` customers made in one transaction (with a recharge ledger entry for any
+    balance), for storms of thousands of users; returns their ids."""
+    import uuid as _uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from ecommerce.accounts.models import users
+    from ecommerce.platform.database import Database
+    from ecommerce.wallet.models import balance_ledger, wallets
+
+    now = datetime.now(UTC)
+    tag = _uuid.uuid4().hex[:6]
+    names = [f"{prefix}{tag}{i}" for i in range(count)]
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(users), [
+                {"username": name, "password_hash": "!", "role": "CUSTOMER", "created_at": now}
+                for name in names])
+            ids = list((await uow.conn.execute(
+                select(users.c.id).where(users.c.username.in_(names)).order_by(users.c.id))
+            ).scalars())
+            await uow.conn.execute(insert(wallets), [
+                {"user_id": uid, "balance": balance, "updated_at": now} for uid in ids])
+            if balance:
+                await uow.conn.execute(insert(balance_ledger), [
+                    {"user_id": uid, "type": "RECHARGE", "amount": balance,
+                     "balance_after": balance, "order_id": None, "created_at": now}
+                    for uid in ids])
+    finally:
+        await db.dispose()
+    return ids
+
+
+async def audit_clean(database_url: str) -> None:
+    from ecommerce.audit import audit_database
+    from ecommerce.platform.database import Database
+
+    db = Database(database_url, pool_size=1)
+    try:
+        report = await audit_database(db)
+    finally:
+        await db.dispose()
+    assert not any(report.values()), report
+
+
+@contextlib.contextmanager
+def own_redis():
+    """A private redis-server on a free port, so a test may stop it."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import time
+
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+            break
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}", process
+    finally:
+        process.kill()
+        process.wait()

@@ -59,6 +59,12 @@ async def add_event(conn: AsyncConnection, user_coupon_id: int, coupon_id: int, 
         order_id=order_id, created_at=now))
 
 
+async def holds(conn: AsyncConnection, coupon_id: int, user_id: int) -> bool:
+    return (await conn.execute(select(user_coupons.c.id).where(
+        user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id == user_id))
+    ).first() is not None
+
+
 async def holders(conn: AsyncConnection, coupon_id: int) -> list[int]:
     return list((await conn.execute(select(user_coupons.c.user_id)
                                     .where(user_coupons.c.coupon_id == coupon_id))).scalars())

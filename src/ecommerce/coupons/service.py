@@ -74,8 +74,8 @@ async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime
     """Issue one coupon to the user, first come first served; durable once returned.
 
     The gate may answer for the losers; the winners' claims are decided by the database in
-    one transaction: the holder row (unique per coupon and user), then the conditional
-    increment of the issued count, with its ledger entry."""
+    one transaction: the conditional increment of the issued count, then the holder row
+    (unique per coupon and user), with its ledger entry."""
     code = code.upper()
 
     async def load(wanted: str) -> CouponState | None:
@@ -99,14 +99,19 @@ async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime
             coupon = await repository.get_by_code(uow.conn, code)
             if coupon is None:
                 raise CouponNotFound()
+            if await repository.holds(uow.conn, coupon.id, user_id):
+                raise CouponAlreadyClaimed()
+            # The increment comes first: it takes the coupon row's exclusive lock before the
+            # holder insert's foreign-key check would take a shared one (on InnoDB, two
+            # claims holding shared locks and both wanting the exclusive one deadlock).
+            if not await repository.take_one(uow.conn, coupon.id, now):
+                raise _why_not(coupon, now)
             expires_at = _held_expiry(coupon, now)
             try:
                 held_id = await repository.add_held(uow.conn, coupon.id, user_id, now,
                                                     expires_at)
-            except IntegrityError:
+            except IntegrityError:  # a concurrent claim by the same user won
                 raise CouponAlreadyClaimed() from None
-            if not await repository.take_one(uow.conn, coupon.id, now):
-                raise _why_not(coupon, now)
             await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None,
                                        now)
     except CouponAlreadyClaimed:

@@ -100,7 +100,8 @@ def install_error_handlers(app: FastAPI) -> None:
                               request.url.path)
 
     async def _unavailable(request: Request, exc: Exception) -> JsonResponse:
-        log.error("backing service unavailable", extra={"error": type(exc).__name__})
+        log.error("backing service unavailable",
+                  extra={"error": type(exc).__name__, "detail": str(exc).splitlines()[0][:300]})
         return error_response(503, "SERVICE_UNAVAILABLE",
                               "A backing service is unavailable; retry shortly",
                               request.url.path, {"Retry-After": "1"})
