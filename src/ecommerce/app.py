@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,10 @@ from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
+from ecommerce.events.relay import Relay
+from ecommerce.events.router import admin as events_admin_router
+from ecommerce.orders.router import admin as orders_admin_router
+from ecommerce.orders.router import router as orders_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
@@ -36,16 +41,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if settings.admin_username and settings.admin_password:
             await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock,
                                         settings.admin_username, settings.admin_password)
+        relay_task, stop = None, asyncio.Event()
+        if settings.run_relay:
+            relay = Relay(ctx.db, settings, ctx.redis, ctx.clock)
+            if relay.has_work_to_do:
+                relay_task = asyncio.create_task(relay.run_forever(stop))
         try:
             yield
         finally:
+            stop.set()
+            if relay_task is not None:
+                await asyncio.gather(relay_task, return_exceptions=True)
             await ctx.close()
 
     app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
-                   catalog_admin_router, coupons_router, coupons_admin_router):
+                   catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
+                   orders_admin_router, events_admin_router):
         app.include_router(router)
     return app
 

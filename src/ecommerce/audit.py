@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from ecommerce.catalog import service as catalog
 from ecommerce.coupons import service as coupons
+from ecommerce.events import service as events
+from ecommerce.orders import audit as order_audit
 from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet import service as wallet
@@ -16,6 +18,9 @@ CHECKS: dict[str, Check] = {
     "1. balances match their ledger and are never negative": wallet.audit,
     "2. stock matches its movements and is never negative": catalog.audit,
     "3. coupons issued match their holders, within quantity, once per user": coupons.audit,
+    "4. every order has its payment (and refund) in the ledger": order_audit.payments,
+    "5. a used coupon belongs to exactly one paid order": order_audit.coupon_use,
+    "6. every paid or cancelled order has its event in the outbox": events.audit,
 }
 
 

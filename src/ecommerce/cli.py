@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from pathlib import Path
 
 import typer
 
@@ -110,6 +111,48 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     uvicorn.run("ecommerce.app:factory", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_config=None, lifespan="on",
                 timeout_graceful_shutdown=10)
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay as its own process (until SIGTERM or Ctrl-C)."""
+    import signal
+
+    from ecommerce.events.relay import Relay
+    from ecommerce.platform.context import AppContext
+    from ecommerce.platform.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def go() -> None:
+        ctx = AppContext.build(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = Relay(ctx.db, settings, ctx.redis, ctx.clock)
+        if not worker.has_work_to_do:
+            typer.echo("nothing to deliver to: set DATA_PLATFORM_URL and/or REDIS_URL", err=True)
+        try:
+            await worker.run_forever(stop)
+        finally:
+            await ctx.close()
+
+    asyncio.run(go())
+
+
+@app.command("dev-sink")
+def dev_sink(port: int = 9000, host: str = "127.0.0.1",
+             secret: str = typer.Option(None, help="Check X-Signature with this secret."),
+             record: Path = typer.Option(None, help="Append each event to this JSONL file."),
+             quiet: bool = False) -> None:
+    """A local stand-in for the data platform: receives and prints events."""
+    import uvicorn
+
+    from ecommerce.events.sink import sink_app
+
+    uvicorn.run(sink_app(secret, record, quiet), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -112,6 +112,11 @@ async def held_for_use(conn: AsyncConnection, user_id: int, code: str) -> Any:
         .where(user_coupons.c.user_id == user_id, coupons.c.code == code))).first()
 
 
+async def held_by_id(conn: AsyncConnection, user_coupon_id: int) -> Any:
+    return (await conn.execute(select(user_coupons).where(user_coupons.c.id == user_coupon_id))
+            ).first()
+
+
 async def mark_used(conn: AsyncConnection, user_coupon_id: int, order_id: int,
                     now: datetime) -> bool:
     result = await conn.execute(

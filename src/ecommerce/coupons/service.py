@@ -172,6 +172,11 @@ async def use(uow: UnitOfWork, user_id: int, code: str, subtotal: int, order_id:
                                       held.max_discount_amount, subtotal))
 
 
+async def held_by_id(uow: UnitOfWork, user_coupon_id: int) -> Any:
+    """A held coupon by its id."""
+    return await repository.held_by_id(uow.conn, user_coupon_id)
+
+
 async def give_back(uow: UnitOfWork, user_coupon_id: int, coupon_id: int, user_id: int,
                     order_id: int, now: datetime) -> None:
     """Return a cancelled order's coupon to its holder (it shows EXPIRED if it has)."""

@@ -117,7 +117,6 @@ class UnitOfWork:
         self.dialect = db.dialect
         self._conn: AsyncConnection | None = None
         self._after_commit: list[AfterCommit] = []
-        self._before_commit: list[Callable[[UnitOfWork], Awaitable[None]]] = []
         self.events: list[Any] = []
 
     @property
@@ -154,8 +153,11 @@ class UnitOfWork:
         committed = False
         try:
             if exc_type is None:
-                for hook in self._before_commit:
-                    await hook(self)
+                if self.events:
+                    from ecommerce.events import outbox
+
+                    await outbox.write(conn, self.events)
+                    self.after_commit(_notify_relay)
                 await conn.commit()
                 committed = True
             else:
@@ -175,9 +177,6 @@ class UnitOfWork:
             self.db._sqlite_writer.release()
             self._locked = False
 
-    def on_before_commit(self, hook: Callable[[UnitOfWork], Awaitable[None]]) -> None:
-        self._before_commit.append(hook)
-
     def after_commit(self, callback: AfterCommit) -> None:
         """Run `callback` once the transaction has committed (cache, Redis, wake-ups)."""
         self._after_commit.append(callback)
@@ -187,6 +186,16 @@ class UnitOfWork:
         self.events.append(domain_event)
 
 
-def is_unique_violation(error: DBAPIError) -> bool:
+async def _notify_relay() -> None:
+    from ecommerce.events import outbox
+
+    outbox.notify()
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """A deadlock or serialisation failure: the whole transaction may simply be retried."""
+    if not isinstance(error, DBAPIError):
+        return False
     text = str(error.orig).lower()
-    return any(marker in text for marker in ("unique", "duplicate", "1062", "23505"))
+    return any(marker in text for marker in ("deadlock", "1213", "40p01", "40001",
+                                             "could not serialize"))

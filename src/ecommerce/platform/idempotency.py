@@ -8,6 +8,7 @@ fails with a domain error stores that answer too, so a retry is answered the sam
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -17,9 +18,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Header
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.database import Database, UnitOfWork, is_deadlock
 from ecommerce.platform.errors import (
     AppError,
     IdempotencyKeyInProgress,
@@ -51,23 +52,24 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
               path: str, work: Work) -> tuple[int, Any]:
     """Run `work` in one transaction, at most once per (user, key); returns (status, body)."""
     if key is None:
-        async with db.uow() as uow:
-            return await work(uow)
+        return await _with_retry(db, work)
     if not _KEY.match(key):
         raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
     print_ = fingerprint(operation, payload)
     replay = await _replay(db, user_id, key, print_)
     if replay is not None:
         return replay
-    try:
-        async with db.uow() as uow:
-            await _claim(uow, user_id, key, print_)
-            status, body = await work(uow)
-            await uow.conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-                .values(status_code=status, response_body=orjson.dumps(body).decode()))
+    async def keyed(uow: UnitOfWork) -> tuple[int, Any]:
+        await _claim(uow, user_id, key, print_)
+        status, body = await work(uow)
+        await uow.conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+            .values(status_code=status, response_body=orjson.dumps(body).decode()))
         return status, body
+
+    try:
+        return await _with_retry(db, keyed)
     except _KeyTaken:
         replay = await _replay(db, user_id, key, print_)
         if replay is None:
@@ -75,6 +77,20 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
         return replay
     except AppError as error:
         return await _remember_error(db, user_id, key, print_, error, path)
+
+
+async def _with_retry(db: Database, work: Work, attempts: int = 4) -> tuple[int, Any]:
+    """Run `work` in a unit of work, again (from scratch) if the database reports a
+    deadlock: nothing of a rolled-back attempt remains, so a retry is safe."""
+    for attempt in range(attempts):
+        try:
+            async with db.uow() as uow:
+                return await work(uow)
+        except DBAPIError as error:
+            if not is_deadlock(error) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def _claim(uow: UnitOfWork, user_id: int, key: str, print_: str) -> None:

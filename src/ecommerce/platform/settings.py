@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     log_level: str = "INFO"
     run_relay: bool = True
+    relay_max_attempts: int = 10
+    relay_backoff_seconds: float = 1.0
+    event_stream: str = "events.orders"
     access_log: bool = True
     # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
     top_sellers_cache_seconds: float = 0.5

@@ -47,6 +47,13 @@ async def pay(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: da
     return new_balance
 
 
+async def record_zero_payment(uow: UnitOfWork, user_id: int, order_id: int,
+                              now: datetime) -> None:
+    """A fully discounted order: its PAYMENT entry of 0, so every order has one."""
+    balance = await balance_of(uow, user_id)
+    await repository.append_ledger(uow.conn, user_id, "PAYMENT", 0, balance, order_id, now)
+
+
 async def refund(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: datetime) -> int:
     """Give an order's payment back; returns the new balance."""
     new_balance = await repository.add(uow.conn, user_id, amount, now)

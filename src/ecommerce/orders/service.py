@@ -1,0 +1,113 @@
+"""Placing, paying and cancelling orders: each one transaction, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ecommerce.catalog import service as catalog
+from ecommerce.catalog.listing import Listings
+from ecommerce.coupons import service as coupons
+from ecommerce.events.domain import OrderCancelled, OrderCompleted
+from ecommerce.orders import repository
+from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
+from ecommerce.platform.database import UnitOfWork
+from ecommerce.ranking import service as ranking
+from ecommerce.wallet import service as wallet
+
+
+async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, user_id: int,
+                      lines: Sequence[tuple[int, int]], coupon_code: str | None,
+                      now: datetime) -> dict[str, Any]:
+    """Take the stock of every line, use the coupon, charge the balance, store the order,
+    count the sale and record `order.completed`; any error leaves nothing changed.
+
+    Locks are taken in one fixed order by every order and cancellation: product rows by
+    id, then the held coupon, then the wallet, so overlapping orders never deadlock."""
+    await wallet.balance_of(uow, user_id)  # UserNotFound before anything else
+    order_id = await repository.add_order(uow.conn, user_id, now)
+    products = await catalog.take_stock(uow, listings, lines, order_id, now)
+    items = [{"product_id": pid, "name": products[pid].name,
+              "unit_price": products[pid].price, "quantity": qty,
+              "line_total": products[pid].price * qty} for pid, qty in lines]
+    subtotal = sum(item["line_total"] for item in items)
+    applied = None
+    if coupon_code is not None:
+        applied = await coupons.use(uow, user_id, coupon_code, subtotal, order_id, now)
+    discount = applied.discount if applied else 0
+    paid = subtotal - discount
+    if paid > 0:
+        await wallet.pay(uow, user_id, paid, order_id, now)
+    else:  # a free order still leaves its PAYMENT entry (of 0) in the ledger
+        await wallet.record_zero_payment(uow, user_id, order_id, now)
+    await repository.add_items(uow.conn, order_id, items)
+    await repository.set_amounts(uow.conn, order_id, subtotal, discount,
+                                 applied.code if applied else None,
+                                 applied.user_coupon_id if applied else None)
+    await ranking.record_sale(uow, lines, now, zone)
+    uow.record(OrderCompleted(
+        occurred_at=now, order_id=order_id, user_id=user_id,
+        items=[(i["product_id"], i["quantity"], i["unit_price"]) for i in items],
+        total_price=subtotal, discount_amount=discount, paid_amount=paid,
+        coupon_code=applied.code if applied else None))
+    return await get_order(uow, order_id, user_id=user_id, is_admin=True)
+
+
+async def cancel_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, order_id: int,
+                       user_id: int, is_admin: bool, now: datetime) -> dict[str, Any]:
+    """Refund the payment, put the stock back, return the coupon, take the sale off the
+    top sellers and record `order.cancelled`. Only a PAID order can be cancelled."""
+    order = await _visible(uow, order_id, user_id, is_admin)
+    if not await repository.mark_cancelled(uow.conn, order_id, now):
+        raise OrderNotCancellable("This order is already cancelled")
+    items = (await repository.items_of(uow.conn, [order_id]))[order_id]
+    lines = [(item.product_id, item.quantity) for item in items]
+    await catalog.return_stock(uow, listings, lines, order_id, now)
+    if order.user_coupon_id is not None:
+        held = await coupons.held_by_id(uow, order.user_coupon_id)
+        await coupons.give_back(uow, order.user_coupon_id, held.coupon_id, order.user_id,
+                                order_id, now)
+    await wallet.refund(uow, order.user_id, order.paid_amount, order_id, now)
+    await ranking.record_cancellation(uow, lines, order.created_at, zone)
+    uow.record(OrderCancelled(
+        occurred_at=now, order_id=order_id, user_id=order.user_id,
+        items=[(i.product_id, i.quantity, i.unit_price) for i in items],
+        total_price=order.total_price, discount_amount=order.discount_amount,
+        paid_amount=order.paid_amount, coupon_code=order.coupon_code))
+    return await get_order(uow, order_id, user_id=user_id, is_admin=True)
+
+
+async def _visible(uow: UnitOfWork, order_id: int, user_id: int, is_admin: bool) -> Any:
+    order = await repository.get(uow.conn, order_id)
+    if order is None or (order.user_id != user_id and not is_admin):
+        raise OrderNotFound()  # another user's order does not exist, as far as you know
+    return order
+
+
+def _view(order: Any, items: list[Any]) -> dict[str, Any]:
+    return {
+        "order_id": order.id, "user_id": order.user_id, "status": order.status,
+        "items": [{"product_id": i.product_id, "name": i.name, "unit_price": i.unit_price,
+                   "quantity": i.quantity, "line_total": i.line_total} for i in items],
+        "total_price": order.total_price, "discount_amount": order.discount_amount,
+        "paid_amount": order.paid_amount, "coupon_code": order.coupon_code,
+        "created_at": order.created_at, "cancelled_at": order.cancelled_at,
+    }
+
+
+async def get_order(uow: UnitOfWork, order_id: int, *, user_id: int, is_admin: bool
+                    ) -> dict[str, Any]:
+    """The order with its items; OrderNotFound if missing or someone else's."""
+    order = await _visible(uow, order_id, user_id, is_admin)
+    return _view(order, (await repository.items_of(uow.conn, [order_id]))[order_id])
+
+
+async def search(uow: UnitOfWork, *, user_id: int | None, status: str | None, limit: int,
+                 offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Orders newest first (of one user, or all), with their items and the total."""
+    rows = await repository.search(uow.conn, user_id, status, limit, offset)
+    items = await repository.items_of(uow.conn, [row.id for row in rows])
+    return ([_view(row, items[row.id]) for row in rows],
+            await repository.count(uow.conn, user_id, status))
