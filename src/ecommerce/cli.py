@@ -146,13 +146,15 @@ def relay() -> None:
 def dev_sink(port: int = 9000, host: str = "127.0.0.1",
              secret: str = typer.Option(None, help="Check X-Signature with this secret."),
              record: Path = typer.Option(None, help="Append each event to this JSONL file."),
-             quiet: bool = False) -> None:
+             quiet: bool = False,
+             delay: float = typer.Option(0.0, help="Seconds to wait before answering.")
+             ) -> None:
     """A local stand-in for the data platform: receives and prints events."""
     import uvicorn
 
     from ecommerce.events.sink import sink_app
 
-    uvicorn.run(sink_app(secret, record, quiet), host=host, port=port, log_level="warning")
+    uvicorn.run(sink_app(secret, record, quiet, delay), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

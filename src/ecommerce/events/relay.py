@@ -46,7 +46,7 @@ class Relay:
         self.clock = clock or Clock()
         self.url = settings.data_platform_url
         self.secret = settings.data_platform_secret or ""
-        self.lease_seconds = 30
+        self.lease_seconds = settings.relay_lease_seconds
         self._http: httpx.AsyncClient | None = None
 
     @property

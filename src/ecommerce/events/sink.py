@@ -5,6 +5,7 @@ append every accepted body to a JSON-lines file, which the tests read."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from pathlib import Path
@@ -17,9 +18,12 @@ from starlette.routing import Route
 from ecommerce.events.relay import signature
 
 
-def sink_app(secret: str | None, record: Path | None, quiet: bool = False) -> Starlette:
+def sink_app(secret: str | None, record: Path | None, quiet: bool = False,
+             delay: float = 0.0) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
+        if delay:
+            await asyncio.sleep(delay)
         if secret is not None:
             expected = signature(secret, body)
             if not hmac.compare_digest(expected, request.headers.get("X-Signature", "")):

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     run_relay: bool = True
     relay_max_attempts: int = 10
     relay_backoff_seconds: float = 1.0
+    relay_lease_seconds: float = 30.0
     event_stream: str = "events.orders"
     access_log: bool = True
     # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
