@@ -25,6 +25,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
+# Load scenarios (see bench/run.py): make bench SCENARIO=order_hot_product BACKEND=postgres
+SCENARIO ?= all
+BACKEND  ?= embedded,postgres+redis
+DURATION ?= 10
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run --scenario $(SCENARIO) --backend $(BACKEND) --duration $(DURATION)
+
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs `uv`).
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock

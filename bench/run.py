@@ -1,0 +1,349 @@
+"""`make bench`: load scenarios against a real server, with wrk driving from its own process.
+
+    python -m bench.run [--scenario NAME|all] [--backend embedded|postgres|postgres+redis|
+                        mysql+redis] [--workers 2] [--duration 10] [--connections 64]
+
+For each backend: a fresh database (dropped afterwards), migrations, fixture data, then
+`ecommerce serve --workers N`. Each scenario replays pre-generated requests through wrk
+(bench/wrk/replay.lua), reports requests/s, p50/p90/p99, answers by status and error code,
+its ratio to the bare baseline route measured in the same run, and `ecommerce audit`
+afterwards. Results go to bench/results/ as Markdown and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
+
+from ecommerce.accounts.models import users
+from ecommerce.accounts.security import Tokens
+from ecommerce.audit import audit_database
+from ecommerce.catalog.models import categories, products, stock_movements
+from ecommerce.coupons.models import coupons
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database, create_engine
+from ecommerce.platform.migrate import upgrade
+from ecommerce.platform.settings import Settings
+from ecommerce.wallet.models import balance_ledger, wallets
+
+ROOT = Path(__file__).resolve().parent
+SECRET = "bench-signing-key-that-is-long-enough-for-hs256"
+BACKENDS = {
+    "embedded": (None, None),
+    "postgres": ("postgresql://postgres@127.0.0.1:5432/test", None),
+    "postgres+redis": ("postgresql://postgres@127.0.0.1:5432/test", "redis://127.0.0.1:6379"),
+    "mysql+redis": ("mysql://root@127.0.0.1:3306/test", "redis://127.0.0.1:6379"),
+}
+SCENARIOS = ["baseline", "product_list", "product_detail", "top_sellers", "balance_read",
+             "recharge", "coupon_flash_sale", "order_many_products", "order_hot_product"]
+USERS, PRODUCTS, COUPONS = 10_000, 1_000, 1_000
+
+
+# Fixture data -----------------------------------------------------------------------------
+
+async def create_database(backend: str) -> str:
+    server, _ = BACKENDS[backend]
+    if server is None:
+        return f"sqlite:///{tempfile.mkdtemp(prefix='bench-')}/shop.db"
+    name = f"ecommerce_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(server, pool_size=1)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        suffix = " CHARACTER SET utf8mb4" if server.startswith("mysql") else ""
+        await conn.execute(text(f"CREATE DATABASE {name}{suffix}"))
+    await engine.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(backend: str, url: str) -> None:
+    server, _ = BACKENDS[backend]
+    if server is None:
+        return
+    engine = create_engine(server, pool_size=1)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        force = " WITH (FORCE)" if server.startswith("postgres") else ""
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(url).database}{force}"))
+    await engine.dispose()
+
+
+async def load_fixtures(url: str) -> dict[str, Any]:
+    """10,000 customers with 10,000,000 won, 1,000 products, a coupon of 1,000."""
+    now = datetime.now(UTC)
+    db = Database(url, pool_size=1)
+    rng = random.Random(42)
+    try:
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(categories), [
+                {"slug": f"cat-{i}", "name": f"Category {i}", "created_at": now}
+                for i in range(10)])
+            category_ids = list((await uow.conn.execute(select(categories.c.id))).scalars())
+            rows = []
+            for i in range(PRODUCTS):
+                name = f"Product {i} {rng.choice(['red', 'blue', 'green'])} 상품"
+                description = f"Bench item number {i}, {rng.choice(['cotton', 'steel', 'oak'])}"
+                rows.append({"category_id": category_ids[i % 10], "name": name,
+                             "description": description,
+                             "search_text": f"{name} {description}".lower(),
+                             "price": rng.randint(10, 1000) * 100, "stock": 1_000_000,
+                             "sold_quantity": 0, "active": True, "created_at": now,
+                             "updated_at": now})
+            await uow.conn.execute(insert(products), rows)
+            product_ids = list((await uow.conn.execute(select(products.c.id))).scalars())
+            await uow.conn.execute(insert(stock_movements), [
+                {"product_id": pid, "kind": "INITIAL", "delta": 1_000_000,
+                 "stock_after": 1_000_000, "order_id": None, "created_at": now}
+                for pid in product_ids])
+            for start in range(0, USERS, 2_000):
+                await uow.conn.execute(insert(users), [
+                    {"username": f"bench{i}", "password_hash": "!", "role": "CUSTOMER",
+                     "created_at": now} for i in range(start, start + 2_000)])
+            user_ids = list((await uow.conn.execute(
+                select(users.c.id).order_by(users.c.id))).scalars())
+            for start in range(0, USERS, 2_000):
+                chunk = user_ids[start:start + 2_000]
+                await uow.conn.execute(insert(wallets), [
+                    {"user_id": uid, "balance": 10_000_000, "updated_at": now} for uid in chunk])
+                await uow.conn.execute(insert(balance_ledger), [
+                    {"user_id": uid, "type": "RECHARGE", "amount": 10_000_000,
+                     "balance_after": 10_000_000, "order_id": None, "created_at": now}
+                    for uid in chunk])
+            await uow.conn.execute(insert(coupons).values(
+                code="FLASH", name="Flash sale", discount_type="FIXED", discount_value=1_000,
+                min_order_amount=0, total_quantity=COUPONS, issued_quantity=0,
+                issue_starts_at=now, valid_days=7, created_at=now))
+    finally:
+        await db.dispose()
+    tokens = Tokens(Settings(_env_file=None, jwt_secret=SECRET, jwt_ttl_seconds=86_400),
+                    Clock())
+    return {"users": user_ids, "products": product_ids,
+            "tokens": {uid: tokens.issue(uid, "CUSTOMER", now) for uid in user_ids}}
+
+
+def request_lines(scenario: str, data: dict[str, Any]) -> list[str]:
+    """Tab-separated METHOD, PATH, TOKEN, BODY lines for the scenario."""
+    rng = random.Random(scenario)
+    users_, products_, tokens = data["users"], data["products"], data["tokens"]
+    hot = products_[0]
+
+    def body(value: dict[str, Any]) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    lines = []
+    if scenario == "coupon_flash_sale":  # every claimer once, in a random order
+        for uid in rng.sample(users_, len(users_)):
+            lines.append(("POST", "/api/coupons/claim", tokens[uid],
+                          body({"userId": uid, "couponCode": "FLASH"})))
+    else:
+        for _ in range(20_000):
+            uid = rng.choice(users_)
+            if scenario == "baseline":
+                lines.append(("GET", "/healthz", "", ""))
+            elif scenario == "product_list":
+                query = [f"page={rng.randint(1, 5)}", "size=20",
+                         f"sort={rng.choice(['newest', 'price_asc', 'price_desc', 'name'])}"]
+                if rng.random() < 0.5:
+                    query.append(f"category=cat-{rng.randint(0, 9)}")
+                if rng.random() < 0.2:
+                    query.append(f"keyword={rng.choice(['red', 'steel', 'oak', '상품'])}")
+                lines.append(("GET", "/api/products?" + "&".join(query), "", ""))
+            elif scenario == "product_detail":
+                lines.append(("GET", f"/api/products/{rng.choice(products_)}", "", ""))
+            elif scenario == "top_sellers":
+                lines.append(("GET", "/api/products/top?days=3&limit=5", "", ""))
+            elif scenario == "balance_read":
+                lines.append(("GET", f"/api/balance/{uid}", tokens[uid], ""))
+            elif scenario == "recharge":
+                lines.append(("POST", "/api/balance/recharge", tokens[uid],
+                              body({"userId": uid, "amount": 1})))
+            elif scenario == "order_many_products":
+                picks = rng.sample(products_, rng.randint(1, 3))
+                lines.append(("POST", "/api/orders", tokens[uid], body({
+                    "userId": uid,
+                    "items": [{"productId": p, "quantity": rng.randint(1, 2)} for p in picks]})))
+            elif scenario == "order_hot_product":
+                lines.append(("POST", "/api/orders", tokens[uid], body({
+                    "userId": uid, "items": [{"productId": hot, "quantity": 1}]})))
+    return ["\t".join(line) for line in lines]
+
+
+# Running -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, redis_url: str | None, workers: int, port: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET, "ACCESS_LOG": "false",
+           "LOG_LEVEL": "WARNING", "RATE_LIMIT_CLAIM": "0", "RATE_LIMIT_LOGIN": "0",
+           "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}", "RUN_RELAY": "false"}
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--port", str(port),
+         "--workers", str(workers)], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=open(ROOT / "results" / "server.log", "w"))  # noqa: SIM115
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                time.sleep(1)
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start; see bench/results/server.log")
+
+
+def run_wrk(port: int, lines: list[str], duration: int, connections: int,
+            threads: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+    env = {**os.environ, "BENCH_REQUESTS": handle.name, "BENCH_THREADS": str(threads)}
+    result = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "-s", str(ROOT / "wrk" / "replay.lua"), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, env=env, check=True)
+    os.unlink(handle.name)
+    match = re.search(r"BENCH_JSON (\{.*\})", result.stdout)
+    if not match:
+        raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
+    summary = json.loads(match.group(1))
+    summary["rps"] = round(summary["requests"] / summary["seconds"], 1)
+    return summary
+
+
+async def audit(url: str) -> list[str]:
+    db = Database(url, pool_size=1)
+    try:
+        report = await audit_database(db)
+    finally:
+        await db.dispose()
+    return [problem for problems in report.values() for problem in problems]
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "os": platform.platform(), "wrk": (wrk_version.split("\n")[0] or "wrk").strip()}
+
+
+def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    url = asyncio.run(create_database(backend))
+    _, redis_url = BACKENDS[backend]
+    server = None
+    results: dict[str, Any] = {}
+    try:
+        upgrade(url)
+        data = asyncio.run(load_fixtures(url))
+        port = free_port()
+        server = start_server(url, redis_url, args.workers, port)
+        # A few orders first, so that top sellers has something to rank.
+        warm = request_lines("order_many_products", data)[:200]
+        run_wrk(port, warm, 1, 4, 1)
+        wanted = ["baseline"] + [s for s in scenarios if s != "baseline"]
+        for scenario in wanted:
+            summary = run_wrk(port, request_lines(scenario, data), args.duration,
+                              args.connections, args.threads)
+            summary["audit"] = asyncio.run(audit(url))
+            results[scenario] = summary
+            print(f"  {backend:15} {scenario:20} {summary['rps']:>9} req/s  "
+                  f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
+                  f"{summary['codes']}  audit {'clean' if not summary['audit'] else 'BROKEN'}",
+                  flush=True)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        asyncio.run(drop_database(backend, url))
+    base = results["baseline"]["rps"]
+    for summary in results.values():
+        summary["ratio_to_baseline"] = round(summary["rps"] / base, 3) if base else None
+    return results
+
+
+def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    info = {"when": stamp, "machine": machine(), "workers": args.workers,
+            "duration_s": args.duration, "connections": args.connections,
+            "threads": args.threads, "results": results}
+    out = ROOT / "results"
+    (out / f"{stamp}.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    lines = [f"# Benchmark {stamp}", "",
+             f"Machine: {info['machine']['cores']} cores, {info['machine']['cpu']}, Python "
+             f"{info['machine']['python']}, {info['machine']['wrk']}. Server: "
+             f"`ecommerce serve --workers {args.workers}` (uvicorn); load: wrk "
+             f"-t{args.threads} -c{args.connections} -d{args.duration}s from another process.",
+             "", "| backend | scenario | req/s | × baseline | p50 ms | p90 ms | p99 ms | "
+             "answers | audit |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for backend, scenarios in results.items():
+        for name, s in scenarios.items():
+            answers = ", ".join(f"{k}: {v}" for k, v in sorted(s["codes"].items()))
+            errors = {k: v for k, v in s["errors"].items() if v}
+            if errors:
+                answers += f"; socket errors {errors}"
+            lines.append(f"| {backend} | {name} | {s['rps']:,.0f} | {s['ratio_to_baseline']} | "
+                         f"{s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
+                         f"{answers} | {'clean' if not s['audit'] else 'VIOLATIONS'} |")
+    (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
+    shutil.copy(out / f"{stamp}.md", out / "latest.md")
+    shutil.copy(out / f"{stamp}.json", out / "latest.json")
+    return out / f"{stamp}.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="all", help=f"one of {SCENARIOS} or all")
+    parser.add_argument("--backend", default="embedded,postgres+redis",
+                        help=f"comma-separated, of {list(BACKENDS)}")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    scenarios = SCENARIOS if args.scenario == "all" else args.scenario.split(",")
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {sorted(unknown)}")
+    results = {}
+    for backend in args.backend.split(","):
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend}")
+        print(f"{backend}: preparing", flush=True)
+        results[backend] = run_backend(backend, scenarios, args)
+    report = write_report(results, args)
+    print(f"\nwritten: {report}")
+    if any(s["audit"] for b in results.values() for s in b.values()):
+        print("AUDIT VIOLATIONS after a scenario", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+-- Replays pre-generated requests (one per line: METHOD \t PATH \t TOKEN \t BODY) and counts
+-- answers by status and error code. Each wrk thread starts at its own offset in the file.
+local lines = {}
+local counter = 0
+local threads = {}
+codes = {}
+
+local function split(line)
+  local fields = {}
+  for field in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = field end
+  return fields
+end
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local path = os.getenv("BENCH_REQUESTS")
+  for line in io.lines(path) do
+    local f = split(line)
+    local headers = {}
+    if f[3] ~= "" then headers["Authorization"] = "Bearer " .. f[3] end
+    local body = nil
+    if f[4] ~= nil and f[4] ~= "" then
+      headers["Content-Type"] = "application/json"
+      body = f[4]
+    end
+    lines[#lines + 1] = wrk.format(f[1], f[2], headers, body)
+  end
+  local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+  counter = math.floor(#lines * id / nthreads)
+end
+
+function request()
+  counter = counter + 1
+  if counter > #lines then counter = 1 end
+  return lines[counter]
+end
+
+function response(status, headers, body)
+  local key
+  if status < 300 then
+    key = tostring(status)
+  else
+    key = tostring(status) .. " " .. (body:match('"code":"([A-Z_]+)"') or "?")
+  end
+  codes[key] = (codes[key] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    local c = thread:get("codes")
+    for k, v in pairs(c) do merged[k] = (merged[k] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(merged) do parts[#parts + 1] = string.format('"%s": %d', k, v) end
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "seconds": %.3f, "errors": {"connect": %d, "read": %d, ' ..
+    '"write": %d, "timeout": %d}, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, ' ..
+    '"max_ms": %.3f, "codes": {%s}}\n',
+    summary.requests, summary.duration / 1e6, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    table.concat(parts, ", ")))
+end
