@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 import httpx
@@ -164,7 +165,8 @@ def request_lines(scenario: str, data: dict[str, Any]) -> list[str]:
                 if rng.random() < 0.5:
                     query.append(f"category=cat-{rng.randint(0, 9)}")
                 if rng.random() < 0.2:
-                    query.append(f"keyword={rng.choice(['red', 'steel', 'oak', '상품'])}")
+                    keyword = rng.choice(["red", "steel", "oak", "상품"])
+                    query.append(f"keyword={quote(keyword)}")
                 lines.append(("GET", "/api/products?" + "&".join(query), "", ""))
             elif scenario == "product_detail":
                 lines.append(("GET", f"/api/products/{rng.choice(products_)}", "", ""))

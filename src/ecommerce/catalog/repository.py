@@ -138,21 +138,34 @@ async def count_all(conn: AsyncConnection) -> int:
 # Stock ------------------------------------------------------------------------------
 
 async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: datetime,
-                       *, sold: int = 0, require_active: bool = False) -> int | None:
+                       *, sold: int = 0, require_active: bool = False,
+                       expected_price: int | None = None) -> int | None:
     """Add `delta` to the stock if it stays >= 0 (one conditional UPDATE, which takes the
-    row lock); the new stock, or None if the product is missing, inactive (when
-    required) or short."""
+    row lock); the new stock, or None if the product is missing, short, inactive (when
+    required) or no longer at `expected_price`."""
     conditions = [products.c.id == product_id, products.c.stock + delta >= 0]
     if require_active:
         conditions.append(products.c.active.is_(True))
+    if expected_price is not None:
+        conditions.append(products.c.price == expected_price)
     values: dict[str, Any] = {"stock": products.c.stock + delta, "updated_at": now}
     if sold:
         values["sold_quantity"] = products.c.sold_quantity + sold
-    result = await conn.execute(update(products).where(*conditions).values(**values))
-    if result.rowcount != 1:
+    statement = update(products).where(*conditions).values(**values)
+    if conn.dialect.name != "mysql":  # MariaDB has no UPDATE ... RETURNING
+        return (await conn.execute(statement.returning(products.c.stock))).scalar()
+    if (await conn.execute(statement)).rowcount != 1:
         return None
     return (await conn.execute(select(products.c.stock).where(products.c.id == product_id))
             ).scalar_one()
+
+
+async def quote(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Any]:
+    """id, name, price, stock and active of these products, read without locks."""
+    rows = (await conn.execute(select(products.c.id, products.c.name, products.c.price,
+                                      products.c.stock, products.c.active)
+                               .where(products.c.id.in_(ids)))).all()
+    return {row.id: row for row in rows}
 
 
 async def add_movement(conn: AsyncConnection, product_id: int, kind: str, delta: int,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from ecommerce.catalog import repository
 from ecommerce.catalog.errors import CategoryExists, CategoryNotFound, OutOfStock, ProductNotFound
 from ecommerce.catalog.listing import Listings
-from ecommerce.platform.database import UnitOfWork
+from ecommerce.platform.database import RetryTransaction, UnitOfWork
 
 
 def _search_text(name: str, description: str) -> str:
@@ -94,26 +94,38 @@ async def adjust_stock(uow: UnitOfWork, listings: Listings, product_id: int, del
     return await repository.get_product(uow.conn, product_id)
 
 
+async def quote(uow: UnitOfWork, lines: Sequence[tuple[int, int]]) -> dict[int, Any]:
+    """The listed products of an order, by id, read without locks (prices are re-checked
+    when the stock is taken); ProductNotFound for one that is missing or inactive."""
+    found = await repository.quote(uow.conn, [product_id for product_id, _ in lines])
+    for product_id, _ in lines:
+        if product_id not in found or not found[product_id].active:
+            raise ProductNotFound(f"No product {product_id}")
+    return found
+
+
 async def take_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],
-                     order_id: int, now: datetime) -> dict[int, Any]:
-    """Take each (product_id, quantity) for an order, in product id order so that
-    overlapping orders lock rows in the same order; returns the products by id."""
-    taken: dict[int, Any] = {}
+                     quoted: dict[int, Any], order_id: int, now: datetime) -> None:
+    """Take each (product_id, quantity) for an order at its quoted price, in product id
+    order so that overlapping orders lock rows in the same order. Call it last in the
+    order's transaction: a product row is the hottest lock in a sale, held until commit.
+    A price changed since the quote rolls the whole order back to be run again."""
     for product_id, quantity in sorted(lines):
         stock = await repository.change_stock(uow.conn, product_id, -quantity, now,
-                                              sold=quantity, require_active=True)
-        product = await repository.get_product(uow.conn, product_id)
+                                              sold=quantity, require_active=True,
+                                              expected_price=quoted[product_id].price)
         if stock is None:
-            if product is None or not product.active:
+            current = await repository.get_product(uow.conn, product_id)
+            if current is None or not current.active:
                 raise ProductNotFound(f"No product {product_id}")
-            raise OutOfStock(f"Not enough stock of '{product.name}' "
-                             f"(product {product_id}): {product.stock} left, {quantity} asked")
+            if current.price != quoted[product_id].price:
+                raise RetryTransaction()
+            raise OutOfStock(f"Not enough stock of '{current.name}' "
+                             f"(product {product_id}): {current.stock} left, {quantity} asked")
         await repository.add_movement(uow.conn, product_id, "SALE", -quantity, stock, order_id,
                                       now)
         if stock == 0:
             await listings.changed(uow)
-        taken[product_id] = product
-    return taken
 
 
 async def return_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],

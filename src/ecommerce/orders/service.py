@@ -24,15 +24,16 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     """Take the stock of every line, use the coupon, charge the balance, store the order,
     count the sale and record `order.completed`; any error leaves nothing changed.
 
-    Locks are taken in one fixed order by every order and cancellation: product rows by
-    id, then the held coupon, then the wallet, so overlapping orders never deadlock."""
+    Every order and cancellation takes its locks in one order: the held coupon, the wallet,
+    then product rows by id (and their sales rows), so overlapping orders never deadlock.
+    The product rows come last because they are the ones every buyer in a sale wants: they
+    are held only for the last few statements before commit."""
     await wallet.balance_of(uow, user_id)  # UserNotFound before anything else
-    order_id = await repository.add_order(uow.conn, user_id, now)
-    products = await catalog.take_stock(uow, listings, lines, order_id, now)
-    items = [{"product_id": pid, "name": products[pid].name,
-              "unit_price": products[pid].price, "quantity": qty,
-              "line_total": products[pid].price * qty} for pid, qty in lines]
+    quoted = await catalog.quote(uow, lines)
+    items = [{"product_id": pid, "name": quoted[pid].name, "unit_price": quoted[pid].price,
+              "quantity": qty, "line_total": quoted[pid].price * qty} for pid, qty in lines]
     subtotal = sum(item["line_total"] for item in items)
+    order_id = await repository.add_order(uow.conn, user_id, now)
     applied = None
     if coupon_code is not None:
         applied = await coupons.use(uow, user_id, coupon_code, subtotal, order_id, now)
@@ -42,17 +43,21 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
         await wallet.pay(uow, user_id, paid, order_id, now)
     else:  # a free order still leaves its PAYMENT entry (of 0) in the ledger
         await wallet.record_zero_payment(uow, user_id, order_id, now)
-    await repository.add_items(uow.conn, order_id, items)
-    await repository.set_amounts(uow.conn, order_id, subtotal, discount,
-                                 applied.code if applied else None,
+    code = applied.code if applied else None
+    await repository.set_amounts(uow.conn, order_id, subtotal, discount, code,
                                  applied.user_coupon_id if applied else None)
-    await ranking.record_sale(uow, lines, now, zone)
     uow.record(OrderCompleted(
         occurred_at=now, order_id=order_id, user_id=user_id,
         items=[(i["product_id"], i["quantity"], i["unit_price"]) for i in items],
-        total_price=subtotal, discount_amount=discount, paid_amount=paid,
-        coupon_code=applied.code if applied else None))
-    return await get_order(uow, order_id, user_id=user_id, is_admin=True)
+        total_price=subtotal, discount_amount=discount, paid_amount=paid, coupon_code=code))
+    await catalog.take_stock(uow, listings, lines, quoted, order_id, now)
+    # After the stock: the items' foreign-key check would otherwise take a shared lock on
+    # the product rows first, and InnoDB deadlocks two orders that both then want them.
+    await repository.add_items(uow.conn, order_id, items)
+    await ranking.record_sale(uow, lines, now, zone)
+    return {"order_id": order_id, "user_id": user_id, "status": "PAID", "items": items,
+            "total_price": subtotal, "discount_amount": discount, "paid_amount": paid,
+            "coupon_code": code, "created_at": now, "cancelled_at": None}
 
 
 async def cancel_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, order_id: int,
@@ -64,12 +69,12 @@ async def cancel_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, o
         raise OrderNotCancellable("This order is already cancelled")
     items = (await repository.items_of(uow.conn, [order_id]))[order_id]
     lines = [(item.product_id, item.quantity) for item in items]
-    await catalog.return_stock(uow, listings, lines, order_id, now)
     if order.user_coupon_id is not None:
         held = await coupons.held_by_id(uow, order.user_coupon_id)
         await coupons.give_back(uow, order.user_coupon_id, held.coupon_id, order.user_id,
                                 order_id, now)
     await wallet.refund(uow, order.user_id, order.paid_amount, order_id, now)
+    await catalog.return_stock(uow, listings, lines, order_id, now)
     await ranking.record_cancellation(uow, lines, order.created_at, zone)
     uow.record(OrderCancelled(
         occurred_at=now, order_id=order_id, user_id=order.user_id,

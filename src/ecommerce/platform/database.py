@@ -61,8 +61,10 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
                                      connect_args={"timeout": 30})
         _sqlite_transactions(engine)
         return engine
+    # No pre-ping (it costs a round trip per checkout): a dead connection surfaces as a
+    # 503 once and is replaced; pool_recycle retires connections before servers drop them.
     options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 10,
-                               "pool_pre_ping": True, "pool_recycle": 1800}
+                               "pool_recycle": 1800}
     if dialect == "mysql":
         # READ COMMITTED: conditional updates see the latest row and InnoDB takes no gap locks.
         options["isolation_level"] = "READ COMMITTED"
@@ -192,8 +194,14 @@ async def _notify_relay() -> None:
     outbox.notify()
 
 
+class RetryTransaction(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a unit of work to have it rolled back and run again from scratch."""
+
+
 def is_deadlock(error: BaseException) -> bool:
     """A deadlock or serialisation failure: the whole transaction may simply be retried."""
+    if isinstance(error, RetryTransaction):
+        return True
     if not isinstance(error, DBAPIError):
         return False
     text = str(error.orig).lower()

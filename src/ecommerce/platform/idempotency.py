@@ -20,7 +20,7 @@ from fastapi import Header
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ecommerce.platform.database import Database, UnitOfWork, is_deadlock
+from ecommerce.platform.database import Database, RetryTransaction, UnitOfWork, is_deadlock
 from ecommerce.platform.errors import (
     AppError,
     IdempotencyKeyInProgress,
@@ -86,7 +86,7 @@ async def _with_retry(db: Database, work: Work, attempts: int = 4) -> tuple[int,
         try:
             async with db.uow() as uow:
                 return await work(uow)
-        except DBAPIError as error:
+        except (DBAPIError, RetryTransaction) as error:
             if not is_deadlock(error) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.005 * (attempt + 1))
