@@ -14,6 +14,7 @@ from ecommerce.accounts import service as accounts
 from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
+from ecommerce.coupons.fastpath import ClaimFastPath
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
 from ecommerce.events.relay import Relay
@@ -31,7 +32,7 @@ from ecommerce.wallet.router import router as wallet_router
 log = logging.getLogger("ecommerce")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> ShopApp:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -56,15 +57,30 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
                    orders_admin_router, events_admin_router):
         app.include_router(router)
-    return app
+    return ShopApp(app, access_log=settings.access_log)
 
 
-def factory() -> FastAPI:
+class ShopApp:
+    """The ASGI entry point: request ids and metrics around everything, the lean coupon-claim
+    path ahead of FastAPI, and FastAPI for all the rest. Attribute access (`state`,
+    `router`, `openapi`, ...) goes to the FastAPI app."""
+
+    def __init__(self, api: FastAPI, *, access_log: bool):
+        self.api = api
+        self._entry = RequestContextMiddleware(ClaimFastPath(api), access_log=access_log)
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        await self._entry(scope, receive, send)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.api, name)
+
+
+def factory() -> ShopApp:
     """Entry point for `uvicorn --factory ecommerce.app:factory` (each worker process)."""
     settings = Settings()
     configure_logging(settings.log_level)

@@ -19,7 +19,15 @@ from ecommerce.coupons.errors import (
     CouponNotUsable,
     CouponSoldOut,
 )
-from ecommerce.coupons.gate import ALREADY, NOT_ACTIVE, SOLD_OUT, CouponState, LocalGate, RedisGate
+from ecommerce.coupons.gate import (
+    ALREADY,
+    NOT_ACTIVE,
+    SOLD_OUT,
+    CouponState,
+    LocalGate,
+    RedisGate,
+    StateLoader,
+)
 from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.errors import AppError
 
@@ -70,30 +78,41 @@ def _why_not(coupon: Any, now: datetime) -> AppError:
     return CouponSoldOut()
 
 
-async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime) -> Claimed:
-    """Issue one coupon to the user, first come first served; durable once returned.
+def state_loader(db: Database) -> StateLoader:
+    """How a gate loads a coupon's state (quantity, window, holders) from the database."""
 
-    The gate may answer for the losers; the winners' claims are decided by the database in
-    one transaction: the conditional increment of the issued count, then the holder row
-    (unique per coupon and user), with its ledger entry."""
-    code = code.upper()
-
-    async def load(wanted: str) -> CouponState | None:
+    async def load(code: str) -> CouponState | None:
         async with db.uow(write=False) as uow:
-            coupon = await repository.get_by_code(uow.conn, wanted)
+            coupon = await repository.get_by_code(uow.conn, code)
             if coupon is None:
                 return None
             holders = await repository.holders(uow.conn, coupon.id)
         return CouponState(coupon.total_quantity, coupon.issue_starts_at, coupon.issue_ends_at,
                            holders)
 
-    verdict = await gate.enter(code, user_id, now, load)
+    return load
+
+
+async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime) -> Claimed:
+    """Issue one coupon to the user, first come first served; durable once returned.
+
+    The gate may answer for the losers; the winners' claims are decided by the database."""
+    code = code.upper()
+    verdict = await gate.enter(code, user_id, now, state_loader(db))
     if verdict == SOLD_OUT:
         raise CouponSoldOut()
     if verdict == ALREADY:
         raise CouponAlreadyClaimed()
     if verdict == NOT_ACTIVE:
         raise CouponNotActive()
+    return await claim_past_gate(db, gate, user_id, code, now)
+
+
+async def claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
+                          now: datetime) -> Claimed:
+    """The database's decision for a claim the gate let through, in one transaction: the
+    conditional increment of the issued count, then the holder row (unique per coupon and
+    user), with its ledger entry. The gate hears the outcome."""
     try:
         async with db.uow() as uow:
             coupon = await repository.get_by_code(uow.conn, code)

@@ -39,13 +39,16 @@ class AppContext:
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
-        redis = None
+        redis = gate_redis = None
         if settings.redis_url:
             from redis.asyncio import Redis
 
             redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                    socket_timeout=2, socket_connect_timeout=2,
                                    health_check_interval=10, max_connections=200)
+            # The coupon gate bounds each call itself (asyncio.timeout) instead.
+            gate_redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                        socket_connect_timeout=2, max_connections=200)
         clock = clock or Clock()
         cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
                         else MemoryCache())
@@ -61,8 +64,8 @@ class AppContext:
             tokens=Tokens(settings, clock),
             cache=cache,
             listings=Listings(cache, shared_generation=redis is not None),
-            coupon_gate=(RedisGate(redis, settings.redis_prefix) if redis is not None
-                         else LocalGate()),
+            coupon_gate=(RedisGate(gate_redis, settings.redis_prefix)
+                         if gate_redis is not None else LocalGate()),
             top_sellers=TopSellers(db, cache, settings.timezone,
                                    settings.top_sellers_cache_seconds),
         )
@@ -70,4 +73,6 @@ class AppContext:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        if isinstance(self.coupon_gate, RedisGate):
+            await self.coupon_gate.close()
         await self.db.dispose()
