@@ -93,6 +93,18 @@ async def live_server(database_url: str, *, workers: int = 2, redis_url: str | N
         log.close()
 
 
+class ShopContext:
+    """What the test factories need (ctx, db, clock) without an app: for seeding a
+    database that a separate server process then serves."""
+
+    def __init__(self, database_url: str):
+        from ecommerce.platform.context import AppContext
+
+        self.ctx = AppContext.build(make_settings(database_url))
+        self.db = self.ctx.db
+        self.clock = self.ctx.clock
+
+
 @pytest.fixture
 async def clean_db(database_url: str) -> str:
     await wipe(database_url)

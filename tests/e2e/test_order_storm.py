@@ -19,8 +19,8 @@ from ecommerce.catalog.models import products
 from ecommerce.events.models import outbox
 from ecommerce.platform.database import Database
 from ecommerce.wallet.models import wallets
-from tests.conftest import make_settings
 from tests.e2e.conftest import (
+    ShopContext,
     audit_clean,
     bulk_users,
     free_port,
@@ -32,17 +32,8 @@ from tests.e2e.conftest import (
 from tests.factories import make_product
 
 
-class _Shop:
-    def __init__(self, database_url: str):
-        from ecommerce.platform.context import AppContext
-
-        self.ctx = AppContext.build(make_settings(database_url))
-        self.db = self.ctx.db
-        self.clock = self.ctx.clock
-
-
 async def make_products(database_url: str, *specs: tuple[int, int]) -> list[int]:
-    shop = _Shop(database_url)
+    shop = ShopContext(database_url)
     try:
         return [await make_product(shop, price=price, stock=stock) for price, stock in specs]
     finally:

@@ -9,20 +9,12 @@ from sqlalchemy import func, select
 from ecommerce.audit import audit_database
 from ecommerce.platform.database import Database
 from ecommerce.wallet.models import balance_ledger
-from tests.conftest import make_settings
-from tests.e2e.conftest import live_server, many_connections, token_for
+from tests.e2e.conftest import ShopContext, live_server, many_connections, token_for
 from tests.factories import make_user
 
 
-class _Shop:  # what make_user needs: a context with db, passwords, clock, tokens
-    def __init__(self, database_url: str):
-        from ecommerce.platform.context import AppContext
-
-        self.ctx = AppContext.build(make_settings(database_url))
-
-
 async def _user_with_token(database_url: str) -> tuple[int, dict[str, str], Database]:
-    shop = _Shop(database_url)
+    shop = ShopContext(database_url)
     user = await make_user(shop)
     await shop.ctx.close()
     return user.id, {"Authorization": f"Bearer {token_for(user.id)}"}, Database(database_url)

@@ -109,6 +109,11 @@ class RedisGate:
     RELOAD_MS = 60_000
     BACKOFF_SECONDS = 3.0
     TIMEOUT_SECONDS = 2.0
+    # Issued coupons never return to the pool, so "sold out" is final; each process keeps
+    # that answer this long, sparing Redis the rest of a sale's losers. Kept short so that a
+    # premature "sold out" (a reservation orphaned by a crash, until the next reload) is
+    # not prolonged by it.
+    SOLD_OUT_MEMORY_SECONDS = 1.0
 
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
@@ -116,6 +121,7 @@ class RedisGate:
         self._enter = redis.register_script(_ENTER)
         self._install = redis.register_script(_INSTALL)
         self._down_until = 0.0
+        self._sold_out_until: dict[str, float] = {}
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -125,7 +131,10 @@ class RedisGate:
         return f"{base}:meta", f"{base}:holders"
 
     async def enter(self, code: str, user_id: int, now: datetime, load: StateLoader) -> str:
-        if time.monotonic() < self._down_until:
+        clock = time.monotonic()
+        if clock < self._sold_out_until.get(code, 0.0):
+            return SOLD_OUT
+        if clock < self._down_until:
             return PASS
         meta, holders = self._keys(code)
         try:
@@ -135,6 +144,8 @@ class RedisGate:
                 async with asyncio.timeout(self.TIMEOUT_SECONDS):
                     verdict = await self._enter(keys=[meta, holders],
                                                 args=[user_id, _ms(now)])
+                if verdict == SOLD_OUT:
+                    self._remember_sold_out(code)
                 if verdict != "MISS":
                     return verdict
                 state = await load(code)
@@ -163,6 +174,8 @@ class RedisGate:
     async def lost(self, code: str, user_id: int, reason: str) -> None:
         """The database refused (or failed): give the reservation back, unless the user
         does hold one."""
+        if reason == SOLD_OUT:
+            self._remember_sold_out(code)
         if reason == ALREADY or time.monotonic() < self._down_until:
             return
         try:
@@ -170,6 +183,11 @@ class RedisGate:
                 await self._redis.srem(self._keys(code)[1], user_id)
         except (RedisError, OSError, TimeoutError) as error:
             self._step_aside(error)
+
+    def _remember_sold_out(self, code: str) -> None:
+        if len(self._sold_out_until) > 10_000:
+            self._sold_out_until.clear()
+        self._sold_out_until[code] = time.monotonic() + self.SOLD_OUT_MEMORY_SECONDS
 
     def _step_aside(self, error: BaseException) -> None:
         log.warning("coupon gate: Redis unavailable, using the database alone",
