@@ -32,8 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 
 from ecommerce.accounts.models import users
 from ecommerce.accounts.security import Tokens
@@ -41,7 +40,11 @@ from ecommerce.audit import audit_database
 from ecommerce.catalog.models import categories, products, stock_movements
 from ecommerce.coupons.models import coupons
 from ecommerce.platform.clock import Clock
-from ecommerce.platform.database import Database, create_engine
+from ecommerce.platform.database import (
+    Database,
+    create_scratch_database,
+    drop_scratch_database,
+)
 from ecommerce.platform.migrate import upgrade
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.models import balance_ledger, wallets
@@ -65,26 +68,13 @@ async def create_database(backend: str) -> str:
     server, _ = BACKENDS[backend]
     if server is None:
         return f"sqlite:///{tempfile.mkdtemp(prefix='bench-')}/shop.db"
-    name = f"ecommerce_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(server, pool_size=1)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        suffix = " CHARACTER SET utf8mb4" if server.startswith("mysql") else ""
-        await conn.execute(text(f"CREATE DATABASE {name}{suffix}"))
-    await engine.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
+    return await create_scratch_database(server, "ecommerce_bench")
 
 
 async def drop_database(backend: str, url: str) -> None:
     server, _ = BACKENDS[backend]
-    if server is None:
-        return
-    engine = create_engine(server, pool_size=1)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        force = " WITH (FORCE)" if server.startswith("postgres") else ""
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(url).database}{force}"))
-    await engine.dispose()
+    if server is not None:
+        await drop_scratch_database(server, url)
 
 
 async def load_fixtures(url: str) -> dict[str, Any]:

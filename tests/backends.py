@@ -12,10 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from ecommerce.platform.database import create_engine
+from ecommerce.platform.database import create_scratch_database, drop_scratch_database
 
 
 def _url_for(kind: str) -> str | None:
@@ -46,18 +44,11 @@ def require(kind: str, url: str | None) -> str:
 
 async def create_database(kind: str) -> str:
     """A new empty database of this kind; returns its URL."""
-    name = f"ecommerce_test_{RUN_ID}_{uuid.uuid4().hex[:6]}"
     if kind == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="ecommerce-test-"))
         return f"sqlite:///{folder / 'shop.db'}"
     server = require(kind, POSTGRES_URL if kind == "postgres" else MYSQL_URL)
-    engine = create_engine(server, pool_size=1)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        suffix = " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" if kind == "mysql" else ""
-        await conn.execute(text(f"CREATE DATABASE {name}{suffix}"))
-    await engine.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
+    return await create_scratch_database(server, f"ecommerce_test_{RUN_ID}")
 
 
 async def drop_database(kind: str, url: str) -> None:
@@ -65,10 +56,4 @@ async def drop_database(kind: str, url: str) -> None:
         return
     server = POSTGRES_URL if kind == "postgres" else MYSQL_URL
     assert server
-    name = make_url(url).database
-    engine = create_engine(server, pool_size=1)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        force = " WITH (FORCE)" if kind == "postgres" else ""
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-    await engine.dispose()
+    await drop_scratch_database(server, url)

@@ -2,8 +2,8 @@
 
 In a sale almost every claim is a loser that the gate answers without the database, so the
 cost of the claim is the cost of the framework around it. This ASGI layer answers the
-well-formed, authorised claims itself (orjson, the token check, the rate limit, the gate,
-and for the winners the same database transaction as the service) and hands everything
+well-formed, authorised claims itself (orjson, the token check, the rate limit, then the
+same `service.claim` as the route) and hands everything
 else, untouched, to the FastAPI route: invalid bodies, missing or bad tokens, claims for
 another user. The route stays the documented, validated definition of the endpoint. It sits
 outside FastAPI (see `ecommerce.app.ShopApp`), so it skips FastAPI's middleware stack too;
@@ -19,18 +19,12 @@ from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.coupons import service
-from ecommerce.coupons.errors import CouponAlreadyClaimed, CouponNotActive, CouponSoldOut
-from ecommerce.coupons.gate import ALREADY, NOT_ACTIVE, SOLD_OUT
 from ecommerce.platform.errors import AppError
 from ecommerce.platform.http import error_body
 from ecommerce.platform.schemas import MAX_ID
 
 log = logging.getLogger("ecommerce.coupons.fastpath")
 PATH = "/api/coupons/claim"
-_VERDICTS = {SOLD_OUT: CouponSoldOut, ALREADY: CouponAlreadyClaimed,
-             NOT_ACTIVE: CouponNotActive}
-
-
 class _Route:  # what the metrics middleware reads to label the request
     path = PATH
 _MAX_BODY = 4096
@@ -59,13 +53,8 @@ class ClaimFastPath:
         scope["route"] = _Route
         try:
             await ctx.claim_limit.hit(str(user_id))
-            now = ctx.clock.now()
-            verdict = await ctx.coupon_gate.enter(code, user_id, now,
-                                                  service.state_loader(ctx.db))
-            if verdict in _VERDICTS:
-                raise _VERDICTS[verdict]()
-            claimed = await service.claim_past_gate(ctx.db, ctx.coupon_gate, user_id, code,
-                                                    now)
+            claimed = await service.claim(ctx.db, ctx.coupon_gate, user_id, code,
+                                          ctx.clock.now())
         except AppError as error:
             await _respond(send, error.status, error_body(error.status, error.code,
                                                           error.message, PATH), error.headers)

@@ -105,10 +105,10 @@ async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime
         raise CouponAlreadyClaimed()
     if verdict == NOT_ACTIVE:
         raise CouponNotActive()
-    return await claim_past_gate(db, gate, user_id, code, now)
+    return await _claim_past_gate(db, gate, user_id, code, now)
 
 
-async def claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
+async def _claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
                           now: datetime) -> Claimed:
     """The database's decision for a claim the gate let through, in one transaction: the
     conditional increment of the issued count, then the holder row (unique per coupon and
