@@ -224,3 +224,32 @@ class TestRedisGate:
             assert_error(await claim(client, b, "NOREDIS"), 409, "COUPON_SOLD_OUT")
         finally:
             await dead.aclose()
+
+
+class TestRedisGateSoldOutMemory:
+    """Once Redis says a coupon is sold out, each process answers so for a second without
+    asking Redis again (issued coupons never come back), then asks Redis again."""
+
+    async def test_sold_out_is_remembered_briefly(self, shop, redis_url):
+        from redis.asyncio import Redis
+
+        from ecommerce.coupons import service
+        from ecommerce.coupons.gate import PASS, SOLD_OUT, RedisGate
+
+        await make_coupon(shop, code="MEMO", quantity=1)
+        client = Redis.from_url(redis_url, decode_responses=True)
+        gate = RedisGate(client, shop.settings.redis_prefix)
+        gate.SOLD_OUT_MEMORY_SECONDS = 0.3
+        load = service.state_loader(shop.db)
+        try:
+            now = shop.clock.now()
+            assert await gate.enter("MEMO", 1, now, load) == PASS
+            assert await gate.enter("MEMO", 2, now, load) == SOLD_OUT
+            # Free the place in Redis behind the gate's back: the memory still answers.
+            holders = f"{shop.settings.redis_prefix}:coupon:{{MEMO}}:holders"
+            await client.srem(holders, 1)
+            assert await gate.enter("MEMO", 3, now, load) == SOLD_OUT
+            await asyncio.sleep(0.35)
+            assert await gate.enter("MEMO", 3, now, load) == PASS  # Redis is asked again
+        finally:
+            await client.aclose()
