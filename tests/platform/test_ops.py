@@ -59,3 +59,19 @@ async def test_unreachable_redis_makes_readyz_503(database_url):
                                      base_url="http://x") as client:
             ready = await client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["database"] == "ok"
+
+
+async def test_nul_characters_are_400_never_500(shop, client):
+    """PostgreSQL cannot store NUL: bodies, query parameters and claims all answer 400."""
+    from tests.factories import make_admin, make_user
+
+    admin, user = await make_admin(shop), await make_user(shop)
+    error = assert_error(await client.post("/api/admin/categories", headers=admin.headers,
+                                           json={"slug": "nul", "name": "a\u0000b"}),
+                         400, "INVALID_REQUEST")
+    assert "name" in error["message"]
+    assert (await client.get("/api/categories")).json() == []  # nothing was stored
+    assert_error(await client.get("/api/products?keyword=a%00b"), 400, "INVALID_REQUEST")
+    assert_error(await client.post("/api/coupons/claim", headers=user.headers,
+                                   json={"userId": user.id, "couponCode": "A\u0000B"}),
+                 400, "INVALID_REQUEST")

@@ -27,6 +27,7 @@ router = APIRouter(tags=["catalog"])
 admin = APIRouter(prefix="/api/admin", tags=["admin: catalog"])
 ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 _ADMIN = (Unauthorized, Forbidden)
+NO_NUL = r"^[^\x00]*$"  # every database then answers alike (PostgreSQL cannot take NUL)
 
 
 def _product(row: Any, model: type = ProductOut) -> Any:
@@ -45,8 +46,9 @@ async def list_categories(uow: ReadUow, page: PageParams, response: Response
 @router.get("/api/products", response_model=list[ProductSummaryOut])
 async def list_products(
     ctx: Ctx, uow: ReadUow, page: PageParams, response: Response,
-    category: Annotated[str | None, Query(max_length=64)] = None,
-    keyword: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    keyword: Annotated[str | None, Query(min_length=1, max_length=100,
+                                         pattern=NO_NUL)] = None,
     min_price: Annotated[int | None, Query(alias="minPrice", ge=0, le=100_000_000)] = None,
     max_price: Annotated[int | None, Query(alias="maxPrice", ge=0, le=100_000_000)] = None,
     in_stock: Annotated[bool | None, Query(alias="inStock")] = None,

@@ -98,7 +98,7 @@ class ClaimFastPath:
             return None
         user_id, code = data.get("userId"), data.get("couponCode")
         if (type(user_id) is not int or not 1 <= user_id <= MAX_ID
-                or not isinstance(code, str) or not 1 <= len(code) <= 40):
+                or not isinstance(code, str) or not 1 <= len(code) <= 40 or "\x00" in code):
             return None
         principal = ctx.tokens.read(token.strip())
         if principal is None or (principal.user_id != user_id and not principal.is_admin):

@@ -13,7 +13,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,6 +79,17 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
     return "; ".join(messages)
 
 
+def _bad_value(error: DBAPIError) -> bool:
+    """The database refused a value (SQL's "data exception", SQLSTATE class 22)."""
+    if isinstance(error, DataError):
+        return True
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state.startswith("22"):
+            return True
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JsonResponse:
@@ -113,6 +130,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dbapi(request: Request, exc: DBAPIError) -> JsonResponse:
         if exc.connection_invalidated:
             return await _unavailable(request, exc)
+        if _bad_value(exc):  # e.g. NUL in a query parameter: the client's value, not a fault
+            return error_response(400, "INVALID_REQUEST",
+                                  "A value in the request is not valid for this field",
+                                  request.url.path)
         log.exception("database error")
         return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
 
