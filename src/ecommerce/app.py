@@ -25,6 +25,7 @@ from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
 from ecommerce.platform.logging import configure_logging
+from ecommerce.platform.openapi import document_errors_truthfully
 from ecommerce.platform.ops import router as ops_router
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.router import router as wallet_router
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
                    orders_admin_router, events_admin_router):
         app.include_router(router)
+    document_errors_truthfully(app)
     return ShopApp(app, access_log=settings.access_log)
 
 

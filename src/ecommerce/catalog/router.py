@@ -34,7 +34,8 @@ def _product(row: Any, model: type = ProductOut) -> Any:
     return model.model_validate(row._mapping)
 
 
-@router.get("/api/categories", response_model=list[CategoryWithCountOut])
+@router.get("/api/categories", response_model=list[CategoryWithCountOut],
+            responses=responses())
 async def list_categories(uow: ReadUow, page: PageParams, response: Response
                           ) -> list[CategoryWithCountOut]:
     async with uow:
@@ -43,7 +44,7 @@ async def list_categories(uow: ReadUow, page: PageParams, response: Response
     return [CategoryWithCountOut.model_validate(row._mapping) for row in rows]
 
 
-@router.get("/api/products", response_model=list[ProductSummaryOut])
+@router.get("/api/products", response_model=list[ProductSummaryOut], responses=responses())
 async def list_products(
     ctx: Ctx, uow: ReadUow, page: PageParams, response: Response,
     category: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
@@ -65,7 +66,7 @@ async def list_products(
     return [_product(row, ProductSummaryOut) for row in rows]
 
 
-@router.get("/api/products/top", response_model=list[TopProductOut])
+@router.get("/api/products/top", response_model=list[TopProductOut], responses=responses())
 async def top_products(ctx: Ctx, days: Annotated[int, Query(ge=1, le=30)] = 3,
                        limit: Annotated[int, Query(ge=1, le=50)] = 5) -> list[TopProductOut]:
     top = await ctx.top_sellers.top_products(ctx.clock.now(), days, limit)

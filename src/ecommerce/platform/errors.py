@@ -61,11 +61,12 @@ class ServiceUnavailable(AppError):
 
 
 def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route: each status with its possible codes."""
+    """OpenAPI `responses` for a route: each status with its possible codes. Every route
+    may answer 400 (invalid request) and 503 (database or Redis unreachable)."""
     from ecommerce.platform.schemas import ErrorBody
 
     by_status: dict[int, list[type[AppError]]] = {}
-    for error in (InvalidRequest, *errors):
+    for error in (InvalidRequest, *errors, ServiceUnavailable):
         by_status.setdefault(error.status, []).append(error)
     return {
         status: {
