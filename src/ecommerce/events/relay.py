@@ -84,12 +84,28 @@ class Relay:
             return 0
         client = self._http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
         try:
-            outcomes = await asyncio.gather(*[self._deliver(client, row) for row in rows])
+            outcomes = await self._deliver_in_order(client, rows)
         finally:
             if client is not self._http:
                 await client.aclose()
         await self._record(lease, rows, outcomes)
         return len(rows)
+
+    async def _deliver_in_order(self, client: httpx.AsyncClient, rows: list[Any]
+                                ) -> list[tuple[bool, bool, str]]:
+        """Different orders in parallel; one order's events one after another, oldest
+        first, so a receiver sees `order.completed` before its `order.cancelled`."""
+        by_order: dict[Any, list[int]] = {}
+        for index, row in enumerate(rows):
+            by_order.setdefault(row.order_id, []).append(index)
+        outcomes: list[tuple[bool, bool, str]] = [(False, False, "")] * len(rows)
+
+        async def one_order(indexes: list[int]) -> None:
+            for index in indexes:
+                outcomes[index] = await self._deliver(client, rows[index])
+
+        await asyncio.gather(*[one_order(indexes) for indexes in by_order.values()])
+        return outcomes
 
     def _due(self, now: datetime) -> Any:
         free = or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now)
