@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.coupons import service
 from ecommerce.platform.errors import AppError
-from ecommerce.platform.http import error_body
+from ecommerce.platform.http import UNAVAILABLE, error_body
 from ecommerce.platform.schemas import MAX_ID
 
 log = logging.getLogger("ecommerce.coupons.fastpath")
@@ -59,7 +59,7 @@ class ClaimFastPath:
             await _respond(send, error.status, error_body(error.status, error.code,
                                                           error.message, PATH), error.headers)
             return
-        except (DBAPIError, OSError, ConnectionError, TimeoutError) as error:
+        except (DBAPIError, *UNAVAILABLE) as error:
             log.error("claim failed: backing service unavailable",
                       extra={"error": type(error).__name__})
             await _respond(send, 503, error_body(503, "SERVICE_UNAVAILABLE",

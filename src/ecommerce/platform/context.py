@@ -53,13 +53,14 @@ class AppContext:
         cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
                         else MemoryCache())
         limiter = make_limiter(make_storage(settings.redis_url, settings.redis_prefix))
+        fallback = make_limiter(make_storage(None)) if settings.redis_url else None
         return cls(
             settings=settings,
             db=db,
             redis=redis,
             clock=clock,
-            login_limit=RateLimit("login", settings.rate_limit_login, limiter),
-            claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter),
+            login_limit=RateLimit("login", settings.rate_limit_login, limiter, fallback),
+            claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter, fallback),
             passwords=Passwords(settings),
             tokens=Tokens(settings, clock),
             cache=cache,

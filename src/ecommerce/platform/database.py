@@ -29,6 +29,16 @@ _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg", "mysql": "mysql+asyncmy", "mariadb": "mysql+asyncmy"}
 
 
+def driver_connection_errors() -> tuple[type[BaseException], ...]:
+    """The drivers' own "the connection is gone" errors. SQLAlchemy wraps those raised by
+    statements, but not those raised while the pool sets up a new connection."""
+    import asyncmy.errors
+    import asyncpg.exceptions
+
+    return (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.PostgresConnectionError,
+            asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError)
+
+
 def async_url(url: str) -> str:
     """Map a plain `postgresql://`, `mysql://` or `sqlite:///` URL to its async driver."""
     parsed = make_url(url)

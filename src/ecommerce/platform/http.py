@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.platform import metrics
+from ecommerce.platform.database import driver_connection_errors
 from ecommerce.platform.errors import AppError
 from ecommerce.platform.logging import request_id
 
@@ -90,6 +93,12 @@ def _bad_value(error: DBAPIError) -> bool:
     return False
 
 
+# A backing service (database, Redis) that cannot be reached: 503 with Retry-After.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError,
+    RedisConnectionError, RedisTimeoutError, *driver_connection_errors())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JsonResponse:
@@ -123,7 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
                               "A backing service is unavailable; retry shortly",
                               request.url.path, {"Retry-After": "1"})
 
-    for kind in (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError):
+    for kind in UNAVAILABLE:
         app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(DBAPIError)

@@ -1,0 +1,233 @@
+"""Faults under load, on real server processes: Redis stopped and started again, database
+connections cut, a slow data platform."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from ecommerce.catalog.models import products
+from ecommerce.events.models import outbox
+from ecommerce.orders.models import orders
+from ecommerce.platform.database import Database
+from ecommerce.wallet.models import wallets
+from tests.e2e.conftest import (
+    audit_clean,
+    bulk_users,
+    free_port,
+    live_server,
+    many_connections,
+    token_for,
+)
+from tests.e2e.test_coupon_storm import holders, make_coupon
+from tests.e2e.test_order_storm import make_products, read
+from tests.factories import assert_error
+
+SERVER_DATABASES = pytest.mark.parametrize("database_url", ["postgres", "mysql"],
+                                           indirect=True)
+
+
+@contextlib.contextmanager
+def redis_on(port: int):
+    """A private redis-server on this port, stopped (SIGKILL) on exit."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+            break
+        time.sleep(0.05)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@SERVER_DATABASES
+async def test_redis_stopped_and_started_again_under_load(clean_db, redis_url):
+    """Claims, listings, details and top sellers keep answering through the database while
+    Redis is gone, with rate limits on; exactly the coupon's quantity is issued."""
+    ids = await bulk_users(clean_db, 600)
+    await make_coupon(clean_db, "OUTAGE", 150)
+    items = await make_products(clean_db, *[(1_000 + i, 50) for i in range(5)])
+    port = free_port()
+    answers: Counter = Counter()
+    claims = []
+    with contextlib.ExitStack() as redis:
+        redis.enter_context(redis_on(port))
+        async with live_server(clean_db, workers=2, redis_url=f"redis://127.0.0.1:{port}",
+                               RATE_LIMIT_CLAIM="100/second") as server, \
+                many_connections(60) as client:
+            done = asyncio.Event()
+
+            async def reader(n: int) -> None:
+                paths = ["/api/products", f"/api/products/{items[n % 5]}",
+                         "/api/products/top", "/api/categories", "/api/products?sort=price_asc"]
+                while not done.is_set():
+                    response = await client.get(server.url + paths[n % len(paths)])
+                    answers[(paths[n % len(paths)].split("?")[0], response.status_code)] += 1
+                    n += 1
+
+            slots = asyncio.Semaphore(40)
+
+            async def claim(user_id: int):
+                async with slots:
+                    response = await client.post(
+                        f"{server.url}/api/coupons/claim",
+                        json={"userId": user_id, "couponCode": "OUTAGE"},
+                        headers={"Authorization": f"Bearer {token_for(user_id)}"})
+                    await asyncio.sleep(0.005)  # spread the claims over the outage
+                    return response
+
+            readers = [asyncio.create_task(reader(n)) for n in range(10)]
+            storm = [asyncio.create_task(claim(uid)) for uid in ids]
+            await asyncio.sleep(0.3)
+            redis.close()  # Redis is killed mid-load ...
+            await asyncio.sleep(1.5)
+            redis.enter_context(redis_on(port))  # ... and comes back, empty, on its port
+            claims = await asyncio.gather(*storm)
+            await asyncio.sleep(1.0)
+            done.set()
+            await asyncio.gather(*readers)
+            ready = await client.get(f"{server.url}/readyz")
+    outcome = Counter((r.status_code, r.json().get("code", "ISSUED")) for r in claims)
+    assert outcome == {(200, "ISSUED"): 150, (409, "COUPON_SOLD_OUT"): 450}, outcome
+    assert all(status == 200 for (_, status) in answers), answers
+    assert ready.status_code == 200, ready.text
+    assert len(set(await holders(clean_db, "OUTAGE"))) == 150
+    await audit_clean(clean_db)
+
+
+async def cut_connections(database_url: str) -> int:
+    """Kill every server connection to this database, as a network cut or a database
+    restart would; the number killed."""
+    server = Database(database_url, pool_size=1)
+    name = database_url.rsplit("/", 1)[1].split("?")[0]
+    killed = 0
+    try:
+        async with server.engine.connect() as conn:
+            if server.dialect == "postgresql":
+                killed = len((await conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})).all())
+            else:
+                me = (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+                rows = (await conn.execute(text(
+                    "SELECT id FROM information_schema.processlist WHERE db = :name AND id <> :me"
+                ), {"name": name, "me": me})).all()
+                for (pid,) in rows:
+                    with contextlib.suppress(Exception):
+                        await conn.execute(text(f"KILL {int(pid)}"))
+                killed = len(rows)
+    finally:
+        await server.dispose()
+    return killed
+
+
+@SERVER_DATABASES
+async def test_cut_database_connections_give_clean_503s_and_no_partial_writes(clean_db):
+    """Orders in flight when every connection is cut: each is 201 or a clean 503; a retry
+    with the same Idempotency-Key then completes it exactly once."""
+    ids = await bulk_users(clean_db, 100, balance=100_000)
+    [item] = await make_products(clean_db, (1_000, 100_000))
+    bodies = {f"k-{uid}-{n}": (uid, {"userId": uid, "items": [
+        {"productId": item, "quantity": 2}]}) for uid in ids for n in range(3)}
+
+    async with live_server(clean_db, workers=2) as server, many_connections(50) as client:
+        slots = asyncio.Semaphore(50)
+
+        async def place(key: str):
+            uid, body = bodies[key]
+            async with slots:
+                return key, await client.post(f"{server.url}/api/orders", json=body, headers={
+                    "Authorization": f"Bearer {token_for(uid)}", "Idempotency-Key": key})
+
+        load = [asyncio.create_task(place(key)) for key in bodies]
+        killed = 0
+        for _ in range(3):  # cut several times while orders are in flight
+            await asyncio.sleep(0.3)
+            killed += await cut_connections(clean_db)
+        first = dict(await asyncio.gather(*load))
+        assert killed > 0
+        statuses = Counter(r.status_code for r in first.values())
+        assert set(statuses) <= {201, 503}, statuses
+        for response in first.values():
+            if response.status_code == 503:
+                assert_error(response, 503, "SERVICE_UNAVAILABLE")
+                assert response.headers["Retry-After"] == "1"
+        # The clients retry what failed, with the same keys: nothing happens twice.
+        retried = dict(await asyncio.gather(*[
+            place(key) for key, r in first.items() if r.status_code != 201]))
+        assert all(r.status_code == 201 for r in retried.values()), Counter(
+            r.status_code for r in retried.values())
+        replay = dict(await asyncio.gather(*[place(key) for key in list(bodies)[:20]]))
+    for key in list(bodies)[:20]:
+        assert replay[key].json() == (retried.get(key) or first[key]).json()
+    [(count,)] = await read(clean_db, select(func.count()).select_from(orders))
+    assert count == len(bodies)
+    [(stock,)] = await read(clean_db, select(products.c.stock).where(products.c.id == item))
+    assert stock == 100_000 - 2 * 1_000 * len(bodies) // 1_000
+    balances = {b for (b,) in await read(clean_db, select(wallets.c.balance))}
+    assert balances == {100_000 - 3 * 2_000}
+    await audit_clean(clean_db)
+
+
+async def test_a_slow_data_platform_does_not_hold_up_orders(clean_db):
+    """Each delivery takes 4 s; forty orders are all answered before the first delivery
+    has finished, and every event arrives afterwards."""
+    ids = await bulk_users(clean_db, 40, balance=100_000)
+    [item] = await make_products(clean_db, (1_000, 1_000))
+    record = Path(tempfile.mkdtemp()) / "events.jsonl"
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port),
+                             "--record", str(record), "--delay", "4", "--quiet"])
+
+    def received() -> list[str]:
+        if not record.exists():
+            return []
+        return [json.loads(line)["eventId"] for line in record.read_text().splitlines()]
+
+    try:
+        async with live_server(clean_db, workers=2, RUN_RELAY="true",
+                               DATA_PLATFORM_URL=f"http://127.0.0.1:{port}/events",
+                               DATA_PLATFORM_SECRET="s") as server, \
+                many_connections(40) as client:
+            async def place(uid: int):
+                return await client.post(f"{server.url}/api/orders", json={
+                    "userId": uid, "items": [{"productId": item, "quantity": 1}]},
+                    headers={"Authorization": f"Bearer {token_for(uid)}",
+                             "Idempotency-Key": uuid.uuid4().hex})
+
+            await place(ids[0])  # the relay is now busy with a 4-second delivery
+            responses = await asyncio.gather(*[place(uid) for uid in ids[1:]])
+            assert [r.status_code for r in responses] == [201] * 39
+            assert received() == []  # not one delivery has finished yet
+            for _ in range(300):
+                pending = await read(clean_db, select(outbox.c.id).where(
+                    outbox.c.status != "DELIVERED"))
+                if not pending:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        sink.terminate()
+        sink.wait()
+    stored = {event_id for (event_id,) in await read(clean_db, select(outbox.c.event_id))}
+    assert len(stored) == 40 and set(received()) == stored
+    await audit_clean(clean_db)
