@@ -91,6 +91,22 @@ async def test_token_signed_with_another_key_is_401(shop, client):
                  401, "UNAUTHORIZED")
 
 
+async def test_unsigned_token_and_unknown_role_are_401(shop, client):
+    import jwt
+
+    from tests.conftest import TEST_SECRET
+
+    unsigned = jwt.encode({"sub": "1", "role": "ADMIN", "exp": 9999999999}, None,
+                          algorithm="none")
+    odd_role = jwt.encode({"sub": "1", "role": "ROOT", "exp": 9999999999}, TEST_SECRET,
+                          algorithm="HS256")
+    no_expiry = jwt.encode({"sub": "1", "role": "ADMIN"}, TEST_SECRET, algorithm="HS256")
+    for token in (unsigned, odd_role, no_expiry):
+        assert_error(await client.get("/api/admin/orders",
+                                      headers={"Authorization": f"Bearer {token}"}),
+                     401, "UNAUTHORIZED")
+
+
 async def test_expired_token_is_401(shop, client):
     user = await make_user(shop)
     expired = shop.ctx.tokens.issue(user.id, "CUSTOMER", shop.clock.now() - timedelta(days=401))
