@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
+from ecommerce.platform.cache import REDIS_DOWN
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -154,7 +154,7 @@ class RedisGate:
                 async with asyncio.timeout(self.TIMEOUT_SECONDS * 5):
                     await self._load(code, state)
             return PASS
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_DOWN as error:
             self._step_aside(error)
             return PASS
 
@@ -181,7 +181,7 @@ class RedisGate:
         try:
             async with asyncio.timeout(self.TIMEOUT_SECONDS):
                 await self._redis.srem(self._keys(code)[1], user_id)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_DOWN as error:
             self._step_aside(error)
 
     def _remember_sold_out(self, code: str) -> None:

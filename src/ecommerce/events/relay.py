@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from redis.exceptions import RedisError
 from sqlalchemy import and_, or_, select, update
 
 from ecommerce.events import outbox as outbox_events
 from ecommerce.events.models import outbox
+from ecommerce.platform.cache import REDIS_DOWN
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.settings import Settings
@@ -153,7 +153,7 @@ class Relay:
                     "eventId": row.event_id, "eventType": row.event_type,
                     "payload": row.payload}, maxlen=1_000_000, approximate=True)
                 streamed = True
-            except (RedisError, OSError) as failure:
+            except REDIS_DOWN as failure:
                 error = error or f"stream: {type(failure).__name__}"
         return delivered, streamed, error
 

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ecommerce.cache")
 
+# What a Redis call raises when Redis is unreachable or the connection died under it. The
+# RuntimeError is uvloop's "handler is closed", seen when Redis dies while redis-py is
+# (re)connecting; inside a Redis call it means the same thing.
+REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError, RuntimeError)
+
 
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
@@ -60,26 +65,26 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         try:
             return await self._redis.get(f"{self._prefix}:{key}")
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             log.warning("cache get failed", extra={"error": type(error).__name__})
             return None
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         try:
             await self._redis.set(f"{self._prefix}:{key}", value, px=max(1, int(ttl * 1000)))
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             log.warning("cache set failed", extra={"error": type(error).__name__})
 
     async def incr(self, key: str) -> int | None:
         try:
             return int(await self._redis.incr(f"{self._prefix}:{key}"))
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             log.warning("cache incr failed", extra={"error": type(error).__name__})
             return None
 
     async def get_int(self, key: str) -> int | None:
         try:
             value = await self._redis.get(f"{self._prefix}:{key}")
-        except (RedisError, OSError):
+        except REDIS_DOWN:
             return None
         return int(value) if value is not None else 0

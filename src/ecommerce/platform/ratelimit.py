@@ -9,8 +9,8 @@ import time
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from redis.exceptions import RedisError
 
+from ecommerce.platform.cache import REDIS_DOWN
 from ecommerce.platform.errors import RateLimited
 from ecommerce.platform.settings import parse_rate
 
@@ -47,7 +47,7 @@ class RateLimit:
             if await limiter.hit(self.item, *identifiers):
                 return
             stats = await limiter.get_window_stats(self.item, *identifiers)
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             if self.fallback is None or limiter is self.fallback:
                 raise
             log.warning("rate limit: Redis unavailable, counting in this process",
