@@ -26,12 +26,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
 # Load scenarios (see bench/run.py): make bench SCENARIO=order_hot_product BACKEND=postgres
+# RATE=500 holds 500 requests/s instead of saturating (latency at a given load).
 SCENARIO ?= all
 BACKEND  ?= embedded,postgres+redis
 DURATION ?= 10
+RATE     ?= 0
+CONNECTIONS ?= 64
+LABEL    ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/python -m bench.run --scenario $(SCENARIO) --backend $(BACKEND) --duration $(DURATION)
+	$(BIN)/python -m bench.run --scenario $(SCENARIO) --backend $(BACKEND) --duration $(DURATION) \
+		--rate $(RATE) --connections $(CONNECTIONS) --label "$(LABEL)"
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs `uv`).
 lock:

@@ -208,10 +208,12 @@ def start_server(url: str, redis_url: str | None, workers: int, port: int) -> su
 
 
 def run_wrk(port: int, lines: list[str], duration: int, connections: int,
-            threads: int) -> dict[str, Any]:
+            threads: int, rate: int = 0) -> dict[str, Any]:
+    """wrk replaying `lines`: as fast as it can (rate 0), or paced at `rate` requests/s."""
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
-    env = {**os.environ, "BENCH_REQUESTS": handle.name, "BENCH_THREADS": str(threads)}
+    env = {**os.environ, "BENCH_REQUESTS": handle.name, "BENCH_THREADS": str(threads),
+           "BENCH_RATE": str(rate)}
     result = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "-s", str(ROOT / "wrk" / "replay.lua"), f"http://127.0.0.1:{port}"],
@@ -222,6 +224,7 @@ def run_wrk(port: int, lines: list[str], duration: int, connections: int,
         raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
     summary = json.loads(match.group(1))
     summary["rps"] = round(summary["requests"] / summary["seconds"], 1)
+    summary["target_rps"] = rate or None
     return summary
 
 
@@ -262,11 +265,12 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
         wanted = ["baseline"] + [s for s in scenarios if s != "baseline"]
         for scenario in wanted:
             summary = run_wrk(port, request_lines(scenario, data), args.duration,
-                              args.connections, args.threads)
+                              args.connections, args.threads, args.rate)
             summary["audit"] = asyncio.run(audit(url))
             results[scenario] = summary
             print(f"  {backend:15} {scenario:20} {summary['rps']:>9} req/s  "
                   f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
+                  f"{'late ' + str(summary['late']) + '  ' if args.rate else ''}"
                   f"{summary['codes']}  audit {'clean' if not summary['audit'] else 'BROKEN'}",
                   flush=True)
     finally:
@@ -281,19 +285,23 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
 
 
 def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ") + (f"-{args.label}"
+                                                                if args.label else "")
     info = {"when": stamp, "machine": machine(), "workers": args.workers,
             "duration_s": args.duration, "connections": args.connections,
-            "threads": args.threads, "results": results}
+            "threads": args.threads, "rate": args.rate or None, "results": results}
+    load = (f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s"
+            + (f", paced at {args.rate} requests/s" if args.rate else ", as fast as it can"))
     out = ROOT / "results"
     (out / f"{stamp}.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
     lines = [f"# Benchmark {stamp}", "",
              f"Machine: {info['machine']['cores']} cores, {info['machine']['cpu']}, Python "
              f"{info['machine']['python']}, {info['machine']['wrk']}. Server: "
-             f"`ecommerce serve --workers {args.workers}` (uvicorn); load: wrk "
-             f"-t{args.threads} -c{args.connections} -d{args.duration}s from another process.",
+             f"`ecommerce serve --workers {args.workers}` (uvicorn); load: {load}, from "
+             "another process.",
              "", "| backend | scenario | req/s | × baseline | p50 ms | p90 ms | p99 ms | "
-             "answers | audit |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+             "late sends | answers | audit |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for backend, scenarios in results.items():
         for name, s in scenarios.items():
             answers = ", ".join(f"{k}: {v}" for k, v in sorted(s["codes"].items()))
@@ -302,7 +310,8 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
                 answers += f"; socket errors {errors}"
             lines.append(f"| {backend} | {name} | {s['rps']:,.0f} | {s['ratio_to_baseline']} | "
                          f"{s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
-                         f"{answers} | {'clean' if not s['audit'] else 'VIOLATIONS'} |")
+                         f"{s['late'] if args.rate else '–'} | {answers} | "
+                         f"{'clean' if not s['audit'] else 'VIOLATIONS'} |")
     (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
     shutil.copy(out / f"{stamp}.md", out / "latest.md")
     shutil.copy(out / f"{stamp}.json", out / "latest.json")
@@ -319,6 +328,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rate", type=int, default=0,
+                        help="requests/s to hold (0: as fast as possible, i.e. saturation)")
+    parser.add_argument("--label", default="",
+                        help="appended to the report's file name")
     args = parser.parse_args()
     scenarios = SCENARIOS if args.scenario == "all" else args.scenario.split(",")
     unknown = set(scenarios) - set(SCENARIOS)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 
 from ecommerce.platform.database import metadata
 from ecommerce.platform.types import BigId, UtcDateTime
@@ -32,7 +33,9 @@ products = Table(
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False),
     # lower(name + " " + description), kept by the service: what keyword search scans.
-    Column("search_text", Text, nullable=False),
+    # Lower-cased by the service; compared byte for byte (binary collation on MySQL).
+    Column("search_text", Text().with_variant(mysql.TEXT(collation="utf8mb4_bin"), "mysql"),
+           nullable=False),
     Column("price", BigInteger, nullable=False),
     Column("stock", BigInteger, nullable=False),
     Column("sold_quantity", BigInteger, nullable=False, default=0),

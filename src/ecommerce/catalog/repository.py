@@ -115,10 +115,15 @@ SORTS = {
 }
 
 
-async def list_ids(conn: AsyncConnection, query: Select[Any], sort: str, limit: int,
-                   offset: int) -> list[int]:
-    return list((await conn.execute(query.order_by(*SORTS[sort]).limit(limit).offset(offset))
-                 ).scalars())
+async def page_of_ids(conn: AsyncConnection, query: Select[Any], sort: str, limit: int,
+                      offset: int) -> tuple[list[int], int]:
+    """A page of ids and the total that match, in one pass over the matches (a window
+    count); a second query counts only when the page is past the end."""
+    rows = (await conn.execute(query.add_columns(func.count().over().label("total"))
+                               .order_by(*SORTS[sort]).limit(limit).offset(offset))).all()
+    if rows:
+        return [row.id for row in rows], int(rows[0].total)
+    return [], (await count(conn, query) if offset else 0)
 
 
 async def count(conn: AsyncConnection, query: Select[Any]) -> int:

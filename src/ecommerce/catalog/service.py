@@ -163,8 +163,7 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
         query = repository.listing_query(category_id=category_id, keyword=keyword,
                                          min_price=min_price, max_price=max_price,
                                          in_stock=in_stock)
-        ids = await repository.list_ids(uow.conn, query, sort, limit, offset)
-        total = await repository.count(uow.conn, query) if ids or offset else 0
+        ids, total = await repository.page_of_ids(uow.conn, query, sort, limit, offset)
         await listings.store(generation, params, ids, total)
     rows = await repository.products_by_ids(uow.conn, ids)
     return [row for row in rows if row.active], total
