@@ -13,7 +13,7 @@ from ecommerce.platform.errors import Forbidden, Unauthorized
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_user(request: Request,
+async def current_user(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None,
                                         Depends(_bearer)]) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -24,7 +24,7 @@ def current_user(request: Request,
     return principal
 
 
-def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
+async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
     if not principal.is_admin:
         raise Forbidden("This needs an administrator")
     return principal

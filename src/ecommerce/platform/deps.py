@@ -10,15 +10,15 @@ from ecommerce.platform.context import AppContext
 from ecommerce.platform.database import UnitOfWork
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     return request.app.state.ctx
 
 
-def get_uow(request: Request) -> UnitOfWork:
+async def get_uow(request: Request) -> UnitOfWork:
     return request.app.state.ctx.db.uow(write=True)
 
 
-def get_read_uow(request: Request) -> UnitOfWork:
+async def get_read_uow(request: Request) -> UnitOfWork:
     return request.app.state.ctx.db.uow(write=False)
 
 

@@ -18,7 +18,7 @@ class Page:
         return (self.page - 1) * self.size
 
 
-def _page(page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+async def _page(page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
           size: Annotated[int, Query(ge=1, le=100)] = 20) -> Page:
     return Page(page, size)
 
