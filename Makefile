@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lock lint bench clean
+.PHONY: run test install lock lint bench clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -19,7 +19,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ecommerce serve --seed-demo
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (never a downloaded browser), with a Korean font.
+BROWSER_PKGS := chromium fonts-nanum
+browser:
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi nanum; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $(BROWSER_PKGS) >/dev/null; } || echo "could not install $(BROWSER_PKGS)"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

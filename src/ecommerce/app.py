@@ -29,6 +29,7 @@ from ecommerce.platform.openapi import document_errors_truthfully
 from ecommerce.platform.ops import router as ops_router
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.router import router as wallet_router
+from ecommerce.web import mount_storefront
 
 log = logging.getLogger("ecommerce")
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
                    orders_admin_router, events_admin_router):
         app.include_router(router)
+    mount_storefront(app)
     document_errors_truthfully(app)
     return ShopApp(app, access_log=settings.access_log)
 

@@ -43,6 +43,7 @@ class World:
 
 # (method, path template) -> (who gets what, the request: path and JSON body)
 MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
+    ("GET", "/"): (dict.fromkeys(ROLES, 307), lambda w, r: ("/", None)),  # to the storefront
     ("GET", "/healthz"): (PUBLIC, lambda w, r: ("/healthz", None)),
     ("GET", "/readyz"): (PUBLIC, lambda w, r: ("/readyz", None)),
     ("GET", "/metrics"): (PUBLIC, lambda w, r: ("/metrics", None)),

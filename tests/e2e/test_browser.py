@@ -1,0 +1,198 @@
+"""The storefront and the admin console in headless Chromium (Debian's, driven by
+Playwright), against a real server: an admin sets up the shop, a customer signs up, tops
+up, claims a coupon, buys two products with it, sees the order and cancels it. Screenshots
+of the main pages are saved under docs/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from tests.backends import REQUIRED
+from tests.e2e.conftest import live_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# No network but loopback here: keep Chromium from reaching for Google's services.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    if not os.path.exists(CHROMIUM):
+        reason = "chromium is not installed (make test installs Debian's chromium)"
+        if REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        await browser.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def go(page: Page, url: str, route: str) -> None:
+    await page.goto(url)
+    await expect(page.locator("body")).to_have_attribute("data-ready", route)
+
+
+async def log_in(page: Page, base: str, username: str, password: str) -> None:
+    await go(page, f"{base}/shop/#/login", "#/login")
+    await page.get_by_label("아이디").fill(username)
+    await page.get_by_label("비밀번호").fill(password)
+    await page.get_by_role("button", name="로그인").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"환영합니다, {username}님")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_shop_day_in_the_browser(clean_db, browser):
+    async with live_server(clean_db, workers=1, ADMIN_USERNAME="admin",
+                           ADMIN_PASSWORD="admin-password") as server:
+        base = server.url
+
+        # The admin sets up a category, two products and a coupon.
+        admin = await (await browser.new_context(viewport={"width": 1280, "height": 900},
+                                                 locale="ko-KR")).new_page()
+        await log_in(admin, base, "admin", "admin-password")
+        await go(admin, f"{base}/shop/#/admin/categories", "#/admin/categories")
+        await admin.get_by_label("슬러그").fill("gadgets")
+        await admin.get_by_label("이름").fill("디지털 기기")
+        await admin.get_by_role("button", name="등록").click()
+        await expect(admin.get_by_role("cell", name="gadgets")).to_be_visible()
+
+        await go(admin, f"{base}/shop/#/admin/products", "#/admin/products")
+        for name, price, stock in (("무선 키보드", "30000", "10"),
+                                   ("블루투스 마우스", "15000", "5")):
+            form = admin.get_by_role("form", name="등록")
+            await form.get_by_label("이름").fill(name)
+            await form.get_by_label("가격").fill(price)
+            await form.get_by_label("재고").fill(stock)
+            await form.get_by_role("button", name="등록").click()
+            await expect(admin.get_by_role("status")).to_contain_text(f"등록되었습니다: {name}")
+            await expect(admin.get_by_role("cell", name=re.compile(name))).to_be_visible()
+        await shot(admin, "admin-products")
+
+        await go(admin, f"{base}/shop/#/admin/coupons", "#/admin/coupons")
+        await admin.get_by_label("쿠폰 코드").fill("WELCOME10")
+        await admin.get_by_label("이름", exact=True).fill("신규 가입 10%")
+        await admin.get_by_label("할인 방식").select_option("PERCENT")
+        await admin.get_by_label("할인 값").fill("10")
+        await admin.get_by_label("최대 할인").fill("5000")
+        await admin.get_by_label("발행 수량").fill("100")
+        await admin.get_by_role("button", name="등록").click()
+        await expect(admin.get_by_role("cell", name="WELCOME10")).to_be_visible()
+
+        # A customer, on a phone-sized screen: sign up, log in, top up.
+        customer = await (await browser.new_context(viewport={"width": 390, "height": 844},
+                                                    locale="ko-KR")).new_page()
+        await go(customer, f"{base}/shop/#/signup", "#/signup")
+        await customer.get_by_label("아이디").fill("buyer1")
+        await customer.get_by_label("비밀번호").fill("buyer-password")
+        await customer.get_by_role("button", name="회원가입").click()
+        await expect(customer.get_by_role("status")).to_contain_text("가입되었습니다")
+        await log_in(customer, base, "buyer1", "buyer-password")
+        await go(customer, f"{base}/shop/#/wallet", "#/wallet")
+        await customer.get_by_label("금액").fill("100000")
+        await customer.get_by_role("button", name="충전하기").click()
+        await expect(customer.locator("#balance")).to_contain_text("100,000")
+        await shot(customer, "wallet")
+
+        # Claim the coupon: the page shows what is left before the claim.
+        await go(customer, f"{base}/shop/#/coupons", "#/coupons")
+        await customer.get_by_label("쿠폰 코드").fill("welcome10")
+        await customer.get_by_role("button", name="조회").click()
+        await expect(customer.locator("#remaining")).to_contain_text("남은 수량 100 / 100")
+        await customer.get_by_role("button", name="쿠폰 받기").click()
+        await expect(customer.get_by_role("status")).to_contain_text("쿠폰을 받았습니다")
+        await expect(customer.get_by_role("cell", name=re.compile("신규 가입 10%"))).to_be_visible()
+
+        # Browse, and put one keyboard and two mice in the cart.
+        await go(customer, f"{base}/shop/#/", "#/")
+        await expect(customer.get_by_role("link", name="무선 키보드")).to_be_visible()
+        await shot(customer, "storefront-phone")
+        for name, quantity in (("무선 키보드", "1"), ("블루투스 마우스", "2")):
+            await go(customer, f"{base}/shop/#/", "#/")
+            await customer.get_by_role("link", name=name).first.click()
+            await expect(customer.locator("#stock")).to_be_visible()
+            await customer.get_by_label("수량").fill(quantity)
+            await customer.get_by_role("button", name="장바구니에 담기").click()
+            await expect(customer.get_by_role("status")).to_contain_text("장바구니에 담았습니다")
+        await shot(customer, "product")
+
+        # Six mice and a keyboard: 120,000 won, more than the balance, and more mice than
+        # there are. Each is a clear error, and nothing is bought.
+        await go(customer, f"{base}/shop/#/cart", "#/cart")
+        mice = customer.get_by_label("수량 블루투스 마우스")
+        await mice.fill("6")
+        await mice.dispatch_event("change")
+        await expect(customer.get_by_text("상품 금액: ₩120,000")).to_be_visible()
+        await customer.get_by_role("button", name="결제하기").click()
+        await expect(customer.get_by_role("alert")).to_contain_text("잔액이 부족합니다")
+        await go(customer, f"{base}/shop/#/wallet", "#/wallet")
+        await customer.get_by_label("금액").fill("100000")
+        await customer.get_by_role("button", name="충전하기").click()
+        await expect(customer.locator("#balance")).to_contain_text("200,000")
+        await go(customer, f"{base}/shop/#/cart", "#/cart")
+        await customer.get_by_role("button", name="결제하기").click()
+        await expect(customer.get_by_role("alert")).to_contain_text("재고가 부족합니다")
+        await expect(customer.get_by_role("alert")).to_contain_text("블루투스 마우스")
+        mice = customer.get_by_label("수량 블루투스 마우스")
+        await mice.fill("2")
+        await mice.dispatch_event("change")
+        await expect(customer.get_by_text("상품 금액: ₩60,000")).to_be_visible()
+
+        # Check out with the coupon: 60,000 less 10 % capped at 5,000.
+        await customer.get_by_label("쿠폰").select_option("WELCOME10")
+        await shot(customer, "cart")
+        await customer.get_by_role("button", name="결제하기").click()
+        await expect(customer.get_by_role("status")).to_contain_text("주문이 완료되었습니다")
+        await expect(customer.get_by_role("status")).to_contain_text("55,000")
+        await expect(customer.get_by_role("cell", name="결제 완료")).to_be_visible()
+        await shot(customer, "orders")
+        await go(customer, f"{base}/shop/#/wallet", "#/wallet")
+        await expect(customer.locator("#balance")).to_contain_text("145,000")
+
+        # Cancel it: refunded, and the coupon is back.
+        await go(customer, f"{base}/shop/#/orders", "#/orders")
+        await customer.get_by_role("button", name="주문 취소").click()
+        await expect(customer.get_by_role("cell", name="취소됨")).to_be_visible()
+        await go(customer, f"{base}/shop/#/wallet", "#/wallet")
+        await expect(customer.locator("#balance")).to_contain_text("200,000")
+        await go(customer, f"{base}/shop/#/coupons", "#/coupons")
+        await expect(customer.get_by_role("cell", name="사용 가능")).to_be_visible()
+
+        # One more keyboard, kept this time.
+        await go(customer, f"{base}/shop/#/", "#/")
+        await customer.get_by_role("link", name="무선 키보드").first.click()
+        await expect(customer.locator("#stock")).to_contain_text("재고 10개")
+        await customer.get_by_role("button", name="장바구니에 담기").click()
+        await go(customer, f"{base}/shop/#/cart", "#/cart")
+        await customer.get_by_role("button", name="결제하기").click()
+        await expect(customer.get_by_role("status")).to_contain_text("₩30,000")
+        await go(customer, f"{base}/shop/#/", "#/")
+        await expect(customer.locator(".top5")).to_contain_text("무선 키보드")
+
+        # The admin sees the orders, the live coupon count and the sales chart; in English too.
+        await go(admin, f"{base}/shop/#/admin/orders", "#/admin/orders")
+        await expect(admin.get_by_role("cell", name="취소됨")).to_be_visible()
+        await shot(admin, "admin-orders")
+        await go(admin, f"{base}/shop/#/admin/coupons", "#/admin/coupons")
+        await expect(admin.get_by_role("row", name=re.compile("WELCOME10"))).to_contain_text("99")
+        await shot(admin, "admin-coupons")
+        await go(admin, f"{base}/shop/#/admin", "#/admin")
+        await expect(admin.get_by_role("img", name="일별 결제 금액 (최근 7일)")).to_be_visible()
+        await shot(admin, "admin-dashboard")
+        await admin.get_by_role("button", name="English").click()
+        await expect(admin.get_by_role("link", name="Products")).to_be_visible()
+        await go(admin, f"{base}/shop/#/", "#/")
+        await shot(admin, "storefront-en")
