@@ -125,7 +125,11 @@ def token_for(user_id: int, role: str = "CUSTOMER") -> str:
 
 
 def many_connections(n: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+    # Idle connections are dropped after 1 s, well before uvicorn closes them (5 s): with
+    # httpx's default of 5 s a request could go out on a connection the server was closing
+    # at that instant, and fail with ReadError (seen in a storm with Redis stopped).
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n,
+                                                 keepalive_expiry=1.0),
                              timeout=httpx.Timeout(60.0))
 
 
