@@ -116,9 +116,15 @@ SORTS = {
 
 
 async def page_of_ids(conn: AsyncConnection, query: Select[Any], sort: str, limit: int,
-                      offset: int) -> tuple[list[int], int]:
-    """A page of ids and the total that match, in one pass over the matches (a window
-    count); a second query counts only when the page is past the end."""
+                      offset: int, *, scans: bool) -> tuple[list[int], int]:
+    """A page of ids and the total that match. When the filter `scans` every candidate
+    anyway (a keyword), the total comes from the same pass (a window count); otherwise the
+    page is read in sort order from an index and counted separately, which is cheaper than
+    sorting every match to number them."""
+    if not scans:
+        ids = list((await conn.execute(query.order_by(*SORTS[sort]).limit(limit)
+                                       .offset(offset))).scalars())
+        return ids, (await count(conn, query) if ids or offset else 0)
     rows = (await conn.execute(query.add_columns(func.count().over().label("total"))
                                .order_by(*SORTS[sort]).limit(limit).offset(offset))).all()
     if rows:

@@ -163,7 +163,8 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
         query = repository.listing_query(category_id=category_id, keyword=keyword,
                                          min_price=min_price, max_price=max_price,
                                          in_stock=in_stock)
-        ids, total = await repository.page_of_ids(uow.conn, query, sort, limit, offset)
+        ids, total = await repository.page_of_ids(uow.conn, query, sort, limit, offset,
+                                                  scans=bool(keyword))
         await listings.store(generation, params, ids, total)
     rows = await repository.products_by_ids(uow.conn, ids)
     return [row for row in rows if row.active], total
