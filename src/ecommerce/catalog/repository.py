@@ -116,12 +116,14 @@ SORTS = {
 
 
 async def page_of_ids(conn: AsyncConnection, query: Select[Any], sort: str, limit: int,
-                      offset: int, *, scans: bool) -> tuple[list[int], int]:
-    """A page of ids and the total that match. When the filter `scans` every candidate
-    anyway (a keyword), the total comes from the same pass (a window count); otherwise the
-    page is read in sort order from an index and counted separately, which is cheaper than
-    sorting every match to number them."""
-    if not scans:
+                      offset: int, *, keyword: bool) -> tuple[list[int], int]:
+    """A page of ids and the total that match.
+
+    Usually the page (an index-ordered or top-N read) and the count are two queries. On
+    MySQL/MariaDB a keyword search is a full scan either way (no index serves an infix
+    LIKE), so there the total comes from the same pass, a window count: one scan, not two.
+    On PostgreSQL the two queries win (trigram index, top-N sort; bench/search.py)."""
+    if not (keyword and conn.dialect.name == "mysql"):
         ids = list((await conn.execute(query.order_by(*SORTS[sort]).limit(limit)
                                        .offset(offset))).scalars())
         return ids, (await count(conn, query) if ids or offset else 0)

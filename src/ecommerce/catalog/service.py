@@ -164,7 +164,7 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
                                          min_price=min_price, max_price=max_price,
                                          in_stock=in_stock)
         ids, total = await repository.page_of_ids(uow.conn, query, sort, limit, offset,
-                                                  scans=bool(keyword))
+                                                  keyword=bool(keyword))
         await listings.store(generation, params, ids, total)
     rows = await repository.products_by_ids(uow.conn, ids)
     return [row for row in rows if row.active], total
