@@ -183,14 +183,15 @@ async def audit_clean(database_url: str) -> None:
 
 
 @contextlib.contextmanager
-def own_redis():
-    """A private redis-server on a free port, so a test may stop it."""
+def own_redis(port: int | None = None):
+    """A private redis-server (on a free port, or this one), so a test may stop it; it is
+    killed on exit."""
     import shutil
 
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -30,6 +27,7 @@ from tests.e2e.conftest import (
     free_port,
     live_server,
     many_connections,
+    own_redis,
     token_for,
 )
 from tests.e2e.test_coupon_storm import holders, make_coupon
@@ -38,26 +36,6 @@ from tests.factories import assert_error
 
 SERVER_DATABASES = pytest.mark.parametrize("database_url", ["postgres", "mysql"],
                                            indirect=True)
-
-
-@contextlib.contextmanager
-def redis_on(port: int):
-    """A private redis-server on this port, stopped (SIGKILL) on exit."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-            break
-        time.sleep(0.05)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 @SERVER_DATABASES
@@ -71,7 +49,7 @@ async def test_redis_stopped_and_started_again_under_load(clean_db, redis_url):
     answers: Counter = Counter()
     claims = []
     with contextlib.ExitStack() as redis:
-        redis.enter_context(redis_on(port))
+        redis.enter_context(own_redis(port))
         async with live_server(clean_db, workers=2, redis_url=f"redis://127.0.0.1:{port}",
                                RATE_LIMIT_CLAIM="100/second") as server, \
                 many_connections(60) as client:
@@ -101,7 +79,7 @@ async def test_redis_stopped_and_started_again_under_load(clean_db, redis_url):
             await asyncio.sleep(0.3)
             redis.close()  # Redis is killed mid-load ...
             await asyncio.sleep(1.5)
-            redis.enter_context(redis_on(port))  # ... and comes back, empty, on its port
+            redis.enter_context(own_redis(port))  # ... and comes back, empty, on its port
             claims = await asyncio.gather(*storm)
             await asyncio.sleep(1.0)
             done.set()
