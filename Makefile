@@ -39,11 +39,12 @@ BACKEND  ?= embedded,postgres+redis
 DURATION ?= 10
 RATE     ?= 0
 CONNECTIONS ?= 64
+WARMUP   ?= 0
 LABEL    ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench.run --scenario $(SCENARIO) --backend $(BACKEND) --duration $(DURATION) \
-		--rate $(RATE) --connections $(CONNECTIONS) --label "$(LABEL)"
+		--rate $(RATE) --connections $(CONNECTIONS) --warmup $(WARMUP) --label "$(LABEL)"
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs `uv`).
 lock:
