@@ -59,6 +59,20 @@ async def test_keyword_matches_name_or_description_case_insensitively(client, ca
     assert sorted(found) == sorted(expected)
 
 
+async def test_keyword_pages_carry_the_total_of_all_matches(shop, client, catalog):
+    # On MySQL a keyword search counts in the same pass as its page (decision 27); the
+    # total must be the same on every page, and a page past the end still counts.
+    await make_product(shop, name="Éclair Box", price=9_000, description="ÉTÉ special")
+    for page, expected in ((1, 2), (2, 2), (3, 0)):
+        response = await client.get(f"/api/products?keyword=la&sort=price_asc&size=2&page={page}")
+        assert response.status_code == 200, response.text
+        assert len(response.json()) == expected
+        assert response.headers["X-Total-Count"] == "4"
+    # Case-insensitive beyond ASCII: "éclair" finds "Éclair", "été" finds "ÉTÉ".
+    assert await names(client, "?keyword=%C3%A9clair") == ["Éclair Box"]
+    assert await names(client, "?keyword=%C3%A9t%C3%A9") == ["Éclair Box"]
+
+
 async def test_sorts(client, catalog):
     assert await names(client, "?sort=price_asc") == [
         "Banana Milk", "Cherry Cola", "Apple Juice", "녹차 라떼", "Desk Lamp", "Egg Chair"]

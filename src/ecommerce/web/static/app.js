@@ -645,10 +645,9 @@ async function renderRoute() {
   if (refresh) { clearInterval(refresh); refresh = null; }
   renderNav();
   const path = location.hash.split("?")[0] || "#/";
-  const [, render] = ROUTES.find(([pattern]) => pattern.test(path)) || [null, shopPage];
-  const match = path.match(ROUTES.find(([pattern]) => pattern.test(path))?.[0] || /$/);
+  const [pattern, render] = ROUTES.find(([candidate]) => candidate.test(path)) || [/$/, shopPage];
   try {
-    await render(...(match ? match.slice(1) : []));
+    await render(...path.match(pattern).slice(1));
   } catch (error) {
     page("—", h("p", {}, error.message));
     fail(error);
