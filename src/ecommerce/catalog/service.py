@@ -120,12 +120,16 @@ async def take_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[
                 raise ProductNotFound(f"No product {product_id}")
             if current.price != quoted[product_id].price:
                 raise RetryTransaction()
-            raise OutOfStock(f"Not enough stock of '{current.name}' "
-                             f"(product {product_id}): {current.stock} left, {quantity} asked")
+            raise out_of_stock(product_id, current.name, current.stock, quantity)
         await repository.add_movement(uow.conn, product_id, "SALE", -quantity, stock, order_id,
                                       now)
         if stock == 0:
             await listings.changed(uow)
+
+
+def out_of_stock(product_id: int, name: str, stock: int, quantity: int) -> OutOfStock:
+    return OutOfStock(f"Not enough stock of '{name}' (product {product_id}): {stock} left, "
+                      f"{quantity} asked")
 
 
 async def return_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],

@@ -32,6 +32,7 @@ from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.errors import AppError
 
 Gate = LocalGate | RedisGate
+ALREADY_USED = "This coupon has already been used"
 
 
 async def create_coupon(uow: UnitOfWork, values: dict[str, Any], now: datetime) -> Any:
@@ -172,20 +173,33 @@ async def use(uow: UnitOfWork, user_id: int, code: str, subtotal: int, order_id:
               now: datetime) -> AppliedCoupon:
     """Mark the user's coupon used on this order; its discount. CouponNotUsable if it is
     not held, used, expired, or the subtotal is below its minimum."""
+    held = await usable(uow, user_id, code, subtotal, now)
+    if not await repository.mark_used(uow.conn, held.user_coupon_id, order_id, now):
+        raise CouponNotUsable(ALREADY_USED)
+    await repository.add_event(uow.conn, held.user_coupon_id, held.coupon_id, user_id, "USED",
+                               order_id, now)
+    return applied(held, subtotal)
+
+
+async def usable(uow: UnitOfWork, user_id: int, code: str, subtotal: int, now: datetime
+                 ) -> Any:
+    """The user's held coupon with its terms, if it can pay towards this subtotal now;
+    CouponNotUsable (saying why) if not. Reads only: the caller marks it used."""
     held = await repository.held_for_use(uow.conn, user_id, code.upper())
     if held is None:
         raise CouponNotUsable("You do not hold this coupon")
     if held.status != "AVAILABLE":
-        raise CouponNotUsable("This coupon has already been used")
+        raise CouponNotUsable(ALREADY_USED)
     if held.expires_at <= now:
         raise CouponNotUsable("This coupon has expired")
     if subtotal < held.min_order_amount:
         raise CouponNotUsable(f"This coupon needs an order of at least "
                               f"{held.min_order_amount} won")
-    if not await repository.mark_used(uow.conn, held.user_coupon_id, order_id, now):
-        raise CouponNotUsable("This coupon has already been used")
-    await repository.add_event(uow.conn, held.user_coupon_id, held.coupon_id, user_id, "USED",
-                               order_id, now)
+    return held
+
+
+def applied(held: Any, subtotal: int) -> AppliedCoupon:
+    """What a usable held coupon takes off this subtotal."""
     return AppliedCoupon(held.user_coupon_id, held.coupon_code,
                          discount_for(held.discount_type, held.discount_value,
                                       held.max_discount_amount, subtotal))

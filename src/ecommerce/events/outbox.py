@@ -31,18 +31,19 @@ def notify() -> None:
         event.set()
 
 
-async def write(conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
-    """Store events in the current transaction."""
-    rows = []
-    for event in events:
-        event_id = str(uuid.uuid4())
-        rows.append({
-            "event_id": event_id, "event_type": event.event_type, "order_id": event.order_id,
+def row(event: OrderEvent) -> dict[str, Any]:
+    """The outbox row of an event: PENDING, due now, with a new event id."""
+    event_id = str(uuid.uuid4())
+    return {"event_id": event_id, "event_type": event.event_type, "order_id": event.order_id,
             "payload": orjson.dumps(event.body(event_id)).decode(), "status": "PENDING",
             "attempts": 0, "next_attempt_at": event.occurred_at,
-            "created_at": event.occurred_at})
-    if rows:
-        await conn.execute(insert(outbox), rows)
+            "created_at": event.occurred_at}
+
+
+async def write(conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
+    """Store events in the current transaction."""
+    if events:
+        await conn.execute(insert(outbox), [row(event) for event in events])
 
 
 async def list_events(conn: AsyncConnection, status: str | None, limit: int, offset: int

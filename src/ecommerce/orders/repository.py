@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.orders.models import order_items, orders
@@ -69,3 +70,35 @@ async def search(conn: AsyncConnection, user_id: int | None, status: str | None,
 async def count(conn: AsyncConnection, user_id: int | None, status: str | None) -> int:
     return (await conn.execute(select(func.count()).select_from(orders)
                                .where(_filter(user_id, status)))).scalar_one()
+
+
+class Refused(Exception):  # noqa: N818 - the database's answer, mapped to errors by the service
+    """`shop_place_order` refused the order: `reason` is what it raised, `detail` its data."""
+
+    def __init__(self, reason: str, detail: str | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_PLACE = text(
+    "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
+    ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
+    ":coupon_code, :event_id, :event)")
+
+
+async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]
+                            ) -> tuple[int, list[int]]:
+    """PostgreSQL: every write of a priced order in one round trip (migration 0006);
+    (order id, each line's stock after). Refused if a guard failed; the transaction is
+    then aborted and must be rolled back."""
+    try:
+        row = (await conn.execute(_PLACE, values)).one()
+    except DBAPIError as error:
+        cause = error.orig.__cause__ if error.orig is not None else None
+        message = str(getattr(cause, "message", "") or "")
+        if message.startswith("shop:"):
+            raise Refused(message.removeprefix("shop:"), getattr(cause, "detail", None)
+                          ) from None
+        raise
+    return int(row.order_id), [int(stock) for stock in row.stocks]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from ecommerce.catalog import service as catalog
+from ecommerce.catalog.errors import ProductNotFound
 from ecommerce.catalog.listing import Listings
 from ecommerce.coupons import service as coupons
+from ecommerce.coupons.errors import CouponNotUsable
+from ecommerce.events import outbox
 from ecommerce.events.domain import OrderCancelled, OrderCompleted
 from ecommerce.orders import repository
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
-from ecommerce.platform.database import UnitOfWork
+from ecommerce.platform.database import RetryTransaction, UnitOfWork
 from ecommerce.ranking import service as ranking
 from ecommerce.wallet import service as wallet
+from ecommerce.wallet.errors import InsufficientBalance
 
 
 async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, user_id: int,
@@ -33,6 +39,10 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     items = [{"product_id": pid, "name": quoted[pid].name, "unit_price": quoted[pid].price,
               "quantity": qty, "line_total": quoted[pid].price * qty} for pid, qty in lines]
     subtotal = sum(item["line_total"] for item in items)
+    if uow.dialect == "postgresql":
+        return await _place_in_one_call(uow, listings, zone, user_id=user_id, lines=lines,
+                                        items=items, subtotal=subtotal,
+                                        coupon_code=coupon_code, now=now)
     order_id = await repository.add_order(uow.conn, user_id, now)
     applied = None
     if coupon_code is not None:
@@ -58,6 +68,62 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     return {"order_id": order_id, "user_id": user_id, "status": "PAID", "items": items,
             "total_price": subtotal, "discount_amount": discount, "paid_amount": paid,
             "coupon_code": code, "created_at": now, "cancelled_at": None}
+
+
+async def _place_in_one_call(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *,
+                             user_id: int, lines: Sequence[tuple[int, int]],
+                             items: list[dict[str, Any]], subtotal: int,
+                             coupon_code: str | None, now: datetime) -> dict[str, Any]:
+    """PostgreSQL: the same order, its writes in one database call (decision 30). The
+    reads and the rules stay here; `shop_place_order` takes the locks in the same order
+    as the portable path and re-checks what may have changed since: the coupon still
+    available, the balance, each price, the stock."""
+    held = (await coupons.usable(uow, user_id, coupon_code, subtotal, now)
+            if coupon_code is not None else None)
+    applied = coupons.applied(held, subtotal) if held is not None else None
+    discount = applied.discount if applied else 0
+    code = applied.code if applied else None
+    event = outbox.row(OrderCompleted(
+        occurred_at=now, order_id=0, user_id=user_id,
+        items=[(i["product_id"], i["quantity"], i["unit_price"]) for i in items],
+        total_price=subtotal, discount_amount=discount, paid_amount=subtotal - discount,
+        coupon_code=code))
+    try:
+        order_id, stocks = await repository.place_in_one_call(uow.conn, {
+            "user_id": user_id, "now": now.astimezone(UTC).replace(tzinfo=None),
+            "day": ranking.shop_day(now, zone),
+            "products": [i["product_id"] for i in items],
+            "quantities": [i["quantity"] for i in items],
+            "prices": [i["unit_price"] for i in items], "names": [i["name"] for i in items],
+            "total": subtotal, "discount": discount,
+            "user_coupon_id": held.user_coupon_id if held is not None else None,
+            "coupon_id": held.coupon_id if held is not None else None, "coupon_code": code,
+            "event_id": event["event_id"], "event": event["payload"]})
+    except repository.Refused as refused:
+        raise _refusal(refused) from None
+    uow.wrote_events()
+    if 0 in stocks:
+        await listings.changed(uow)
+    return {"order_id": order_id, "user_id": user_id, "status": "PAID", "items": items,
+            "total_price": subtotal, "discount_amount": discount,
+            "paid_amount": subtotal - discount, "coupon_code": code, "created_at": now,
+            "cancelled_at": None}
+
+
+def _refusal(refused: repository.Refused) -> Exception:
+    """The error `shop_place_order` stands for: the same as the portable path's."""
+    if refused.reason == "PRICE_CHANGED":
+        return RetryTransaction()
+    if refused.reason == "COUPON_USED":
+        return CouponNotUsable(coupons.ALREADY_USED)
+    if refused.reason == "INSUFFICIENT_BALANCE":
+        return InsufficientBalance()
+    if refused.reason == "PRODUCT_NOT_FOUND":
+        return ProductNotFound(f"No product {refused.detail}")
+    if refused.reason == "OUT_OF_STOCK":
+        product_id, name, stock, quantity = orjson.loads(refused.detail or "")
+        return catalog.out_of_stock(product_id, name, stock, quantity)
+    raise AssertionError(f"shop_place_order raised {refused.reason}")
 
 
 async def cancel_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, order_id: int,

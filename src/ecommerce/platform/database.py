@@ -169,7 +169,7 @@ class UnitOfWork:
                     from ecommerce.events import outbox
 
                     await outbox.write(conn, self.events)
-                    self.after_commit(_notify_relay)
+                    self.wrote_events()
                 await conn.commit()
                 committed = True
             else:
@@ -192,6 +192,10 @@ class UnitOfWork:
     def after_commit(self, callback: AfterCommit) -> None:
         """Run `callback` once the transaction has committed (cache, Redis, wake-ups)."""
         self._after_commit.append(callback)
+
+    def wrote_events(self) -> None:
+        """Outbox rows were written in this transaction: wake the relay once it commits."""
+        self.after_commit(_notify_relay)
 
     def record(self, domain_event: Any) -> None:
         """Collect a domain event; it is written to the outbox in this transaction."""
