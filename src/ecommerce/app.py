@@ -14,15 +14,17 @@ from ecommerce.accounts import service as accounts
 from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
-from ecommerce.coupons.fastpath import ClaimFastPath
+from ecommerce.coupons import fastpath as claim_fastpath
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
 from ecommerce.events.relay import Relay
 from ecommerce.events.router import admin as events_admin_router
+from ecommerce.orders import fastpath as order_fastpath
 from ecommerce.orders.router import admin as orders_admin_router
 from ecommerce.orders.router import router as orders_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
+from ecommerce.platform.fastpath import LeanRoutes
 from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
 from ecommerce.platform.logging import configure_logging
 from ecommerce.platform.openapi import document_errors_truthfully
@@ -69,13 +71,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 
 class ShopApp:
-    """The ASGI entry point: request ids and metrics around everything, the lean coupon-claim
-    path ahead of FastAPI, and FastAPI for all the rest. Attribute access (`state`,
-    `router`, `openapi`, ...) goes to the FastAPI app."""
+    """The ASGI entry point: request ids and metrics around everything, the lean paths for
+    coupon claims and orders ahead of FastAPI, and FastAPI for all the rest. Attribute
+    access (`state`, `router`, `openapi`, ...) goes to the FastAPI app."""
 
     def __init__(self, api: FastAPI, *, access_log: bool):
         self.api = api
-        self._entry = RequestContextMiddleware(ClaimFastPath(api), access_log=access_log)
+        lean = LeanRoutes(api, {("POST", claim_fastpath.PATH): claim_fastpath.claim,
+                                ("POST", order_fastpath.PATH): order_fastpath.place_order})
+        self._entry = RequestContextMiddleware(lean, access_log=access_log)
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         await self._entry(scope, receive, send)

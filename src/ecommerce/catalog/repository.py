@@ -173,14 +173,6 @@ async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: 
             ).scalar_one()
 
 
-async def quote(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Any]:
-    """id, name, price, stock and active of these products, read without locks."""
-    rows = (await conn.execute(select(products.c.id, products.c.name, products.c.price,
-                                      products.c.stock, products.c.active)
-                               .where(products.c.id.in_(ids)))).all()
-    return {row.id: row for row in rows}
-
-
 async def add_movement(conn: AsyncConnection, product_id: int, kind: str, delta: int,
                        stock_after: int, order_id: int | None, now: datetime) -> None:
     await conn.execute(insert(stock_movements).values(

@@ -94,14 +94,12 @@ async def adjust_stock(uow: UnitOfWork, listings: Listings, product_id: int, del
     return await repository.get_product(uow.conn, product_id)
 
 
-async def quote(uow: UnitOfWork, lines: Sequence[tuple[int, int]]) -> dict[int, Any]:
-    """The listed products of an order, by id, read without locks (prices are re-checked
-    when the stock is taken); ProductNotFound for one that is missing or inactive."""
-    found = await repository.quote(uow.conn, [product_id for product_id, _ in lines])
+def check_listed(found: dict[int, Any], lines: Sequence[tuple[int, int]]) -> None:
+    """ProductNotFound for the first line whose product is missing from `found` (rows
+    read without locks: prices are re-checked when the stock is taken) or inactive."""
     for product_id, _ in lines:
         if product_id not in found or not found[product_id].active:
             raise ProductNotFound(f"No product {product_id}")
-    return found
 
 
 async def take_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],

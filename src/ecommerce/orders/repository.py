@@ -10,7 +10,23 @@ from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ecommerce.catalog.models import products
 from ecommerce.orders.models import order_items, orders
+from ecommerce.wallet.models import wallets
+
+
+async def quote(conn: AsyncConnection, user_id: int, product_ids: Sequence[int]
+                ) -> tuple[int | None, dict[int, Any]]:
+    """The buyer's balance (None: no such user) and the id, name, price, stock and active
+    flag of these products, by id, in one read without locks."""
+    rows = (await conn.execute(
+        select(wallets.c.balance, products.c.id, products.c.name, products.c.price,
+               products.c.stock, products.c.active)
+        .select_from(wallets.outerjoin(products, products.c.id.in_(product_ids)))
+        .where(wallets.c.user_id == user_id))).all()
+    if not rows:
+        return None, {}
+    return rows[0].balance, {row.id: row for row in rows if row.id is not None}
 
 
 async def add_order(conn: AsyncConnection, user_id: int, now: datetime) -> int:

@@ -4,12 +4,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from ecommerce.accounts.dependencies import AdminUser, CurrentUser, ensure_self_or_admin
 from ecommerce.accounts.errors import UserNotFound
+from ecommerce.accounts.security import Principal
 from ecommerce.catalog.errors import OutOfStock, ProductNotFound
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import service
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.schemas import OrderIn, OrderOut, OrderStatus
 from ecommerce.platform import idempotency
+from ecommerce.platform.context import AppContext
 from ecommerce.platform.deps import Ctx, ReadUow
 from ecommerce.platform.errors import (
     Forbidden,
@@ -40,17 +42,24 @@ def _body(view: dict[str, Any]) -> dict[str, Any]:
 async def place_order(body: OrderIn, request: Request, principal: CurrentUser, ctx: Ctx,
                       key: IdempotencyKey = None) -> JsonResponse:
     ensure_self_or_admin(principal, body.user_id)
+    status, payload = await place(ctx, principal, body, key, request.url.path)
+    return JsonResponse(payload, status_code=status)
 
+
+async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str | None,
+                path: str) -> tuple[int, Any]:
+    """Place the order at most once per key: (status, JSON body). The route above and the
+    lean path (orders/fastpath.py) both answer with this."""
     async def work(uow):  # type: ignore[no-untyped-def]
         view = await service.place_order(
             uow, ctx.listings, ctx.settings.timezone, user_id=body.user_id,
             lines=body.lines(), coupon_code=body.coupon_code, now=ctx.clock.now())
         return 201, _body(view)
 
-    status, payload = await idempotency.run(
+    return await idempotency.run(
         ctx.db, user_id=principal.user_id, key=key, operation="orders.place",
-        payload=body.model_dump(), path=request.url.path, work=work)
-    return JsonResponse(payload, status_code=status)
+        payload=body.model_dump(), path=path, work=work,
+        one_write=service.places_in_one_statement(ctx.db.dialect))
 
 
 @router.get("/api/orders/{orderId}", response_model=OrderOut,

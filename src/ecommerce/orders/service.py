@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ecommerce.accounts.errors import UserNotFound
 from ecommerce.catalog import service as catalog
 from ecommerce.catalog.errors import ProductNotFound
 from ecommerce.catalog.listing import Listings
@@ -24,6 +25,11 @@ from ecommerce.wallet import service as wallet
 from ecommerce.wallet.errors import InsufficientBalance
 
 
+def places_in_one_statement(dialect: str) -> bool:
+    """Whether `place_order` writes in one statement on this database (PostgreSQL)."""
+    return dialect == "postgresql"
+
+
 async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, user_id: int,
                       lines: Sequence[tuple[int, int]], coupon_code: str | None,
                       now: datetime) -> dict[str, Any]:
@@ -34,12 +40,14 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     then product rows by id (and their sales rows), so overlapping orders never deadlock.
     The product rows come last because they are the ones every buyer in a sale wants: they
     are held only for the last few statements before commit."""
-    await wallet.balance_of(uow, user_id)  # UserNotFound before anything else
-    quoted = await catalog.quote(uow, lines)
+    balance, quoted = await repository.quote(uow.conn, user_id, [pid for pid, _ in lines])
+    if balance is None:
+        raise UserNotFound()  # before anything else
+    catalog.check_listed(quoted, lines)
     items = [{"product_id": pid, "name": quoted[pid].name, "unit_price": quoted[pid].price,
               "quantity": qty, "line_total": quoted[pid].price * qty} for pid, qty in lines]
     subtotal = sum(item["line_total"] for item in items)
-    if uow.dialect == "postgresql":
+    if places_in_one_statement(uow.dialect):
         return await _place_in_one_call(uow, listings, zone, user_id=user_id, lines=lines,
                                         items=items, subtotal=subtotal,
                                         coupon_code=coupon_code, now=now)

@@ -110,8 +110,10 @@ class Database:
         # letting them spin on the file lock (other processes still wait on busy_timeout).
         self._sqlite_writer = asyncio.Lock() if self.dialect == "sqlite" else None
 
-    def uow(self, *, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(self, write=write)
+    def uow(self, *, write: bool = True, one_write: bool = False) -> UnitOfWork:
+        """A unit of work. `one_write`: the work writes in at most one statement (and
+        after it only to caches), so on PostgreSQL it may run without BEGIN and COMMIT."""
+        return UnitOfWork(self, write=write, one_write=one_write)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -123,10 +125,15 @@ AfterCommit = Callable[[], Awaitable[None]]
 class UnitOfWork:
     """One database transaction; commits on clean exit, rolls back on any exception."""
 
-    def __init__(self, db: Database, *, write: bool = True):
+    def __init__(self, db: Database, *, write: bool = True, one_write: bool = False):
         self.db = db
         self.write = write
         self.dialect = db.dialect
+        # On PostgreSQL (READ COMMITTED, where each statement reads its own snapshot
+        # anyway) a unit of work that reads, or writes in one statement, needs no BEGIN
+        # and COMMIT: two round trips fewer. asyncpg's autocommit is a client-side
+        # switch, free to set and reset. (On MySQL the switch is a round trip itself.)
+        self.autocommit = db.dialect == "postgresql" and (one_write or not write)
         self._conn: AsyncConnection | None = None
         self._after_commit: list[AfterCommit] = []
         self.events: list[Any] = []
@@ -148,6 +155,8 @@ class UnitOfWork:
                 if self.dialect == "sqlite":
                     mode = "IMMEDIATE" if self.write else "DEFERRED"
                     conn = await conn.execution_options(sqlite_begin=mode)
+                elif self.autocommit:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.begin()
             except BaseException:
                 await conn.close()

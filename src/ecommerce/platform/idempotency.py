@@ -49,10 +49,12 @@ def fingerprint(operation: str, payload: Any) -> str:
 
 
 async def run(db: Database, *, user_id: int, key: str | None, operation: str, payload: Any,
-              path: str, work: Work) -> tuple[int, Any]:
-    """Run `work` in one transaction, at most once per (user, key); returns (status, body)."""
+              path: str, work: Work, one_write: bool = False) -> tuple[int, Any]:
+    """Run `work` in one transaction, at most once per (user, key); returns (status, body).
+    `one_write`: the work writes in one statement (Database.uow); with a key it never
+    does, as the key is written too."""
     if key is None:
-        return await _with_retry(db, work)
+        return await _with_retry(db, work, one_write=one_write)
     if not _KEY.match(key):
         raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
     print_ = fingerprint(operation, payload)
@@ -79,12 +81,13 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
         return await _remember_error(db, user_id, key, print_, error, path)
 
 
-async def _with_retry(db: Database, work: Work, attempts: int = 4) -> tuple[int, Any]:
+async def _with_retry(db: Database, work: Work, attempts: int = 4, *,
+                      one_write: bool = False) -> tuple[int, Any]:
     """Run `work` in a unit of work, again (from scratch) if the database reports a
     deadlock: nothing of a rolled-back attempt remains, so a retry is safe."""
     for attempt in range(attempts):
         try:
-            async with db.uow() as uow:
+            async with db.uow(one_write=one_write) as uow:
                 return await work(uow)
         except (DBAPIError, RetryTransaction) as error:
             if not is_deadlock(error) or attempt == attempts - 1:
