@@ -58,7 +58,7 @@ async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str |
 
     return await idempotency.run(
         ctx.db, user_id=principal.user_id, key=key, operation="orders.place",
-        payload=body.model_dump(), path=path, work=work,
+        payload=body.model_dump() if key is not None else None, path=path, work=work,
         one_write=service.places_in_one_statement(ctx.db.dialect))
 
 
