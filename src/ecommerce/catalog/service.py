@@ -165,7 +165,10 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
         query = repository.listing_query(category_id=category_id, keyword=keyword,
                                          min_price=min_price, max_price=max_price,
                                          in_stock=in_stock)
-        ids, total = await repository.page_of_ids(uow.conn, query, sort, limit, offset,
+        # A keyword search scans (no index serves an infix LIKE on SQLite or MySQL): on
+        # an inline SQLite read it runs in a worker thread, not on the event loop.
+        conn = uow.scan_conn if keyword else uow.conn
+        ids, total = await repository.page_of_ids(conn, query, sort, limit, offset,
                                                   keyword=bool(keyword))
         await listings.store(generation, params, ids, total)
     rows = await repository.products_by_ids(uow.conn, ids)

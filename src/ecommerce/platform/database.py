@@ -8,11 +8,13 @@ Services receive it and run their repositories' statements on `uow.conn`; they n
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -24,6 +26,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+log = logging.getLogger("ecommerce.database")
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg", "mysql": "mysql+asyncmy", "mariadb": "mysql+asyncmy"}
@@ -99,6 +102,79 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def create_inline_reader(url: str, *, pool_size: int = 20) -> Engine | None:
+    """For a SQLite file: a synchronous engine whose read-only connections run their
+    statements on the calling thread, the event loop's (decision 33). None otherwise.
+
+    Through aiosqlite every statement is several hand-offs to a connection's thread and
+    back (~0.2 ms each, more while the loop is busy); a read of a few indexed rows takes
+    tens of microseconds. In WAL mode a reader never waits for a writer, so running it
+    inline does not stall the loop. The pool never blocks (unbounded overflow): a read
+    that awaits something else (Redis) while holding a connection cannot starve the loop.
+    Reads that may scan go to a thread anyway: `UnitOfWork.scan_conn`."""
+    path = _sqlite_file(url)
+    if make_url(url).get_backend_name() != "sqlite" or path is None:
+        return None
+    engine = create_sync_engine(
+        make_url(url).set(drivername="sqlite"), pool_size=pool_size, max_overflow=-1,
+        connect_args={"check_same_thread": False, "timeout": 1})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":  # e.g. a file system without shared memory: reads may wait
+            log.warning("SQLite is not in WAL mode", extra={"journal_mode": mode})
+        cursor.execute("PRAGMA query_only=ON")  # these connections never write
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN DEFERRED")  # one snapshot for the unit of work's reads
+
+    return engine
+
+
+class InlineConnection:
+    """A synchronous SQLite connection behind the part of `AsyncConnection` the
+    repositories use (`await conn.execute(...)`, `conn.dialect`). Nothing here suspends:
+    the statement runs on the event loop's thread and the awaits return at once."""
+
+    __slots__ = ("sync",)
+
+    def __init__(self, sync: Connection):
+        self.sync = sync
+
+    @property
+    def dialect(self) -> Any:
+        return self.sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
+        return self.sync.execute(statement, parameters, **options)
+
+    async def commit(self) -> None:
+        self.sync.commit()
+
+    async def rollback(self) -> None:
+        self.sync.rollback()
+
+    async def close(self) -> None:
+        self.sync.close()
+
+
+class ThreadedConnection(InlineConnection):
+    """The same connection, each statement run and its rows read in a worker thread."""
+
+    __slots__ = ()
+
+    async def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
+        def run() -> Any:
+            return self.sync.execute(statement, parameters, **options).freeze()
+
+        return (await asyncio.to_thread(run))()
+
+
 class Database:
     """The engine plus what the unit of work needs to know about the backend."""
 
@@ -106,6 +182,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name  # "sqlite", "postgresql" or "mysql"
+        self.inline_reader = create_inline_reader(url, pool_size=pool_size)
         # SQLite has one writer at a time: queue this process's writers here instead of
         # letting them spin on the file lock (other processes still wait on busy_timeout).
         self._sqlite_writer = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -117,6 +194,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.inline_reader is not None:
+            self.inline_reader.dispose()
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -135,6 +214,7 @@ class UnitOfWork:
         # switch, free to set and reset. (On MySQL the switch is a round trip itself.)
         self.autocommit = db.dialect == "postgresql" and (one_write or not write)
         self._conn: AsyncConnection | None = None
+        self.inline = not write and db.inline_reader is not None
         self._after_commit: list[AfterCommit] = []
         self.events: list[Any] = []
 
@@ -149,6 +229,14 @@ class UnitOfWork:
         if self.write and self.db._sqlite_writer is not None:
             await self.db._sqlite_writer.acquire()
             self._locked = True
+        if self.inline:
+            sync = cast(Engine, self.db.inline_reader).connect()
+            try:
+                sync.begin()
+            except BaseException:
+                sync.close()
+                raise
+            return self._opened(cast(AsyncConnection, InlineConnection(sync)))
         try:
             conn = await self.db.engine.connect()
             try:
@@ -164,10 +252,22 @@ class UnitOfWork:
         except BaseException:
             self._release()
             raise
+        return self._opened(conn)
+
+    def _opened(self, conn: AsyncConnection) -> UnitOfWork:
         self._conn = conn
         self._after_commit = []
         self.events = []
         return self
+
+    @property
+    def scan_conn(self) -> AsyncConnection:
+        """The connection for a statement that may take long (a keyword scan): this unit
+        of work's own, except that an inline SQLite read runs it in a worker thread, so
+        that the event loop goes on serving meanwhile (one hand-off each way)."""
+        if isinstance(self._conn, InlineConnection):
+            return cast(AsyncConnection, ThreadedConnection(self._conn.sync))
+        return self.conn
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         conn = self.conn
