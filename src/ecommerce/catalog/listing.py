@@ -1,12 +1,13 @@
 """Cached product listings that are never stale.
 
 A listing's expensive part (filters, keyword scan, sort, count) is cached as a list of ids
-and a total, under the catalog's *generation*; the rows themselves (price, stock, name) are
-always read live by primary key. Every change that could alter a listing's membership or
-order bumps the generation, so a cached answer from before the change is never read again:
+and a total, tagged with the catalog's *generation*; the rows themselves (price, stock, name)
+are always read live by primary key. Every change that could alter a listing's membership
+or order bumps the generation, and an entry tagged with an older one is never used (it is
+recomputed and overwritten), so a cached answer from before the change is never read again:
 
 * with Redis, the generation is a Redis counter, bumped right after the change commits
-  (before the response), shared by every process;
+  (before the response), shared by every process; it and the entry are read in one MGET;
 * without Redis, it is a row in the database, bumped inside the change's own transaction.
 
 Sorting by `popular` is not cached: it moves with every sale."""
@@ -31,10 +32,23 @@ class Listings:
         self.cache = cache
         self.shared = shared_generation  # True: the generation lives in Redis
 
-    async def generation(self, uow: UnitOfWork) -> int | None:
+    async def lookup(self, uow: UnitOfWork, params: dict[str, Any]
+                     ) -> tuple[int | None, tuple[list[int], int] | None]:
+        """(the current generation, the cached ids and total or None). The generation is
+        None when Redis is unreachable: the listing is then neither read nor stored."""
+        key = self._key(params)
         if self.shared:
-            return await self.cache.get_int(_KEY)  # None: Redis unreachable, skip the cache
-        return await repository.generation(uow.conn)
+            both = await self.cache.get_counter_and(_KEY, key)
+            if both is None:
+                return None, None
+            generation, cached = both
+        else:
+            generation = await repository.generation(uow.conn)
+            cached = await self.cache.get(key)
+        if cached is None:
+            return generation, None
+        tagged, ids, total = orjson.loads(cached)
+        return generation, ((ids, total) if tagged == generation else None)
 
     async def changed(self, uow: UnitOfWork) -> None:
         """Record that listings may change; call inside the transaction that changes them."""
@@ -49,23 +63,13 @@ class Listings:
         else:
             await repository.bump_generation(uow.conn)
 
-    async def lookup(self, generation: int | None, params: dict[str, Any]
-                     ) -> tuple[list[int], int] | None:
-        if generation is None:
-            return None
-        cached = await self.cache.get(self._key(generation, params))
-        if cached is None:
-            return None
-        ids, total = orjson.loads(cached)
-        return ids, total
-
     async def store(self, generation: int | None, params: dict[str, Any], ids: list[int],
                     total: int) -> None:
         if generation is not None:
-            await self.cache.set(self._key(generation, params),
-                                 orjson.dumps([ids, total]).decode(), TTL_SECONDS)
+            await self.cache.set(self._key(params),
+                                 orjson.dumps([generation, ids, total]).decode(), TTL_SECONDS)
 
     @staticmethod
-    def _key(generation: int, params: dict[str, Any]) -> str:
+    def _key(params: dict[str, Any]) -> str:
         digest = hashlib.sha1(orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return f"catalog:list:{generation}:{digest}"
+        return f"catalog:list:{digest}"

@@ -152,8 +152,7 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
     params = {"category": category, "keyword": keyword, "min": min_price, "max": max_price,
               "inStock": in_stock, "sort": sort, "limit": limit, "offset": offset}
     cacheable = sort != "popular"
-    generation = await listings.generation(uow) if cacheable else None
-    hit = await listings.lookup(generation, params)
+    generation, hit = await listings.lookup(uow, params) if cacheable else (None, None)
     if hit is not None:
         ids, total = hit
     else:
@@ -171,8 +170,7 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
         ids, total = await repository.page_of_ids(conn, query, sort, limit, offset,
                                                   keyword=bool(keyword))
         await listings.store(generation, params, ids, total)
-    rows = await repository.products_by_ids(uow.conn, ids)
-    return [row for row in rows if row.active], total
+    return await repository.listed_products(uow.conn, ids), total
 
 
 async def admin_products(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequence[Any], int]:

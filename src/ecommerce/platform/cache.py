@@ -26,7 +26,8 @@ class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str, ttl: float) -> None: ...
     async def incr(self, key: str) -> int | None: ...
-    async def get_int(self, key: str) -> int | None: ...
+    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
+        ...
 
 
 class MemoryCache:
@@ -53,8 +54,8 @@ class MemoryCache:
         self._counters[key] = self._counters.get(key, 0) + 1
         return self._counters[key]
 
-    async def get_int(self, key: str) -> int | None:
-        return self._counters.get(key, 0)
+    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
+        return self._counters.get(counter, 0), await self.get(key)
 
 
 class RedisCache:
@@ -82,9 +83,13 @@ class RedisCache:
             log.warning("cache incr failed", extra={"error": type(error).__name__})
             return None
 
-    async def get_int(self, key: str) -> int | None:
+    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
+        """A counter (0 if missing) and a value, read together in one round trip (MGET);
+        None if Redis is unreachable."""
         try:
-            value = await self._redis.get(f"{self._prefix}:{key}")
-        except REDIS_DOWN:
+            count, value = await self._redis.mget(f"{self._prefix}:{counter}",
+                                                  f"{self._prefix}:{key}")
+        except REDIS_DOWN as error:
+            log.warning("cache get failed", extra={"error": type(error).__name__})
             return None
-        return int(value) if value is not None else 0
+        return (int(count) if count is not None else 0), value

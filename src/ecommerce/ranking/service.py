@@ -53,9 +53,9 @@ class TopSellers:
         """[(live product row, sold)] for the top sellers, best first."""
         ranking = await self.top(now, days, limit)
         async with self.db.uow(write=False) as uow:
-            rows = {row.id: row for row in await catalog_repo.products_by_ids(
+            rows = {row.id: row for row in await catalog_repo.listed_products(
                 uow.conn, [product_id for product_id, _ in ranking])}
-        return [(rows[pid], sold) for pid, sold in ranking if pid in rows and rows[pid].active]
+        return [(rows[pid], sold) for pid, sold in ranking if pid in rows]
 
     async def top(self, now: datetime, days: int, limit: int) -> list[tuple[int, int]]:
         """[(product_id, sold)] best first, ties by product id."""
