@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from ecommerce import __version__
 from ecommerce.accounts import service as accounts
 from ecommerce.accounts.router import router as accounts_router
+from ecommerce.catalog import fastpath as catalog_fastpath
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
 from ecommerce.coupons import fastpath as claim_fastpath
@@ -72,13 +73,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 class ShopApp:
     """The ASGI entry point: request ids and metrics around everything, the lean paths for
-    coupon claims and orders ahead of FastAPI, and FastAPI for all the rest. Attribute
+    coupon claims, orders, the product list and the top sellers ahead of FastAPI, and
+    FastAPI for all the rest. Attribute
     access (`state`, `router`, `openapi`, ...) goes to the FastAPI app."""
 
     def __init__(self, api: FastAPI, *, access_log: bool):
         self.api = api
         lean = LeanRoutes(api, {("POST", claim_fastpath.PATH): claim_fastpath.claim,
-                                ("POST", order_fastpath.PATH): order_fastpath.place_order})
+                                ("POST", order_fastpath.PATH): order_fastpath.place_order},
+                          {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
+                           ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
         self._entry = RequestContextMiddleware(lean, access_log=access_log)
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]

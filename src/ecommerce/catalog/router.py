@@ -13,10 +13,11 @@ from ecommerce.catalog.schemas import (
     ProductIn,
     ProductOut,
     ProductPatch,
+    ProductQuery,
     ProductSummaryOut,
-    Sort,
     StockChangeIn,
     TopProductOut,
+    TopQuery,
 )
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, InvalidRequest, Unauthorized, responses
@@ -28,7 +29,6 @@ router = APIRouter(tags=["catalog"])
 admin = APIRouter(prefix="/api/admin", tags=["admin: catalog"])
 ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 _ADMIN = (Unauthorized, Forbidden)
-NO_NUL = r"^[^\x00]*$"  # every database then answers alike (PostgreSQL cannot take NUL)
 
 
 def _product(row: Any, model: type = ProductOut) -> Any:
@@ -46,38 +46,46 @@ async def list_categories(uow: ReadUow, page: PageParams, response: Response
 
 
 @router.get("/api/products", response_model=list[ProductSummaryOut], responses=responses())
-async def list_products(
-    ctx: Ctx, uow: ReadUow, page: PageParams,
-    category: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
-    keyword: Annotated[str | None, Query(min_length=1, max_length=100,
-                                         pattern=NO_NUL)] = None,
-    min_price: Annotated[int | None, Query(alias="minPrice", ge=0, le=100_000_000)] = None,
-    max_price: Annotated[int | None, Query(alias="maxPrice", ge=0, le=100_000_000)] = None,
-    in_stock: Annotated[bool | None, Query(alias="inStock")] = None,
-    sort: Sort = "newest",
-) -> Response:
-    if min_price is not None and max_price is not None and min_price > max_price:
+async def list_products(ctx: Ctx, uow: ReadUow, query: Annotated[ProductQuery, Query()]
+                        ) -> Response:
+    if price_bounds_crossed(query):
         raise InvalidRequest("minPrice (query): must not be greater than maxPrice")
     async with uow:
-        rows, total = await service.list_products(
-            uow, ctx.listings, category=category, keyword=keyword, min_price=min_price,
-            max_price=max_price, in_stock=in_stock, sort=sort, limit=page.size,
-            offset=page.offset)
-    # Rendered straight from the rows, without 20 models built and then validated again
-    # (the response_model documents the body; the API tests pin its fields).
-    return JsonResponse([{"id": row.id, "name": row.name, "price": row.price,
-                          "stock": row.stock, "category": row.category,
-                          "description": row.description} for row in rows],
-                        headers={"X-Total-Count": str(total)})
+        rows, total = await listed(uow, ctx, query)
+    return JsonResponse(summaries(rows), headers={"X-Total-Count": str(total)})
 
 
 @router.get("/api/products/top", response_model=list[TopProductOut], responses=responses())
-async def top_products(ctx: Ctx, days: Annotated[int, Query(ge=1, le=30)] = 3,
-                       limit: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
-    top = await ctx.top_sellers.top_products(ctx.clock.now(), days, limit)
-    return JsonResponse([{"rank": rank, "productId": row.id, "name": row.name,
-                          "price": row.price, "stock": row.stock, "soldQuantity": sold}
-                         for rank, (row, sold) in enumerate(top, start=1)])
+async def top_products(ctx: Ctx, query: Annotated[TopQuery, Query()]) -> Response:
+    return JsonResponse(await top_sellers(ctx, query))
+
+
+async def listed(uow: Any, ctx: Any, query: ProductQuery) -> tuple[list[Any], int]:
+    return await service.list_products(
+        uow, ctx.listings, category=query.category, keyword=query.keyword,
+        min_price=query.min_price, max_price=query.max_price, in_stock=query.in_stock,
+        sort=query.sort, limit=query.size, offset=query.offset)
+
+
+def price_bounds_crossed(query: ProductQuery) -> bool:
+    return (query.min_price is not None and query.max_price is not None
+            and query.min_price > query.max_price)
+
+
+# The list and the top sellers are rendered straight from the rows, without models built
+# and then validated again (the response_model documents the body; the API tests pin its
+# fields). The lean paths (catalog/fastpath.py) answer with the same functions.
+
+def summaries(rows: list[Any]) -> list[dict[str, Any]]:
+    return [{"id": row.id, "name": row.name, "price": row.price, "stock": row.stock,
+             "category": row.category, "description": row.description} for row in rows]
+
+
+async def top_sellers(ctx: Any, query: TopQuery) -> list[dict[str, Any]]:
+    top = await ctx.top_sellers.top_products(ctx.clock.now(), query.days, query.limit)
+    return [{"rank": rank, "productId": row.id, "name": row.name, "price": row.price,
+             "stock": row.stock, "soldQuantity": sold}
+            for rank, (row, sold) in enumerate(top, start=1)]
 
 
 @router.get("/api/products/{id}", response_model=ProductOut,

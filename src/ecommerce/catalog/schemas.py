@@ -1,7 +1,9 @@
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
 
+from ecommerce.platform.pagination import MAX_PAGE, MAX_SIZE
 from ecommerce.platform.schemas import ApiModel, ApiRequest, UtcTime
 
 Price = Annotated[int, Field(ge=1, le=100_000_000)]
@@ -10,6 +12,36 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
 MAX_STOCK = 1_000_000_000
 Sort = Literal["newest", "price_asc", "price_desc", "name", "popular"]
+NO_NUL = r"^[^\x00]*$"  # every database then answers alike (PostgreSQL cannot take NUL)
+Filter = Annotated[str | None, Field(max_length=64, pattern=NO_NUL)]
+PriceBound = Annotated[int | None, Field(ge=0, le=100_000_000)]
+
+
+class ProductQuery(BaseModel):
+    """The query of `GET /api/products`: the route's parameters, and what its lean path
+    (catalog/fastpath.py) validates before answering without FastAPI."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    category: Filter = None
+    keyword: Annotated[str | None, Field(min_length=1, max_length=100, pattern=NO_NUL)] = None
+    min_price: PriceBound = None
+    max_price: PriceBound = None
+    in_stock: bool | None = None
+    sort: Sort = "newest"
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
+    size: Annotated[int, Field(ge=1, le=MAX_SIZE)] = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+class TopQuery(BaseModel):
+    """The query of `GET /api/products/top` (route and lean path)."""
+
+    days: Annotated[int, Field(ge=1, le=30)] = 3
+    limit: Annotated[int, Field(ge=1, le=50)] = 5
 
 
 class CategoryIn(ApiRequest):

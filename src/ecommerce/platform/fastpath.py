@@ -1,4 +1,5 @@
-"""Lean paths for the few routes a sale hammers (a coupon claim, placing an order).
+"""Lean paths for the few routes a sale hammers (a coupon claim, placing an order) and
+the public catalog reads every visitor makes (the product list, the top sellers).
 
 On this machine FastAPI's routing, dependency injection, validation and middleware cost
 more CPU than the work of a claim or an order itself (docs/performance.md). This ASGI
@@ -9,7 +10,9 @@ bad tokens, requests for another user) is handed, untouched, to the FastAPI rout
 stays the documented, validated definition of the endpoint and gives the refusals.
 
 A handler gets (context, principal, body, scope) and returns (status, JSON body), or None
-to pass the request to FastAPI. Errors are answered here in the SPEC's error format."""
+to pass the request to FastAPI; a public handler gets (context, scope) and returns
+(status, JSON body, headers) or None. Errors are answered here in the SPEC's error
+format."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from ecommerce.platform.http import UNAVAILABLE, error_body
 
 log = logging.getLogger("ecommerce.fastpath")
 Handler = Callable[[Any, Principal, bytes, Scope], Awaitable[tuple[int, Any] | None]]
+PublicHandler = Callable[[Any, Scope], Awaitable[tuple[int, Any, dict[str, str] | None] | None]]
 _MAX_BODY = 64 * 1024
 
 
@@ -38,14 +42,26 @@ class _Route:
 
 
 class LeanRoutes:
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Handler]):
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Handler],
+                 public: dict[tuple[str, str], PublicHandler] | None = None):
         self.app = app  # the FastAPI app: its state holds the running AppContext
         self.routes = routes
-        self.labels = {key: _Route(key[1]) for key in routes}
+        self.public = public or {}  # no body, no caller: (context, scope)
+        self.labels = {key: _Route(key[1]) for key in (*routes, *self.public)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = (scope.get("method", ""), scope.get("path", ""))
-        handler = self.routes.get(key) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = getattr(getattr(self.app, "state", None), "ctx", None)
+        public = self.public.get(key)
+        if public is not None:
+            if ctx is None or not await self._answer(key, scope, send,
+                                                     lambda: public(ctx, scope)):
+                await self.app(scope, receive, send)
+            return
+        handler = self.routes.get(key)
         if handler is None:
             await self.app(scope, receive, send)
             return
@@ -56,17 +72,19 @@ class LeanRoutes:
             more = message.get("more_body", False)
             if len(body) > _MAX_BODY:
                 break
-        ctx = getattr(getattr(self.app, "state", None), "ctx", None)
         principal = _principal(ctx, scope) if ctx is not None and not more else None
-        if principal is None:
+        if principal is None or not await self._answer(
+                key, scope, send, lambda: handler(ctx, principal, body, scope)):
             await self.app(scope, _replay(body, more, receive), send)
-            return
+
+    async def _answer(self, key: tuple[str, str], scope: Scope, send: Send,
+                      call: Callable[[], Awaitable[tuple[Any, ...] | None]]) -> bool:
+        """Run the handler and send its answer; False if it passed (nothing was sent)."""
         path = scope["path"]
         try:
-            answer = await handler(ctx, principal, body, scope)
+            answer = await call()
             if answer is None:
-                await self.app(scope, _replay(body, more, receive), send)
-                return
+                return False
             scope["route"] = self.labels[key]
             await respond(send, *answer)
         except AppError as error:
@@ -82,6 +100,7 @@ class LeanRoutes:
         except Exception:  # outside FastAPI's handlers: answer in the error format here
             log.exception("request failed", extra={"path": path})
             await respond(send, 500, error_body(500, "INTERNAL_ERROR", "Internal error", path))
+        return True
 
 
 def _principal(ctx: Any, scope: Scope) -> Principal | None:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
+MAX_PAGE, MAX_SIZE = 1_000_000, 100
+
 
 @dataclass(frozen=True)
 class Page:
@@ -18,8 +20,8 @@ class Page:
         return (self.page - 1) * self.size
 
 
-async def _page(page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-          size: Annotated[int, Query(ge=1, le=100)] = 20) -> Page:
+async def _page(page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+                size: Annotated[int, Query(ge=1, le=MAX_SIZE)] = 20) -> Page:
     return Page(page, size)
 
 
