@@ -22,7 +22,7 @@ from ecommerce.catalog.schemas import (
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, InvalidRequest, Unauthorized, responses
 from ecommerce.platform.http import JsonResponse
-from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.pagination import Page, PageParams, set_total
 from ecommerce.platform.schemas import MAX_ID
 
 router = APIRouter(tags=["catalog"])
@@ -61,10 +61,11 @@ async def top_products(ctx: Ctx, query: Annotated[TopQuery, Query()]) -> Respons
 
 
 async def listed(uow: Any, ctx: Any, query: ProductQuery) -> tuple[list[Any], int]:
+    page = Page(query.page, query.size)
     return await service.list_products(
         uow, ctx.listings, category=query.category, keyword=query.keyword,
         min_price=query.min_price, max_price=query.max_price, in_stock=query.in_stock,
-        sort=query.sort, limit=query.size, offset=query.offset)
+        sort=query.sort, limit=page.size, offset=page.offset)
 
 
 def price_bounds_crossed(query: ProductQuery) -> bool:

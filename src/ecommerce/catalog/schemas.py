@@ -32,10 +32,6 @@ class ProductQuery(BaseModel):
     page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
     size: Annotated[int, Field(ge=1, le=MAX_SIZE)] = 20
 
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.size
-
 
 class TopQuery(BaseModel):
     """The query of `GET /api/products/top` (route and lean path)."""

@@ -52,10 +52,10 @@ class TopSellers:
                            ) -> list[tuple[Any, int]]:
         """[(live product row, sold)] for the top sellers, best first."""
         ranking = await self.top(now, days, limit)
-        async with self.db.uow(write=False) as uow:
-            rows = {row.id: row for row in await catalog_repo.listed_products(
-                uow.conn, [product_id for product_id, _ in ranking])}
-        return [(rows[pid], sold) for pid, sold in ranking if pid in rows]
+        sold = dict(ranking)
+        async with self.db.uow(write=False) as uow:  # in ranking order, active ones only
+            rows = await catalog_repo.listed_products(uow.conn, list(sold))
+        return [(row, sold[row.id]) for row in rows]
 
     async def top(self, now: datetime, days: int, limit: int) -> list[tuple[int, int]]:
         """[(product_id, sold)] best first, ties by product id."""
