@@ -125,12 +125,94 @@ class TestWithCache:
         await asyncio.sleep(0.6)
         assert await top(client) == [(b, 3), (a, 2)]
 
-    async def test_answer_survives_a_redis_flush(self, shop, client):
+    async def test_rebuilt_from_the_database_after_a_redis_flush(self, shop, client):
         shop.clock.travel_to(NOW)
         a = await make_product(shop)
         await sell(shop, [(a, 7)], NOW)
         assert await top(client) == [(a, 7)]
-        if shop.settings.redis_url:
-            await wipe_redis(shop.settings.redis_url, shop.settings.redis_prefix)
-            assert await shop.ctx.redis.get(f"{shop.settings.redis_prefix}:top:x") is None
+        redis, prefix = shop.ctx.redis, shop.settings.redis_prefix
+        if redis is not None:
+            await wipe_redis(shop.settings.redis_url, prefix)
+            assert await redis.keys(f"{prefix}:ranking:*") == []
+        await asyncio.sleep(0.6)  # past this process's own copy too
         assert await top(client) == [(a, 7)]  # rebuilt from the database
+        if redis is not None:
+            assert len(await redis.keys(f"{prefix}:ranking:*")) == 1  # and shared again
+
+
+class Timer:
+    """A wall clock the test moves by hand (the rankings' expiry times)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def renewed(rankings: ranking.TopSellers) -> None:
+    await asyncio.gather(*rankings._renewals)
+
+
+async def test_a_process_keeps_a_ranking_until_it_expires_and_renews_it_ahead(shop):
+    """Embedded (in-process cache): the ranking is reused for the cache time, never
+    longer; in its last 30 % a request gets it and starts a renewal in the background."""
+    from ecommerce.platform.cache import MemoryCache
+
+    shop.clock.travel_to(NOW)
+    a, b, c = [await make_product(shop) for _ in range(3)]
+    await sell(shop, [(a, 2)], NOW)
+    timer = Timer()
+    rankings = ranking.TopSellers(shop.db, MemoryCache(), shop.settings.timezone, 10,
+                                  timer=timer)
+    assert await rankings.top(NOW, 3, 5) == [(a, 2)]
+    await sell(shop, [(b, 3)], NOW)
+    timer.now += 6.9  # 3.1 s left: not yet renewed
+    assert await rankings.top(NOW, 3, 5) == [(a, 2)]
+    assert not rankings._renewals
+    timer.now += 0.2  # 2.9 s left: answered at once, renewed behind
+    assert await rankings.top(NOW, 3, 5) == [(a, 2)]
+    assert len(rankings._renewals) == 1
+    await renewed(rankings)
+    assert await rankings.top(NOW, 3, 5) == [(b, 3), (a, 2)]
+    await sell(shop, [(c, 9)], NOW)
+    timer.now += 10.0  # past the renewed one's expiry, with no request in its last 30 %
+    assert await rankings.top(NOW, 3, 5) == [(c, 9), (b, 3), (a, 2)]  # waited for it
+    await rankings.close()
+
+
+async def test_processes_share_one_ranking_and_its_expiry(shop, redis_url):
+    """Two processes' rankings on one Redis: the second takes the first's ranking (not
+    the database's newer one) with the same expiry; a renewal takes a newer shared
+    ranking when another process has made one, and recomputes only when none has."""
+    from redis.asyncio import Redis
+
+    from ecommerce.platform.cache import RedisCache
+
+    shop.clock.travel_to(NOW)
+    a, b, c = [await make_product(shop) for _ in range(3)]
+    await sell(shop, [(a, 2)], NOW)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    prefix = f"{shop.settings.redis_prefix}:shared"
+    timer = Timer()
+    try:
+        first, second = (ranking.TopSellers(shop.db, RedisCache(redis, prefix),
+                                            shop.settings.timezone, 10, timer=timer)
+                         for _ in range(2))
+        assert await first.top(NOW, 3, 5) == [(a, 2)]
+        await sell(shop, [(b, 3)], NOW)
+        assert await second.top(NOW, 3, 5) == [(a, 2)]  # the shared entry
+        [(expiry, _)] = second._seen.values()
+        assert expiry == timer.now + 10  # the first's, not extended by the copy
+        timer.now += 8
+        assert await first.top(NOW, 3, 5) == [(a, 2)]
+        await renewed(first)  # nothing newer shared: recomputed and shared
+        await sell(shop, [(c, 9)], NOW)
+        assert await second.top(NOW, 3, 5) == [(a, 2)]
+        await renewed(second)  # takes the first's renewal, not the database's newest
+        assert await second.top(NOW, 3, 5) == [(b, 3), (a, 2)]
+        [(expiry, _)] = second._seen.values()
+        assert expiry == timer.now + 10
+    finally:
+        await wipe_redis(redis_url, prefix)
+        await redis.aclose()

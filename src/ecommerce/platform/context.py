@@ -72,6 +72,7 @@ class AppContext:
         )
 
     async def close(self) -> None:
+        await self.top_sellers.close()
         if self.redis is not None:
             await self.redis.aclose()
         if isinstance(self.coupon_gate, RedisGate):
