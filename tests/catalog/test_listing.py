@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import httpx
 import pytest
 
@@ -57,6 +60,49 @@ async def test_keyword_matches_name_or_description_case_insensitively(client, ca
                                                                       expected):
     found = await names(client, f"?keyword={keyword.replace('%', '%25')}&sort=price_asc")
     assert sorted(found) == sorted(expected)
+
+
+async def test_keywords_with_quotes_backslashes_and_sql_are_plain_text(shop, client, catalog):
+    """The keyword is put into the statement as a literal (decision 37): quotes,
+    backslashes, wildcards and SQL in it only ever match as text."""
+    await make_product(shop, name="Dad's Mug \\ 100% Blue_Glaze", price=9_000)
+    found = ["Dad's Mug \\ 100% Blue_Glaze"]
+    for keyword in ("d's mug", "mug \\ 1", "\\", "100%", "e_g", "'"):
+        assert await names(client, f"?keyword={quote(keyword)}") == found, keyword
+    for keyword in ("'; DROP TABLE products; --", "' OR '1'='1", "\\'", "%'%", "\\%"):
+        assert await names(client, f"?keyword={quote(keyword)}") == [], keyword
+    assert len(await names(client, "?size=100")) == 7
+
+
+async def test_the_keyword_reaches_the_database_as_a_literal(shop, catalog):
+    """So PostgreSQL plans each search for its own pattern (a prepared `LIKE $1` turns
+    generic after five runs, and that plan reads the whole trigram index for a two-letter
+    word)."""
+    from sqlalchemy import event
+
+    from ecommerce.catalog import service
+
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    engines = [shop.db.engine.sync_engine, shop.db.inline_reader]
+    for engine in filter(None, engines):
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with shop.db.uow(write=False) as uow:
+            rows, total = await service.list_products(
+                uow, shop.ctx.listings, category=None, keyword="녹차", min_price=None,
+                max_price=None, in_stock=None, sort="price_asc", limit=20, offset=0)
+    finally:
+        for engine in filter(None, engines):
+            event.remove(engine, "before_cursor_execute", record)
+    assert [row.name for row in rows] == ["녹차 라떼"] and total == 1
+    searches = [(sql, params) for sql, params in seen if "LIKE" in sql]
+    # ('%%' on MySQL, whose driver formats the statement with its parameters)
+    assert searches and all(re.search("'%%?녹차%%?'", sql) for sql, _ in searches)
+    assert not any("녹차" in repr(params) for _, params in searches)
 
 
 async def test_keyword_pages_carry_the_total_of_all_matches(shop, client, catalog):

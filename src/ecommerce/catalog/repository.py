@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, any_, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Text, and_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
@@ -106,8 +106,14 @@ def listing_query(*, category_id: int | None, keyword: str | None, min_price: in
     if category_id is not None:
         conditions.append(products.c.category_id == category_id)
     if keyword:
-        conditions.append(products.c.search_text.like(
-            f"%{_escape_like(keyword.lower())}%", escape="\\"))
+        # The pattern goes into the statement as a literal: on PostgreSQL a prepared
+        # `LIKE $1` falls back, after five runs, to one generic plan for every keyword, and
+        # that plan reads the whole trigram index for a pattern it has no trigram of (a
+        # two-syllable Korean word, one letter): 75 ms instead of a 25 ms scan at 100,000
+        # products. A literal is planned for itself (decision 37).
+        pattern = bindparam("keyword", f"%{_escape_like(keyword.lower())}%", type_=Text,
+                            literal_execute=True)
+        conditions.append(products.c.search_text.like(pattern, escape="\\"))
     if min_price is not None:
         conditions.append(products.c.price >= min_price)
     if max_price is not None:
