@@ -178,6 +178,10 @@ async def test_a_process_keeps_a_ranking_until_it_expires_and_renews_it_ahead(sh
     await sell(shop, [(c, 9)], NOW)
     timer.now += 10.0  # past the renewed one's expiry, with no request in its last 30 %
     assert await rankings.top(NOW, 3, 5) == [(c, 9), (b, 3), (a, 2)]  # waited for it
+    await sell(shop, [(a, 20)], NOW)
+    timer.now -= 3_600  # the wall clock is set back an hour: the copy is not kept an hour
+    rankings.cache._data.clear()  # (while the shared entry expires, in real time)
+    assert await rankings.top(NOW, 3, 5) == [(a, 22), (c, 9), (b, 3)]
     await rankings.close()
 
 

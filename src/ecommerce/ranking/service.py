@@ -79,7 +79,7 @@ class TopSellers:
         seen = self._seen.get(key)
         if seen is not None:
             left = seen[0] - self._timer()
-            if left > 0:
+            if 0 < left <= self.ttl:  # (more left than the cache time: the clock went back)
                 if left < self.ttl * RENEW_AHEAD and key not in self._inflight:
                     task = asyncio.create_task(self._renew(key, first_day, limit, seen[0]))
                     self._renewals.add(task)
