@@ -35,6 +35,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "rate_limit_login": "0",
+        "rate_limit_login_account": "0",
         "rate_limit_claim": "0",
         "admin_username": None,
         "admin_password": None,

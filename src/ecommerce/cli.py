@@ -93,9 +93,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           seed_demo: bool = typer.Option(False, "--seed-demo",
                                          help="Load demo data if the shop is empty.")) -> None:
     """Serve the API (migrating first unless --no-migrate)."""
-    import uvicorn
+    from ecommerce.platform.logging import configure_logging
+    from ecommerce.platform.serving import serve as run_server
 
     settings = Settings()
+    configure_logging(settings.log_level)  # the supervisor's lines (worker exits) too
     if not no_migrate:
         _upgrade(settings)
     if seed_demo:
@@ -108,9 +110,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-    uvicorn.run("ecommerce.app:factory", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_config=None, lifespan="on",
-                timeout_graceful_shutdown=10)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -158,4 +158,12 @@ def dev_sink(port: int = 9000, host: str = "127.0.0.1",
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:  # a setting is wrong: say which and why, no traceback
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+            typer.echo(f"configuration error: {name}: {problem['msg']}", err=True)
+        raise SystemExit(2) from None

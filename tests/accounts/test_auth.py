@@ -158,3 +158,56 @@ class TestLoginRateLimitOnRedis:
                 limited = await second.post("/api/auth/login", json={
                     "username": "gina", "password": "password-1"})
         assert_error(limited, 429, "RATE_LIMITED")
+
+
+class TestLoginFailuresPerAccount:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"rate_limit_login_account": "3/hour"}
+
+    async def _fail(self, client, username: str, times: int) -> list[int]:
+        return [(await client.post("/api/auth/login", json={
+            "username": username, "password": "wrong-pass"})).status_code
+            for _ in range(times)]
+
+    async def test_failures_from_anywhere_lock_the_account_and_reveal_nothing(self, shop,
+                                                                              client):
+        await make_user(shop, username="hana", password="password-1")
+        assert (await client.post("/api/auth/login", json={
+            "username": "hana", "password": "password-1"})).status_code == 200  # not counted
+        assert await self._fail(client, "hana", 3) == [401, 401, 401]
+        locked = await client.post("/api/auth/login",
+                                   json={"username": "HANA", "password": "password-1"})
+        assert_error(locked, 429, "RATE_LIMITED")
+        assert 1 <= int(locked.headers["Retry-After"]) <= 3600
+        # An account that does not exist answers exactly alike: no way to tell them apart.
+        assert await self._fail(client, "nobody-here", 3) == [401, 401, 401]
+        ghost = await client.post("/api/auth/login",
+                                  json={"username": "nobody-here", "password": "password-1"})
+        assert_error(ghost, 429, "RATE_LIMITED")
+        assert await self._fail(client, "someone-else", 1) == [401]
+
+
+class TestPasswordChecksAreBounded:
+    @pytest.fixture
+    def settings_overrides(self):
+        # Slow enough hashes that a burst overlaps; one at a time, one may wait.
+        return {"password_checks": 1, "password_checks_waiting": 1,
+                "argon2_time_cost": 3, "argon2_memory_kib": 32768}
+
+    async def test_a_flood_of_logins_is_answered_503_at_once_past_the_bound(self, shop,
+                                                                            client):
+        import asyncio
+
+        await make_user(shop, username="ivan", password="password-1")
+        responses = await asyncio.gather(*[
+            client.post("/api/auth/login", json={"username": "ivan", "password": "wrong"})
+            for _ in range(12)])
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses.count(401) == 2 and statuses.count(503) == 10, statuses
+        busy = next(r for r in responses if r.status_code == 503)
+        assert_error(busy, 503, "SERVER_BUSY")
+        assert busy.headers["Retry-After"] == "1"
+        ok = await client.post("/api/auth/login",
+                               json={"username": "ivan", "password": "password-1"})
+        assert ok.status_code == 200  # the bound frees as checks finish

@@ -44,6 +44,7 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
         "RATE_LIMIT_LOGIN": "0",
+        "RATE_LIMIT_LOGIN_ACCOUNT": "0",
         "RATE_LIMIT_CLAIM": "0",
         "ACCESS_LOG": "false",
         "LOG_LEVEL": "WARNING",

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ecommerce.platform.clock import Clock
+from ecommerce.platform.errors import ServerBusy
 from ecommerce.platform.settings import Settings
 
 ALGORITHM = "HS256"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,24 @@ class Principal:
 
 
 class Passwords:
+    """Argon2 hashing, off the event loop, with a bound on how many hashes run at once.
+
+    A hash is memory-hard and CPU-heavy on purpose, so a flood of logins (right or wrong)
+    would take every core and queue every other request behind it. At most `running`
+    hashes run per process and `waiting` more may queue; past that the caller is answered
+    at once with 503 and Retry-After (ServerBusy), before any work is done."""
+
     def __init__(self, settings: Settings):
         self._hasher = PasswordHasher(time_cost=settings.argon2_time_cost,
                                       memory_cost=settings.argon2_memory_kib, parallelism=2)
         # Verifying against this when the user does not exist keeps timing uniform.
         self._dummy = self._hasher.hash("not-a-real-password")
+        self._slots = asyncio.Semaphore(settings.password_checks)
+        self._admitted = 0
+        self._capacity = settings.password_checks + settings.password_checks_waiting
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._bounded(self._hasher.hash, password)
 
     async def verify(self, stored: str | None, password: str) -> bool:
         def check() -> bool:
@@ -45,7 +59,17 @@ class Passwords:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        return await self._bounded(check)
+
+    async def _bounded(self, work: Callable[..., T], *args: Any) -> T:
+        if self._admitted >= self._capacity:
+            raise ServerBusy("Too many sign-ins are being checked right now; retry shortly")
+        self._admitted += 1
+        try:
+            async with self._slots:
+                return await asyncio.to_thread(work, *args)
+        finally:
+            self._admitted -= 1
 
 
 class Tokens:

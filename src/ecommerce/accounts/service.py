@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNot
 from ecommerce.accounts.security import Passwords, Tokens
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.ratelimit import RateLimit
 from ecommerce.wallet import service as wallet
 
 
@@ -37,12 +39,30 @@ async def sign_up(db: Database, passwords: Passwords, clock: Clock, username: st
     return user_id
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """Attempts per (username, client address), and failures per username from anywhere."""
+
+    per_address: RateLimit
+    per_account: RateLimit
+
+
 async def log_in(db: Database, passwords: Passwords, tokens: Tokens, clock: Clock,
-                 username: str, password: str) -> tuple[str, int]:
-    """Check the password; returns (access token, user id)."""
+                 username: str, password: str, *, limits: LoginLimits | None = None,
+                 client: str = "unknown") -> tuple[str, int]:
+    """Check the password within the login limits; returns (access token, user id).
+
+    The per-account limit counts failures whether or not the account exists, so its 429
+    says nothing about which usernames are real."""
+    name = normalise(username)
+    if limits is not None:
+        await limits.per_address.hit(name, client)
+        await limits.per_account.check(name)
     async with db.uow(write=False) as uow:
-        user = await repository.get_by_username(uow.conn, normalise(username))
+        user = await repository.get_by_username(uow.conn, name)
     if not await passwords.verify(user.password_hash if user else None, password) or not user:
+        if limits is not None:
+            await limits.per_account.hit(name)
         raise InvalidCredentials()
     return tokens.issue(user.id, user.role, clock.now()), user.id
 

@@ -27,6 +27,7 @@ class AppContext:
     redis: Redis | None
     clock: Clock
     login_limit: RateLimit
+    login_account_limit: RateLimit
     claim_limit: RateLimit
     passwords: Passwords
     tokens: Tokens
@@ -60,6 +61,8 @@ class AppContext:
             redis=redis,
             clock=clock,
             login_limit=RateLimit("login", settings.rate_limit_login, limiter, fallback),
+            login_account_limit=RateLimit("login-failures", settings.rate_limit_login_account,
+                                          limiter, fallback),
             claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter, fallback),
             passwords=Passwords(settings),
             tokens=Tokens(settings, clock),

@@ -60,6 +60,23 @@ class ServiceUnavailable(AppError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "A backing service is unavailable"
 
 
+class ServerBusy(AppError):
+    status, code, message = 503, "SERVER_BUSY", "The server is busy; retry shortly"
+
+    def __init__(self, message: str | None = None, retry_after: int = 1):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "PAYLOAD_TOO_LARGE"
+    message = "The request body is too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+    message = "This endpoint takes a JSON body (Content-Type: application/json)"
+
+
 def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a route: each status with its possible codes. Every route
     may answer 400 (invalid request) and 503 (database or Redis unreachable)."""

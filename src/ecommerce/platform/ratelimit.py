@@ -38,13 +38,23 @@ class RateLimit:
 
     async def hit(self, *identifiers: str) -> None:
         """Count one attempt; raise RateLimited (429 with Retry-After) past the limit."""
+        await self._run(True, identifiers)
+
+    async def check(self, *identifiers: str) -> None:
+        """Raise RateLimited if the limit is used up, without counting an attempt (for
+        limits that count only failures: check first, `hit` on a failure)."""
+        await self._run(False, identifiers)
+
+    async def _run(self, count: bool, identifiers: tuple[str, ...]) -> None:
         if self.item is None or self.limiter is None:
             return
         limiter = self.limiter
         if self.fallback is not None and time.monotonic() < self._down_until:
             limiter = self.fallback
         try:
-            if await limiter.hit(self.item, *identifiers):
+            allowed = (await limiter.hit(self.item, *identifiers) if count
+                       else await limiter.test(self.item, *identifiers))
+            if allowed:
                 return
             stats = await limiter.get_window_stats(self.item, *identifiers)
         except REDIS_DOWN as error:
@@ -53,7 +63,7 @@ class RateLimit:
             log.warning("rate limit: Redis unavailable, counting in this process",
                         extra={"limit": self.name, "error": type(error).__name__})
             self._down_until = time.monotonic() + self.BACKOFF_SECONDS
-            return await self.hit(*identifiers)
+            return await self._run(count, identifiers)
         raise RateLimited(math.ceil(max(stats.reset_time - time.time(), 1)))
 
 

@@ -1,0 +1,142 @@
+"""`ecommerce serve` as a real process: refusing a weak signing key, whose forwarded
+address it believes, and how its supervisor treats workers that die or are only busy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import live_server, server_env
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def database_url():
+    """These tests are about the process, not the database: SQLite only."""
+    import tempfile
+
+    return f"sqlite:///{tempfile.mkdtemp(prefix='ecommerce-serve-')}/shop.db"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def migrated(database_url):
+    from ecommerce.platform.migrate import upgrade
+
+    upgrade(database_url)
+
+
+def test_a_short_jwt_secret_is_refused_at_start_saying_why(database_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--port", "1"],
+        env=server_env(database_url, JWT_SECRET="abc"), capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode == 2
+    assert "JWT_SECRET" in result.stderr and "at least 32 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def _signup(client: httpx.AsyncClient, url: str, name: str) -> None:
+    response = await client.post(f"{url}/api/auth/signup",
+                                 json={"username": name, "password": "password-1"})
+    assert response.status_code == 201, response.text
+
+
+async def _wrong_logins(url: str, name: str, forwarded: list[str]) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return [(await client.post(f"{url}/api/auth/login",
+                                   json={"username": name, "password": "wrong-password"},
+                                   headers={"X-Forwarded-For": address})).status_code
+                for address in forwarded]
+
+
+async def test_forwarded_addresses_are_not_believed_from_an_untrusted_peer(database_url):
+    addresses = [f"10.1.0.{i}" for i in range(5)] + ["garbage", "::zz"]
+    async with live_server(database_url, workers=1, RATE_LIMIT_LOGIN="3/minute") as server:
+        async with httpx.AsyncClient() as client:
+            await _signup(client, server.url, "xff-victim")
+        statuses = await _wrong_logins(server.url, "xff-victim", addresses)
+    assert statuses[:3] == [401, 401, 401]
+    assert set(statuses[3:]) == {429}  # one client, whatever it claims to forward for
+
+
+async def test_forwarded_addresses_are_believed_from_a_trusted_proxy(database_url):
+    async with live_server(database_url, workers=1, RATE_LIMIT_LOGIN="3/minute",
+                           TRUSTED_PROXIES="127.0.0.1") as server:
+        async with httpx.AsyncClient() as client:
+            await _signup(client, server.url, "behind-proxy")
+        spread = await _wrong_logins(server.url, "behind-proxy",
+                                     [f"10.2.0.{i}" for i in range(5)])
+        one = await _wrong_logins(server.url, "behind-proxy", ["10.3.0.1"] * 4)
+    assert spread == [401] * 5  # five clients behind the proxy, each within its limit
+    assert one == [401, 401, 401, 429]
+
+
+def _children(pid: int) -> list[int]:
+    """The server's worker processes (not multiprocessing's resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" not in command:
+                found.append(int(child))
+    return found
+
+
+def _log_lines(path: str) -> list[dict]:
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+async def _wait_for(predicate, seconds: float = 30.0) -> None:
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_dead_worker_is_logged_with_its_pid_and_reason_and_replaced(database_url):
+    async with live_server(database_url, workers=2) as server:
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        victim = workers[0]
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> list[dict]:
+            return [line for line in _log_lines(server.log_path)
+                    if line.get("message") == "worker replaced"]
+
+        await _wait_for(lambda: replaced())
+        [line] = replaced()
+        assert line["pid"] == victim and line["reason"] == "killed by SIGKILL"
+        assert line["replacement"] in _children(server.process.pid)
+        async with httpx.AsyncClient() as client:
+            for _ in range(10):
+                assert (await client.get(f"{server.url}/healthz")).status_code == 200
+
+
+async def test_a_busy_worker_is_not_killed_for_missing_a_few_health_checks(database_url):
+    async with live_server(database_url, workers=2) as server:
+        workers = _children(server.process.pid)
+        busy = workers[0]
+        os.kill(busy, signal.SIGSTOP)  # a worker that cannot answer for 7 s (uvicorn's 5)
+        await asyncio.sleep(7)
+        os.kill(busy, signal.SIGCONT)
+        await asyncio.sleep(1)
+        assert sorted(_children(server.process.pid)) == sorted(workers)
+        assert not [line for line in _log_lines(server.log_path)
+                    if line.get("message") == "worker replaced"]
