@@ -26,7 +26,7 @@ from ecommerce.orders.router import router as orders_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.fastpath import LeanRoutes
-from ecommerce.platform.http import RequestContextMiddleware, install_error_handlers
+from ecommerce.platform.http import BodyGuard, RequestContextMiddleware, install_error_handlers
 from ecommerce.platform.logging import configure_logging
 from ecommerce.platform.openapi import document_errors_truthfully
 from ecommerce.platform.ops import router as ops_router
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(router)
     mount_storefront(app)
     document_errors_truthfully(app)
-    return ShopApp(app, access_log=settings.access_log)
+    return ShopApp(app, access_log=settings.access_log, max_body_bytes=settings.max_body_bytes)
 
 
 class ShopApp:
@@ -77,13 +77,14 @@ class ShopApp:
     FastAPI for all the rest. Attribute
     access (`state`, `router`, `openapi`, ...) goes to the FastAPI app."""
 
-    def __init__(self, api: FastAPI, *, access_log: bool):
+    def __init__(self, api: FastAPI, *, access_log: bool, max_body_bytes: int):
         self.api = api
         lean = LeanRoutes(api, {("POST", claim_fastpath.PATH): claim_fastpath.claim,
                                 ("POST", order_fastpath.PATH): order_fastpath.place_order},
                           {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
                            ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
-        self._entry = RequestContextMiddleware(lean, access_log=access_log)
+        self._entry = RequestContextMiddleware(BodyGuard(lean, max_bytes=max_body_bytes),
+                                               access_log=access_log)
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         await self._entry(scope, receive, send)

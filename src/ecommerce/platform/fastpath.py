@@ -31,7 +31,6 @@ from ecommerce.platform.http import UNAVAILABLE, error_body
 log = logging.getLogger("ecommerce.fastpath")
 Handler = Callable[[Any, Principal, bytes, Scope], Awaitable[tuple[int, Any] | None]]
 PublicHandler = Callable[[Any, Scope], Awaitable[tuple[int, Any, dict[str, str] | None] | None]]
-_MAX_BODY = 64 * 1024
 
 
 class _Route:
@@ -66,13 +65,11 @@ class LeanRoutes:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
-        while more:
+        while more:  # bounded: BodyGuard (platform/http.py) stops it at MAX_BODY_BYTES
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > _MAX_BODY:
-                break
-        principal = _principal(ctx, scope) if ctx is not None and not more else None
+        principal = _principal(ctx, scope) if ctx is not None else None
         if principal is None or not await self._answer(
                 key, scope, send, lambda: handler(ctx, principal, body, scope)):
             await self.app(scope, _replay(body, more, receive), send)

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.platform import metrics
 from ecommerce.platform.database import driver_connection_errors
-from ecommerce.platform.errors import AppError
+from ecommerce.platform.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from ecommerce.platform.logging import request_id
 
 log = logging.getLogger("ecommerce.http")
@@ -111,9 +111,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
-        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        # 400 is FastAPI's "error parsing the body" (e.g. JSON nested past the parser's
+        # depth): a malformed body like any other.
+        codes = {400: "INVALID_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                 413: PayloadTooLarge.code}
         code = codes.get(exc.status_code, http.HTTPStatus(exc.status_code).name)
         message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 400:
+            message = "body: malformed JSON (it could not be parsed)"
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route for {request.method} {request.url.path}"
         return error_response(exc.status_code, code, message, request.url.path,
@@ -150,6 +155,91 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error")
         return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by BodyGuard's receive. An HTTPException, because FastAPI turns any other
+    error raised while it reads a body into "400 error parsing the body"."""
+
+
+def _json_media_type(value: str) -> bool:
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))
+
+
+class BodyGuard:
+    """Pure ASGI, ahead of every path (the lean ones included): a body over `max_bytes` is
+    answered 413 before it is read (by its Content-Length) or as soon as it passes the
+    limit (chunked); an API request whose body is not JSON is answered 415 unread."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length, content_type, chunked = None, None, False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"transfer-encoding":
+                chunked = True
+        path = scope["path"]
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = 0
+            if size > self.max_bytes:
+                await self._too_large(path, send)
+                return
+        has_body = chunked or (length is not None and length != b"0")
+        if (has_body and scope["method"] in _BODY_METHODS and path.startswith("/api/")
+                and not _json_media_type(content_type or "")):
+            error = UnsupportedMediaType()
+            await JsonResponse(error_body(error.status, error.code, error.message, path),
+                               status_code=error.status)(scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(413, self._message())
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(path, send)
+
+    def _message(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes"
+
+    async def _too_large(self, path: str, send: Send) -> None:
+        body = orjson.dumps(error_body(413, "PAYLOAD_TOO_LARGE", self._message(), path))
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class RequestContextMiddleware:

@@ -22,6 +22,12 @@ def document_errors_truthfully(app: FastAPI) -> None:
                 answer = operation.get("responses", {}).get("422")
                 if answer is not None and _is_fastapi_default(answer):
                     del operation["responses"]["422"]
+                if "requestBody" in operation:  # platform.http.BodyGuard answers these
+                    for status, code in (("413", "PAYLOAD_TOO_LARGE"),
+                                         ("415", "UNSUPPORTED_MEDIA_TYPE")):
+                        operation["responses"].setdefault(status, {
+                            "description": code, "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
         components = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
