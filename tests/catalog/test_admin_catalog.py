@@ -133,3 +133,16 @@ async def test_restock_and_write_off_leave_movements(shop, client):
     assert_error(await client.post("/api/admin/products/424242/stock", headers=admin.headers,
                                    json={"delta": 1}), 404, "PRODUCT_NOT_FOUND")
     assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_restock_past_the_stock_cap_is_400_and_changes_nothing(shop, client):
+    admin = await make_admin(shop)
+    product_id = await make_product(shop, stock=100_000)
+    over = await client.post(f"/api/admin/products/{product_id}/stock",
+                             headers=admin.headers, json={"delta": 1_000_000_000})
+    assert_error(over, 400, "STOCK_LIMIT_EXCEEDED")
+    assert (await client.get(f"/api/products/{product_id}")).json()["stock"] == 100_000
+    to_the_cap = await client.post(f"/api/admin/products/{product_id}/stock",
+                                   headers=admin.headers, json={"delta": 999_900_000})
+    assert to_the_cap.json()["stock"] == 1_000_000_000
+    assert not any((await audit_database(shop.db)).values())

@@ -177,6 +177,9 @@ class TestErrorPathsChangeNothing:
     @pytest.mark.parametrize("body", [
         {"items": []}, {"items": [{"productId": 1, "quantity": 0}]},
         {"items": [{"productId": 1, "quantity": 1001}]},
+        {"items": [{"productId": 1, "quantity": 1000}] * 3},  # merged, 3,000 of one product
+        {"items": [{"productId": 1, "quantity": 600}, {"productId": 2, "quantity": 1},
+                   {"productId": 1, "quantity": 401}]},
         {"items": [{"productId": 1, "quantity": 1}] * 51},
         {"items": [{"productId": "1", "quantity": 1}]},
         {"items": [{"productId": 1}]}, {}, {"productId": 1},
@@ -302,3 +305,12 @@ async def test_sales_show_in_top_sellers_and_cancel_takes_them_off(shop, client)
     assert top == [(b, 5), (a, 3)]
     popular = (await client.get("/api/products?sort=popular")).json()
     assert [p["id"] for p in popular] == [b, a]
+
+
+async def test_repeated_lines_merging_to_exactly_the_limit_are_one_line(shop, client):
+    user = await make_user(shop, balance=1_000_000)
+    product = await make_product(shop, price=100, stock=2_000)
+    response = await order(client, user, [(product, 600), (product, 400)])
+    assert response.status_code == 201, response.text
+    assert [(i["productId"], i["quantity"]) for i in response.json()["items"]] == [
+        (product, 1_000)]

@@ -15,3 +15,7 @@ class CategoryExists(AppError):
 
 class OutOfStock(AppError):
     status, code, message = 409, "OUT_OF_STOCK", "Not enough stock"
+
+
+class StockLimitExceeded(AppError):
+    status, code, message = 400, "STOCK_LIMIT_EXCEEDED", "The stock may not pass 1,000,000,000"

@@ -16,6 +16,8 @@ from sqlalchemy.dialects import mysql
 from ecommerce.platform.database import metadata
 from ecommerce.platform.types import BigId, UtcDateTime
 
+MAX_STOCK = 1_000_000_000  # a product's stock never passes this (SPEC: restock 400)
+
 categories = Table(
     "categories",
     metadata,

@@ -171,11 +171,15 @@ async def count_all(conn: AsyncConnection) -> int:
 
 async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: datetime,
                        *, sold: int = 0, require_active: bool = False,
-                       expected_price: int | None = None) -> int | None:
-    """Add `delta` to the stock if it stays >= 0 (one conditional UPDATE, which takes the
-    row lock); the new stock, or None if the product is missing, short, inactive (when
-    required) or no longer at `expected_price`."""
+                       expected_price: int | None = None,
+                       ceiling: int | None = None) -> int | None:
+    """Add `delta` to the stock if it stays >= 0 (and <= `ceiling` when given; one
+    conditional UPDATE, which takes the row lock); the new stock, or None if the product
+    is missing, short, over the ceiling, inactive (when required) or no longer at
+    `expected_price`."""
     conditions = [products.c.id == product_id, products.c.stock + delta >= 0]
+    if ceiling is not None:
+        conditions.append(products.c.stock + delta <= ceiling)
     if require_active:
         conditions.append(products.c.active.is_(True))
     if expected_price is not None:

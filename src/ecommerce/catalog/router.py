@@ -4,7 +4,13 @@ from fastapi import APIRouter, Path, Query, Response
 
 from ecommerce.accounts.dependencies import AdminUser
 from ecommerce.catalog import service
-from ecommerce.catalog.errors import CategoryExists, CategoryNotFound, OutOfStock, ProductNotFound
+from ecommerce.catalog.errors import (
+    CategoryExists,
+    CategoryNotFound,
+    OutOfStock,
+    ProductNotFound,
+    StockLimitExceeded,
+)
 from ecommerce.catalog.schemas import (
     AdminProductOut,
     CategoryIn,
@@ -142,7 +148,7 @@ async def update_product(product_id: ProductId, body: ProductPatch, _: AdminUser
 
 
 @admin.post("/products/{id}/stock", response_model=AdminProductOut,
-            responses=responses(*_ADMIN, ProductNotFound, OutOfStock))
+            responses=responses(*_ADMIN, ProductNotFound, OutOfStock, StockLimitExceeded))
 async def change_stock(product_id: ProductId, body: StockChangeIn, _: AdminUser, ctx: Ctx,
                        uow: Uow) -> AdminProductOut:
     async with uow:

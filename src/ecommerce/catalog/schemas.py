@@ -3,6 +3,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from ecommerce.catalog.models import MAX_STOCK
 from ecommerce.platform.pagination import MAX_PAGE, MAX_SIZE
 from ecommerce.platform.schemas import ApiModel, ApiRequest, UtcTime
 
@@ -10,7 +11,6 @@ Price = Annotated[int, Field(ge=1, le=100_000_000)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
-MAX_STOCK = 1_000_000_000
 Sort = Literal["newest", "price_asc", "price_desc", "name", "popular"]
 NO_NUL = r"^[^\x00]*$"  # every database then answers alike (PostgreSQL cannot take NUL)
 Filter = Annotated[str | None, Field(max_length=64, pattern=NO_NUL)]

@@ -9,8 +9,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from ecommerce.catalog import repository
-from ecommerce.catalog.errors import CategoryExists, CategoryNotFound, OutOfStock, ProductNotFound
+from ecommerce.catalog.errors import (
+    CategoryExists,
+    CategoryNotFound,
+    OutOfStock,
+    ProductNotFound,
+    StockLimitExceeded,
+)
 from ecommerce.catalog.listing import Listings
+from ecommerce.catalog.models import MAX_STOCK
 from ecommerce.platform.database import RetryTransaction, UnitOfWork
 
 
@@ -82,10 +89,13 @@ async def update_product(uow: UnitOfWork, listings: Listings, product_id: int,
 
 async def adjust_stock(uow: UnitOfWork, listings: Listings, product_id: int, delta: int,
                        now: datetime) -> Any:
-    """Restock (delta > 0) or write off (delta < 0); OutOfStock below zero."""
+    """Restock (delta > 0) or write off (delta < 0); OutOfStock below zero,
+    StockLimitExceeded past MAX_STOCK."""
     await get_product(uow, product_id, include_inactive=True)
-    stock = await repository.change_stock(uow.conn, product_id, delta, now)
+    stock = await repository.change_stock(uow.conn, product_id, delta, now, ceiling=MAX_STOCK)
     if stock is None:
+        if delta > 0:
+            raise StockLimitExceeded(f"The stock may not pass {MAX_STOCK:,}")
         raise OutOfStock("The write-off is larger than the stock")
     await repository.add_movement(uow.conn, product_id, "RESTOCK" if delta > 0 else "WRITE_OFF",
                                   delta, stock, None, now)

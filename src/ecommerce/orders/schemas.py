@@ -4,7 +4,8 @@ from pydantic import Field, model_validator
 
 from ecommerce.platform.schemas import ApiModel, ApiRequest, Id, UtcTime
 
-Quantity = Annotated[int, Field(ge=1, le=1_000)]
+MAX_QUANTITY = 1_000
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 OrderStatus = Literal["PAID", "CANCELLED"]
 
 
@@ -30,6 +31,10 @@ class OrderIn(ApiRequest):
         if self.items is None:
             if self.product_id is None or self.quantity is None:
                 raise ValueError("items: required (or productId and quantity)")
+        for product_id, quantity in self.lines():
+            if quantity > MAX_QUANTITY:
+                raise ValueError(f"items: product {product_id} is ordered {quantity} times in "
+                                 f"all; at most {MAX_QUANTITY:,} of one product per order")
         return self
 
     def lines(self) -> list[tuple[int, int]]:
