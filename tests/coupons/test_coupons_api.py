@@ -112,6 +112,32 @@ async def test_claim_outside_the_issue_window_is_409_not_active(shop, client):
     assert (await claim(client, user, "WINDOW")).status_code == 200
 
 
+async def test_claim_after_the_coupon_expired_is_409_even_inside_the_issue_window(shop,
+                                                                                  client):
+    shop.clock.freeze(T0)
+    await make_coupon(shop, code="LATE", quantity=5, starts_at=T0,
+                      ends_at=T0 + timedelta(days=10), expires_at=T0 + timedelta(days=2))
+    user, other = await make_user(shop), await make_user(shop)
+    assert (await claim(client, user, "LATE")).status_code == 200
+    shop.clock.freeze(T0 + timedelta(days=2))
+    assert_error(await claim(client, other, "LATE"), 409, "COUPON_NOT_ACTIVE")
+    admin = await make_admin(shop)
+    view = (await client.get("/api/coupons/LATE", headers=admin.headers)).json()
+    assert view["issuedQuantity"] == 1  # the refused claim used up nothing
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_coupon_cannot_be_created_already_expired(shop, client):
+    shop.clock.freeze(T0)
+    admin = await make_admin(shop)
+    for expires in ("2020-01-01T00:00:00Z", "2026-12-01T00:00:00Z"):
+        refused = await client.post("/api/admin/coupons", headers=admin.headers, json=coupon_body(
+            validDays=None, expiresAt=expires, issueStartsAt=None, issueEndsAt=None))
+        body = assert_error(refused, 400, "INVALID_REQUEST")
+        assert "expiresAt" in body["message"]
+    assert (await client.get("/api/admin/coupons", headers=admin.headers)).json() == []
+
+
 async def test_claim_for_another_user_is_403_and_admin_may(shop, client):
     await make_coupon(shop, code="GIFT")
     alice, bob, admin = await make_user(shop), await make_user(shop), await make_admin(shop)
@@ -209,6 +235,25 @@ class TestRedisGate:
             f"{shop.settings.redis_prefix}:coupon:{{GATED}}:holders")
         assert sorted(int(h) for h in holders) == sorted(u.id for u in users[:3])
         assert not any((await audit_database(shop.db)).values())
+
+    async def test_an_expired_coupon_is_refused_by_the_gate_too(self, shop, client):
+        shop.clock.freeze(T0)
+        await make_coupon(shop, code="GONE", quantity=5, starts_at=T0,
+                          ends_at=T0 + timedelta(days=10), expires_at=T0 + timedelta(days=1))
+        early, late = await make_user(shop), await make_user(shop)
+        assert (await claim(client, early, "GONE")).status_code == 200
+        shop.clock.freeze(T0 + timedelta(days=1, seconds=1))
+        assert_error(await claim(client, late, "GONE"), 409, "COUPON_NOT_ACTIVE")
+        holders = await shop.ctx.redis.smembers(
+            f"{shop.settings.redis_prefix}:coupon:{{GONE}}:holders")
+        assert [int(h) for h in holders] == [early.id]
+
+    async def test_every_gate_key_expires(self, shop, client):
+        await make_coupon(shop, code="TTL", quantity=5)  # no holders yet when it loads
+        assert (await claim(client, await make_user(shop), "TTL")).status_code == 200
+        prefix = f"{shop.settings.redis_prefix}:coupon:{{TTL}}"
+        for key in (f"{prefix}:meta", f"{prefix}:holders"):
+            assert await shop.ctx.redis.pttl(key) > 0, key
 
     async def test_unreachable_redis_falls_back_to_the_database(self, shop, client):
         from redis.asyncio import Redis

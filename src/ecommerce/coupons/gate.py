@@ -67,7 +67,7 @@ class LocalGate:
             await self.won(code, user_id)
 
 
-# KEYS: meta hash, holders set. ARGV: user id, now (epoch ms).
+# KEYS: meta hash, holders set. ARGV: user id, now (epoch ms), the holders' ttl (ms).
 # Returns MISS when the coupon's state is not loaded.
 _ENTER = """
 local meta = redis.call('HMGET', KEYS[1], 'total', 'starts', 'ends')
@@ -79,6 +79,10 @@ end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 'ALREADY' end
 if redis.call('SCARD', KEYS[2]) >= tonumber(meta[1]) then return 'SOLD_OUT' end
 redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < 0 then
+  -- the first holder creates the set (the install found none to expire): same lifetime
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return 'PASS'
 """
 
@@ -143,7 +147,7 @@ class RedisGate:
                 # asyncio.wait_for costs a task on Python 3.11 on the flash sale's hot path.
                 async with asyncio.timeout(self.TIMEOUT_SECONDS):
                     verdict = await self._enter(keys=[meta, holders],
-                                                args=[user_id, _ms(now)])
+                                                args=[user_id, _ms(now), self.RELOAD_MS * 2])
                 if verdict == SOLD_OUT:
                     self._remember_sold_out(code)
                 if verdict != "MISS":

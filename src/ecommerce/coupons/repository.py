@@ -31,14 +31,16 @@ async def count_coupons(conn: AsyncConnection) -> int:
 
 
 async def take_one(conn: AsyncConnection, coupon_id: int, now: datetime) -> bool:
-    """Count one more issued, if any are left and the issue window is open (one
-    conditional UPDATE: concurrent claims queue on the row lock and re-check)."""
+    """Count one more issued, if any are left, the issue window is open and the coupon
+    has not expired (one conditional UPDATE: concurrent claims queue on the row lock and
+    re-check)."""
     result = await conn.execute(
         update(coupons)
         .where(coupons.c.id == coupon_id,
                coupons.c.issued_quantity < coupons.c.total_quantity,
                coupons.c.issue_starts_at <= now,
-               or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > now))
+               or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > now),
+               or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > now))
         .values(issued_quantity=coupons.c.issued_quantity + 1))
     return result.rowcount == 1
 

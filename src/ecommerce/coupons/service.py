@@ -29,14 +29,17 @@ from ecommerce.coupons.gate import (
     StateLoader,
 )
 from ecommerce.platform.database import Database, UnitOfWork
-from ecommerce.platform.errors import AppError
+from ecommerce.platform.errors import AppError, InvalidRequest
 
 Gate = LocalGate | RedisGate
 ALREADY_USED = "This coupon has already been used"
 
 
 async def create_coupon(uow: UnitOfWork, values: dict[str, Any], now: datetime) -> Any:
-    """A new coupon definition; CouponCodeTaken if the code exists."""
+    """A new coupon definition; CouponCodeTaken if the code exists, InvalidRequest if it
+    would be expired already."""
+    if values.get("expires_at") is not None and values["expires_at"] <= now:
+        raise InvalidRequest("expiresAt: must be in the future")
     values = {**values, "issue_starts_at": values.get("issue_starts_at") or now,
               "issued_quantity": 0, "created_at": now}
     try:
@@ -73,8 +76,16 @@ class Claimed:
     expires_at: datetime
 
 
+def claim_window_end(coupon: Any) -> datetime | None:
+    """When claims stop: the end of the issue window, or the coupon's expiry if earlier
+    (an expired coupon cannot be claimed, even inside its issue window)."""
+    ends = [moment for moment in (coupon.issue_ends_at, coupon.expires_at) if moment]
+    return min(ends) if ends else None
+
+
 def _why_not(coupon: Any, now: datetime) -> AppError:
-    if coupon.issue_starts_at > now or (coupon.issue_ends_at and coupon.issue_ends_at <= now):
+    ends = claim_window_end(coupon)
+    if coupon.issue_starts_at > now or (ends is not None and ends <= now):
         return CouponNotActive()
     return CouponSoldOut()
 
@@ -88,8 +99,8 @@ def state_loader(db: Database) -> StateLoader:
             if coupon is None:
                 return None
             holders = await repository.holders(uow.conn, coupon.id)
-        return CouponState(coupon.total_quantity, coupon.issue_starts_at, coupon.issue_ends_at,
-                           holders)
+        return CouponState(coupon.total_quantity, coupon.issue_starts_at,
+                           claim_window_end(coupon), holders)
 
     return load
 
