@@ -147,6 +147,47 @@ async def test_failed_after_the_last_attempt_then_admin_retry(shop, client):
     assert delivered.headers["X-Total-Count"] == "1"
 
 
+async def test_a_failed_event_is_retried_on_its_own_slowly_for_a_day(shop, client):
+    from datetime import timedelta
+
+    user = await make_user(shop, balance=90_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=50))
+    port = free_port()
+    relay = relay_for(shop, f"http://127.0.0.1:{port}/events", relay_backoff_seconds=0.0,
+                      relay_max_attempts=2, relay_slow_retry_seconds=600,
+                      relay_slow_retry_hours=30)
+    for _ in range(2):
+        assert await relay.run_once() == 1
+    [row] = await rows(shop)
+    assert row.status == "FAILED"
+    assert await relay.run_once() == 0  # not before its slow retry is due
+    shop.clock.advance(timedelta(seconds=601))
+    assert await relay.run_once() == 1  # due again on its own; the platform is still down
+    [row] = await rows(shop)
+    assert (row.status, row.attempts) == ("FAILED", 3)
+    shop.clock.advance(timedelta(hours=20))  # a long outage, then the platform is back
+    async with sink(port) as (_, received):
+        assert await relay.run_once() == 1
+        assert len(received()) == 1
+    [row] = await rows(shop)
+    assert row.status == "DELIVERED"
+
+
+async def test_slow_retries_stop_once_the_event_is_older_than_the_horizon(shop, client):
+    from datetime import timedelta
+
+    user = await make_user(shop, balance=90_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=50))
+    relay = relay_for(shop, f"http://127.0.0.1:{free_port()}/events",
+                      relay_backoff_seconds=0.0, relay_max_attempts=1,
+                      relay_slow_retry_hours=30)
+    assert await relay.run_once() == 1
+    shop.clock.advance(timedelta(hours=31))
+    assert await relay.run_once() == 0  # left for an admin's retry
+    [row] = await rows(shop)
+    assert (row.status, row.attempts) == ("FAILED", 1)
+
+
 async def test_two_relays_at_once_send_each_event_once(shop, client):
     user = await make_user(shop, balance=900_000)
     product = await make_product(shop, price=100, stock=500)
@@ -166,16 +207,19 @@ class TestStream:
     def settings_overrides(self):
         from tests.conftest import RUN_ID
 
-        return {"redis_url": require("redis", REDIS_URL), "event_stream": f"test:{RUN_ID}:s"}
+        return {"redis_url": require("redis", REDIS_URL), "event_stream": "orders-stream",
+                "redis_prefix": f"test:{RUN_ID}:stream"}
 
-    async def test_events_are_published_to_the_redis_stream(self, shop, client):
+    async def test_events_are_published_to_the_redis_stream_under_the_prefix(self, shop,
+                                                                              client):
         user = await make_user(shop, balance=9_000)
         placed = await place(shop, client, user, await make_product(shop, price=100, stock=5))
-        stream = shop.settings.event_stream
+        stream = f"{shop.settings.redis_prefix}:orders-stream"  # every key has the prefix
         redis = Redis.from_url(shop.settings.redis_url, decode_responses=True)
         try:
             await redis.delete(stream)
-            assert await relay_for(shop, None, event_stream=stream).run_once() == 1
+            assert await relay_for(shop, None).run_once() == 1
+            assert await redis.exists("orders-stream") == 0
             [(_, fields)] = await redis.xrange(stream)
             await redis.delete(stream)
         finally:

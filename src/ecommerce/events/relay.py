@@ -112,6 +112,9 @@ class Relay:
         work = []
         if self.url:
             work.append(outbox.c.status == "PENDING")
+            # Failed for good, but still young enough: its slow retry (see `_record`).
+            horizon = now - timedelta(hours=self.settings.relay_slow_retry_hours)
+            work.append(and_(outbox.c.status == "FAILED", outbox.c.created_at > horizon))
         if self.redis is not None:
             work.append(outbox.c.streamed_at.is_(None))
         return and_(or_(*work), outbox.c.next_attempt_at <= now, free)
@@ -134,8 +137,9 @@ class Relay:
 
     async def _deliver(self, client: httpx.AsyncClient, row: Any) -> tuple[bool, bool, str]:
         """(delivered over HTTP, published to the stream, error)."""
-        delivered, streamed, error = row.status != "PENDING", row.streamed_at is not None, ""
-        if self.url and row.status == "PENDING":
+        due = row.status in ("PENDING", "FAILED")
+        delivered, streamed, error = not due, row.streamed_at is not None, ""
+        if self.url and due:
             body = row.payload.encode()
             try:
                 response = await client.post(self.url, content=body, headers={
@@ -149,7 +153,7 @@ class Relay:
                 error = f"{type(failure).__name__}: {failure}"[:500]
         if self.redis is not None and row.streamed_at is None:
             try:
-                await self.redis.xadd(self.settings.event_stream, {
+                await self.redis.xadd(self.settings.stream_key, {
                     "eventId": row.event_id, "eventType": row.event_type,
                     "payload": row.payload}, maxlen=1_000_000, approximate=True)
                 streamed = True
@@ -165,12 +169,19 @@ class Relay:
                 values: dict[str, Any] = {"locked_until": None, "lease": None}
                 if streamed and row.streamed_at is None:
                     values["streamed_at"] = now
-                if delivered and row.status == "PENDING":
+                due = row.status in ("PENDING", "FAILED")
+                if delivered and due:
                     values.update(status="DELIVERED", delivered_at=now, last_error=None)
-                elif self.url and row.status == "PENDING":
+                elif self.url and row.status == "FAILED":  # a slow retry failed too
+                    values.update(attempts=row.attempts + 1, last_error=error,
+                                  next_attempt_at=now + self.slow_retry)
+                elif self.url and due:
                     attempts = row.attempts + 1
                     values.update(attempts=attempts, last_error=error)
                     if attempts >= self.settings.relay_max_attempts:
+                        # Not abandoned: tried again on its own, slowly (`_due`), so an
+                        # outage longer than the quick retries needs no admin.
+                        values["next_attempt_at"] = now + self.slow_retry
                         values["status"] = "FAILED"
                         log.error("event failed for good", extra={
                             "eventId": row.event_id, "attempts": attempts, "error": error})
@@ -181,6 +192,10 @@ class Relay:
                 await uow.conn.execute(update(outbox).where(outbox.c.id == row.id,
                                                             outbox.c.lease == lease)
                                        .values(**values))
+
+    @property
+    def slow_retry(self) -> timedelta:
+        return timedelta(seconds=self.settings.relay_slow_retry_seconds)
 
     def backoff(self, attempts: int) -> timedelta:
         base = self.settings.relay_backoff_seconds
