@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lock lint bench clean browser
+.PHONY: run test install lock lint bench clean browser package-check screenshots
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -28,6 +28,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Build the wheel, install it into a fresh virtualenv, serve from an empty directory.
+package-check: $(STAMP)
+	bash .ci/package-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,4 +1,6 @@
-"""Alembic, run programmatically (one history for every database)."""
+"""Alembic, run programmatically (one history for every database). The migrations ship
+inside the package (`ecommerce/migrations`), so an installed `ecommerce` can migrate from
+any directory; `alembic.ini` at the repository root is only for writing new revisions."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[3]
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config()
     config.set_main_option("script_location", os.environ.get(
-        "ECOMMERCE_MIGRATIONS", str(ROOT / "migrations")))
+        "ECOMMERCE_MIGRATIONS", str(MIGRATIONS)))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 

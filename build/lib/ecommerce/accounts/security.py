@@ -1,0 +1,99 @@
+"""Password hashing (argon2id) and access tokens (JWT, HS256, with expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.errors import ServerBusy
+from ecommerce.platform.settings import Settings
+
+ALGORITHM = "HS256"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the token says."""
+
+    user_id: int
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "ADMIN"
+
+
+class Passwords:
+    """Argon2 hashing, off the event loop, with a bound on how many hashes run at once.
+
+    A hash is memory-hard and CPU-heavy on purpose, so a flood of logins (right or wrong)
+    would take every core and queue every other request behind it. At most `running`
+    hashes run per process and `waiting` more may queue; past that the caller is answered
+    at once with 503 and Retry-After (ServerBusy), before any work is done."""
+
+    def __init__(self, settings: Settings):
+        self._hasher = PasswordHasher(time_cost=settings.argon2_time_cost,
+                                      memory_cost=settings.argon2_memory_kib, parallelism=2)
+        # Verifying against this when the user does not exist keeps timing uniform.
+        self._dummy = self._hasher.hash("not-a-real-password")
+        self._slots = asyncio.Semaphore(settings.password_checks)
+        self._admitted = 0
+        self._capacity = settings.password_checks + settings.password_checks_waiting
+
+    async def hash(self, password: str) -> str:
+        return await self._bounded(self._hasher.hash, password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self._hasher.verify(stored or self._dummy, password) and stored is not None
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await self._bounded(check)
+
+    async def _bounded(self, work: Callable[..., T], *args: Any) -> T:
+        if self._admitted >= self._capacity:
+            raise ServerBusy("Too many sign-ins are being checked right now; retry shortly")
+        self._admitted += 1
+        try:
+            async with self._slots:
+                return await asyncio.to_thread(work, *args)
+        finally:
+            self._admitted -= 1
+
+
+class Tokens:
+    def __init__(self, settings: Settings, clock: Clock):
+        self._key = settings.signing_key()
+        self.ttl = settings.jwt_ttl_seconds
+        self._clock = clock
+
+    def issue(self, user_id: int, role: str, now: datetime) -> str:
+        claims = {"sub": str(user_id), "role": role, "iat": now,
+                  "exp": now + timedelta(seconds=self.ttl)}
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def read(self, token: str) -> Principal | None:
+        try:
+            # Expiry is checked against the app's clock (the one that issued the token).
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
+                                options={"require": ["exp", "sub"], "verify_exp": False,
+                                         "verify_iat": False})
+            if int(claims["exp"]) <= self._clock.now().timestamp():
+                return None
+            role = claims.get("role")
+            if role not in ("CUSTOMER", "ADMIN"):
+                return None
+            return Principal(int(claims["sub"]), role)
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None

@@ -1,0 +1,100 @@
+"""Builds the ASGI app. Nothing (engine, Redis client) is created at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ecommerce import __version__
+from ecommerce.accounts import service as accounts
+from ecommerce.accounts.router import router as accounts_router
+from ecommerce.catalog import fastpath as catalog_fastpath
+from ecommerce.catalog.router import admin as catalog_admin_router
+from ecommerce.catalog.router import router as catalog_router
+from ecommerce.coupons import fastpath as claim_fastpath
+from ecommerce.coupons.router import admin as coupons_admin_router
+from ecommerce.coupons.router import router as coupons_router
+from ecommerce.events.relay import Relay
+from ecommerce.events.router import admin as events_admin_router
+from ecommerce.orders import fastpath as order_fastpath
+from ecommerce.orders.router import admin as orders_admin_router
+from ecommerce.orders.router import router as orders_router
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.context import AppContext
+from ecommerce.platform.fastpath import LeanRoutes
+from ecommerce.platform.http import BodyGuard, RequestContextMiddleware, install_error_handlers
+from ecommerce.platform.logging import configure_logging
+from ecommerce.platform.openapi import document_errors_truthfully
+from ecommerce.platform.ops import router as ops_router
+from ecommerce.platform.settings import Settings
+from ecommerce.wallet.router import router as wallet_router
+from ecommerce.web import mount_storefront
+
+log = logging.getLogger("ecommerce")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> ShopApp:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.build(settings, clock=clock)
+        app.state.ctx = ctx
+        if settings.admin_username and settings.admin_password:
+            await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock,
+                                        settings.admin_username, settings.admin_password)
+        relay_task, stop = None, asyncio.Event()
+        if settings.run_relay:
+            relay = Relay(ctx.db, settings, ctx.redis, ctx.clock)
+            if relay.has_work_to_do:
+                relay_task = asyncio.create_task(relay.run_forever(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if relay_task is not None:
+                await asyncio.gather(relay_task, return_exceptions=True)
+            await ctx.close()
+
+    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (ops_router, accounts_router, wallet_router, catalog_router,
+                   catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
+                   orders_admin_router, events_admin_router):
+        app.include_router(router)
+    mount_storefront(app)
+    document_errors_truthfully(app)
+    return ShopApp(app, access_log=settings.access_log, max_body_bytes=settings.max_body_bytes)
+
+
+class ShopApp:
+    """The ASGI entry point: request ids and metrics around everything, the lean paths for
+    coupon claims, orders, the product list and the top sellers ahead of FastAPI, and
+    FastAPI for all the rest. Attribute
+    access (`state`, `router`, `openapi`, ...) goes to the FastAPI app."""
+
+    def __init__(self, api: FastAPI, *, access_log: bool, max_body_bytes: int):
+        self.api = api
+        lean = LeanRoutes(api, {("POST", claim_fastpath.PATH): claim_fastpath.claim,
+                                ("POST", order_fastpath.PATH): order_fastpath.place_order},
+                          {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
+                           ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
+        self._entry = RequestContextMiddleware(BodyGuard(lean, max_bytes=max_body_bytes),
+                                               access_log=access_log)
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        await self._entry(scope, receive, send)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.api, name)
+
+
+def factory() -> ShopApp:
+    """Entry point for `uvicorn --factory ecommerce.app:factory` (each worker process)."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,195 @@
+"""The catalog: categories, products, stock (every change leaves a stock movement)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ecommerce.catalog import repository
+from ecommerce.catalog.errors import (
+    CategoryExists,
+    CategoryNotFound,
+    OutOfStock,
+    ProductNotFound,
+    StockLimitExceeded,
+)
+from ecommerce.catalog.listing import Listings
+from ecommerce.catalog.models import MAX_STOCK
+from ecommerce.platform.database import RetryTransaction, UnitOfWork
+
+
+def _search_text(name: str, description: str) -> str:
+    return f"{name} {description}".lower()
+
+
+async def create_category(uow: UnitOfWork, slug: str, name: str, now: datetime) -> int:
+    """A new category; CategoryExists if the slug is taken."""
+    try:
+        return await repository.add_category(uow.conn, slug, name, now)
+    except IntegrityError:
+        raise CategoryExists() from None
+
+
+async def list_categories(uow: UnitOfWork, limit: int, offset: int
+                          ) -> tuple[Sequence[Any], int]:
+    """Categories by name with their count of listed products, and the total."""
+    return (await repository.categories_with_counts(uow.conn, limit, offset),
+            await repository.count_categories(uow.conn))
+
+
+async def _category_id(uow: UnitOfWork, slug: str) -> int:
+    found = await repository.category_id(uow.conn, slug)
+    if found is None:
+        raise CategoryNotFound(f"No category '{slug}'")
+    return found
+
+
+async def create_product(uow: UnitOfWork, listings: Listings, *, name: str, description: str,
+                         price: int, stock: int, category: str, now: datetime) -> Any:
+    """A new active product with its initial stock movement; returns the product."""
+    product_id = await repository.add_product(uow.conn, {
+        "category_id": await _category_id(uow, category), "name": name,
+        "description": description, "search_text": _search_text(name, description),
+        "price": price, "stock": stock, "sold_quantity": 0, "active": True,
+        "created_at": now, "updated_at": now})
+    if stock:
+        await repository.add_movement(uow.conn, product_id, "INITIAL", stock, stock, None, now)
+    await listings.changed(uow)
+    return await repository.get_product(uow.conn, product_id)
+
+
+async def get_product(uow: UnitOfWork, product_id: int, *, include_inactive: bool = False
+                      ) -> Any:
+    """The product as of now; ProductNotFound if missing (or inactive, for the public)."""
+    product = await repository.get_product(uow.conn, product_id)
+    if product is None or (not product.active and not include_inactive):
+        raise ProductNotFound()
+    return product
+
+
+async def update_product(uow: UnitOfWork, listings: Listings, product_id: int,
+                         changes: dict[str, Any], now: datetime) -> Any:
+    """Change any of name, description, price, category, active."""
+    current = await get_product(uow, product_id, include_inactive=True)
+    values: dict[str, Any] = {k: v for k, v in changes.items() if k != "category"}
+    if "category" in changes:
+        values["category_id"] = await _category_id(uow, changes["category"])
+    if "name" in changes or "description" in changes:
+        values["search_text"] = _search_text(changes.get("name", current.name),
+                                             changes.get("description", current.description))
+    if values:
+        values["updated_at"] = now
+        await repository.update_product(uow.conn, product_id, values)
+        await listings.changed(uow)
+    return await repository.get_product(uow.conn, product_id)
+
+
+async def adjust_stock(uow: UnitOfWork, listings: Listings, product_id: int, delta: int,
+                       now: datetime) -> Any:
+    """Restock (delta > 0) or write off (delta < 0); OutOfStock below zero,
+    StockLimitExceeded past MAX_STOCK."""
+    await get_product(uow, product_id, include_inactive=True)
+    stock = await repository.change_stock(uow.conn, product_id, delta, now, ceiling=MAX_STOCK)
+    if stock is None:
+        if delta > 0:
+            raise StockLimitExceeded(f"The stock may not pass {MAX_STOCK:,}")
+        raise OutOfStock("The write-off is larger than the stock")
+    await repository.add_movement(uow.conn, product_id, "RESTOCK" if delta > 0 else "WRITE_OFF",
+                                  delta, stock, None, now)
+    if stock == 0 or stock == delta:  # crossed zero: "in stock" listings change
+        await listings.changed(uow)
+    return await repository.get_product(uow.conn, product_id)
+
+
+def check_listed(found: dict[int, Any], lines: Sequence[tuple[int, int]]) -> None:
+    """ProductNotFound for the first line whose product is missing from `found` (rows
+    read without locks: prices are re-checked when the stock is taken) or inactive."""
+    for product_id, _ in lines:
+        if product_id not in found or not found[product_id].active:
+            raise ProductNotFound(f"No product {product_id}")
+
+
+async def take_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],
+                     quoted: dict[int, Any], order_id: int, now: datetime) -> None:
+    """Take each (product_id, quantity) for an order at its quoted price, in product id
+    order so that overlapping orders lock rows in the same order. Call it last in the
+    order's transaction: a product row is the hottest lock in a sale, held until commit.
+    A price changed since the quote rolls the whole order back to be run again."""
+    for product_id, quantity in sorted(lines):
+        stock = await repository.change_stock(uow.conn, product_id, -quantity, now,
+                                              sold=quantity, require_active=True,
+                                              expected_price=quoted[product_id].price)
+        if stock is None:
+            current = await repository.get_product(uow.conn, product_id)
+            if current is None or not current.active:
+                raise ProductNotFound(f"No product {product_id}")
+            if current.price != quoted[product_id].price:
+                raise RetryTransaction()
+            raise out_of_stock(product_id, current.name, current.stock, quantity)
+        await repository.add_movement(uow.conn, product_id, "SALE", -quantity, stock, order_id,
+                                      now)
+        if stock == 0:
+            await listings.changed(uow)
+
+
+def out_of_stock(product_id: int, name: str, stock: int, quantity: int) -> OutOfStock:
+    return OutOfStock(f"Not enough stock of '{name}' (product {product_id}): {stock} left, "
+                      f"{quantity} asked")
+
+
+async def return_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],
+                       order_id: int, now: datetime) -> None:
+    """Put a cancelled order's quantities back, in product id order."""
+    for product_id, quantity in sorted(lines):
+        stock = await repository.change_stock(uow.conn, product_id, quantity, now,
+                                              sold=-quantity)
+        if stock is None:
+            raise ProductNotFound(f"No product {product_id}")
+        await repository.add_movement(uow.conn, product_id, "CANCEL", quantity, stock, order_id,
+                                      now)
+        if stock == quantity:
+            await listings.changed(uow)
+
+
+async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | None,
+                        keyword: str | None, min_price: int | None, max_price: int | None,
+                        in_stock: bool | None, sort: str, limit: int, offset: int
+                        ) -> tuple[list[Any], int]:
+    """A page of listed products (live rows) and the total that match."""
+    params = {"category": category, "keyword": keyword, "min": min_price, "max": max_price,
+              "inStock": in_stock, "sort": sort, "limit": limit, "offset": offset}
+    cacheable = sort != "popular"
+    generation, hit = await listings.lookup(uow, params) if cacheable else (None, None)
+    if hit is not None:
+        ids, total = hit
+    else:
+        category_id = None
+        if category is not None:
+            category_id = await repository.category_id(uow.conn, category)
+            if category_id is None:
+                return [], 0
+        query = repository.listing_query(category_id=category_id, keyword=keyword,
+                                         min_price=min_price, max_price=max_price,
+                                         in_stock=in_stock)
+        # A keyword search scans (no index serves an infix LIKE on SQLite or MySQL): on
+        # an inline SQLite read it runs in a worker thread, not on the event loop.
+        conn = uow.scan_conn if keyword else uow.conn
+        ids, total = await repository.page_of_ids(conn, query, sort, limit, offset,
+                                                  keyword=bool(keyword))
+        await listings.store(generation, params, ids, total)
+    return await repository.listed_products(uow.conn, ids), total
+
+
+async def admin_products(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequence[Any], int]:
+    """Every product, active or not, newest first."""
+    return (await repository.admin_list(uow.conn, limit, offset),
+            await repository.count_all(uow.conn))
+
+
+async def audit(uow: UnitOfWork) -> list[str]:
+    """Invariant 2: every stock is >= 0 and equals the sum of its movements."""
+    return [f"product {row.id}: stock {row.stock} but movements sum to {row.movements}"
+            for row in await repository.mismatched_stock(uow.conn)]

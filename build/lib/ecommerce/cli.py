@@ -1,0 +1,169 @@
+"""The `ecommerce` command: a thin layer over the services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import typer
+
+from ecommerce.platform.settings import VAR_DIR, Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="E-commerce service.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+users_app = typer.Typer(no_args_is_help=True, help="User accounts.")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+def _upgrade(settings: Settings) -> None:
+    from ecommerce.platform.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    _upgrade(Settings())
+    typer.echo("database is up to date")
+
+
+@users_app.command("create-admin")
+def create_admin(username: str = typer.Option(...), password: str = typer.Option(...)) -> None:
+    """Create an admin account (or make an existing account admin with this password)."""
+    from ecommerce.accounts.schemas import SignupIn
+
+    try:
+        SignupIn(username=username, password=password)
+    except ValueError as error:
+        typer.echo(f"invalid username or password: {error}", err=True)
+        raise typer.Exit(2) from None
+    settings = Settings()
+    _upgrade(settings)
+
+    async def go() -> int:
+        from ecommerce.accounts import service
+        from ecommerce.platform.context import AppContext
+
+        ctx = AppContext.build(settings)
+        try:
+            return await service.ensure_admin(ctx.db, ctx.passwords, ctx.clock, username,
+                                              password)
+        finally:
+            await ctx.close()
+
+    user_id = asyncio.run(go())
+    typer.echo(f"admin {username.lower()} is user {user_id}")
+
+
+@app.command()
+def seed(demo: bool = typer.Option(False, "--demo", help="Load the demo data set.")) -> None:
+    """Load demo data (idempotent: does nothing if it is already there)."""
+    if not demo:
+        typer.echo("nothing to do: pass --demo")
+        return
+    settings = Settings()
+    _upgrade(settings)
+    from ecommerce.seed import run_seed
+
+    typer.echo(asyncio.run(run_seed(settings)))
+
+
+@app.command()
+def audit() -> None:
+    """Check every invariant; print a report; exit 1 on any violation."""
+    from ecommerce.audit import run_audit
+
+    report = asyncio.run(run_audit(Settings()))
+    for name, problems in report.items():
+        status = "ok" if not problems else f"{len(problems)} violation(s)"
+        typer.echo(f"{name}: {status}")
+        for problem in problems[:20]:
+            typer.echo(f"  - {problem}")
+    if any(report.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          no_migrate: bool = typer.Option(False, "--no-migrate"),
+          seed_demo: bool = typer.Option(False, "--seed-demo",
+                                         help="Load demo data if the shop is empty.")) -> None:
+    """Serve the API (migrating first unless --no-migrate)."""
+    from ecommerce.platform.logging import configure_logging
+    from ecommerce.platform.serving import serve as run_server
+
+    settings = Settings()
+    configure_logging(settings.log_level)  # the supervisor's lines (worker exits) too
+    if not no_migrate:
+        _upgrade(settings)
+    if seed_demo:
+        from ecommerce.seed import run_seed
+
+        typer.echo(asyncio.run(run_seed(settings)))
+    settings.signing_key()  # create the shared key before the workers start
+    if workers > 1:
+        metrics_dir = VAR_DIR / "prometheus" / str(os.getpid())
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    run_server(settings, host=host, port=port, workers=workers)
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay as its own process (until SIGTERM or Ctrl-C)."""
+    import signal
+
+    from ecommerce.events.relay import Relay
+    from ecommerce.platform.context import AppContext
+    from ecommerce.platform.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def go() -> None:
+        ctx = AppContext.build(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = Relay(ctx.db, settings, ctx.redis, ctx.clock)
+        if not worker.has_work_to_do:
+            typer.echo("nothing to deliver to: set DATA_PLATFORM_URL and/or REDIS_URL", err=True)
+        try:
+            await worker.run_forever(stop)
+        finally:
+            await ctx.close()
+
+    asyncio.run(go())
+
+
+@app.command("dev-sink")
+def dev_sink(port: int = 9000, host: str = "127.0.0.1",
+             secret: str = typer.Option(None, help="Check X-Signature with this secret."),
+             record: Path = typer.Option(None, help="Append each event to this JSONL file."),
+             quiet: bool = False,
+             delay: float = typer.Option(0.0, help="Seconds to wait before answering.")
+             ) -> None:
+    """A local stand-in for the data platform: receives and prints events."""
+    import uvicorn
+
+    from ecommerce.events.sink import sink_app
+
+    uvicorn.run(sink_app(secret, record, quiet, delay), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:  # a setting is wrong: say which and why, no traceback
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+            typer.echo(f"configuration error: {name}: {problem['msg']}", err=True)
+        raise SystemExit(2) from None

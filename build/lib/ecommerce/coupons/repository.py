@@ -1,0 +1,157 @@
+"""Every query on coupons, held coupons and the coupon ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecommerce.coupons.models import coupon_events, coupons, user_coupons
+
+
+async def add_coupon(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    result = await conn.execute(insert(coupons).values(**values))
+    return int(result.inserted_primary_key[0])
+
+
+async def get_by_code(conn: AsyncConnection, code: str) -> Any:
+    return (await conn.execute(select(coupons).where(coupons.c.code == code))).first()
+
+
+async def list_coupons(conn: AsyncConnection, limit: int, offset: int) -> Sequence[Any]:
+    return (await conn.execute(select(coupons).order_by(coupons.c.id.desc())
+                               .limit(limit).offset(offset))).all()
+
+
+async def count_coupons(conn: AsyncConnection) -> int:
+    return (await conn.execute(select(func.count()).select_from(coupons))).scalar_one()
+
+
+async def take_one(conn: AsyncConnection, coupon_id: int, now: datetime) -> bool:
+    """Count one more issued, if any are left, the issue window is open and the coupon
+    has not expired (one conditional UPDATE: concurrent claims queue on the row lock and
+    re-check)."""
+    result = await conn.execute(
+        update(coupons)
+        .where(coupons.c.id == coupon_id,
+               coupons.c.issued_quantity < coupons.c.total_quantity,
+               coupons.c.issue_starts_at <= now,
+               or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > now),
+               or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > now))
+        .values(issued_quantity=coupons.c.issued_quantity + 1))
+    return result.rowcount == 1
+
+
+async def add_held(conn: AsyncConnection, coupon_id: int, user_id: int, issued_at: datetime,
+                   expires_at: datetime) -> int:
+    """Raises IntegrityError if the user already holds this coupon (unique key)."""
+    result = await conn.execute(insert(user_coupons).values(
+        coupon_id=coupon_id, user_id=user_id, status="AVAILABLE", issued_at=issued_at,
+        expires_at=expires_at))
+    return int(result.inserted_primary_key[0])
+
+
+async def add_event(conn: AsyncConnection, user_coupon_id: int, coupon_id: int, user_id: int,
+                    kind: str, order_id: int | None, now: datetime) -> None:
+    await conn.execute(insert(coupon_events).values(
+        user_coupon_id=user_coupon_id, coupon_id=coupon_id, user_id=user_id, kind=kind,
+        order_id=order_id, created_at=now))
+
+
+async def holds(conn: AsyncConnection, coupon_id: int, user_id: int) -> bool:
+    return (await conn.execute(select(user_coupons.c.id).where(
+        user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id == user_id))
+    ).first() is not None
+
+
+async def holders(conn: AsyncConnection, coupon_id: int) -> list[int]:
+    return list((await conn.execute(select(user_coupons.c.user_id)
+                                    .where(user_coupons.c.coupon_id == coupon_id))).scalars())
+
+
+_HELD_COLUMNS = (
+    user_coupons.c.id.label("user_coupon_id"), coupons.c.code.label("coupon_code"),
+    coupons.c.name, coupons.c.discount_type, coupons.c.discount_value,
+    coupons.c.max_discount_amount, coupons.c.min_order_amount, user_coupons.c.status,
+    user_coupons.c.issued_at, user_coupons.c.expires_at, user_coupons.c.used_at,
+    user_coupons.c.order_id, user_coupons.c.coupon_id, user_coupons.c.user_id,
+)
+
+
+def _held_filter(user_id: int, status: str | None, now: datetime) -> Any:
+    condition = user_coupons.c.user_id == user_id
+    if status == "USED":
+        condition = and_(condition, user_coupons.c.status == "USED")
+    elif status == "AVAILABLE":
+        condition = and_(condition, user_coupons.c.status == "AVAILABLE",
+                         user_coupons.c.expires_at > now)
+    elif status == "EXPIRED":
+        condition = and_(condition, user_coupons.c.status == "AVAILABLE",
+                         user_coupons.c.expires_at <= now)
+    return condition
+
+
+async def held_by_user(conn: AsyncConnection, user_id: int, status: str | None, now: datetime,
+                       limit: int, offset: int) -> Sequence[Any]:
+    return (await conn.execute(
+        select(*_HELD_COLUMNS).join(coupons, coupons.c.id == user_coupons.c.coupon_id)
+        .where(_held_filter(user_id, status, now))
+        .order_by(user_coupons.c.id.desc()).limit(limit).offset(offset))).all()
+
+
+async def count_held(conn: AsyncConnection, user_id: int, status: str | None,
+                     now: datetime) -> int:
+    return (await conn.execute(select(func.count()).select_from(user_coupons)
+                               .where(_held_filter(user_id, status, now)))).scalar_one()
+
+
+async def held_for_use(conn: AsyncConnection, user_id: int, code: str) -> Any:
+    return (await conn.execute(
+        select(*_HELD_COLUMNS).join(coupons, coupons.c.id == user_coupons.c.coupon_id)
+        .where(user_coupons.c.user_id == user_id, coupons.c.code == code))).first()
+
+
+async def held_by_id(conn: AsyncConnection, user_coupon_id: int) -> Any:
+    return (await conn.execute(select(user_coupons).where(user_coupons.c.id == user_coupon_id))
+            ).first()
+
+
+async def mark_used(conn: AsyncConnection, user_coupon_id: int, order_id: int,
+                    now: datetime) -> bool:
+    result = await conn.execute(
+        update(user_coupons)
+        .where(user_coupons.c.id == user_coupon_id, user_coupons.c.status == "AVAILABLE",
+               user_coupons.c.expires_at > now)
+        .values(status="USED", used_at=now, order_id=order_id))
+    return result.rowcount == 1
+
+
+async def mark_available(conn: AsyncConnection, user_coupon_id: int, order_id: int) -> bool:
+    result = await conn.execute(
+        update(user_coupons)
+        .where(user_coupons.c.id == user_coupon_id, user_coupons.c.status == "USED",
+               user_coupons.c.order_id == order_id)
+        .values(status="AVAILABLE", used_at=None, order_id=None))
+    return result.rowcount == 1
+
+
+async def mismatched_counts(conn: AsyncConnection) -> Sequence[Any]:
+    held = (select(user_coupons.c.coupon_id, func.count().label("held"))
+            .group_by(user_coupons.c.coupon_id).subquery())
+    count = func.coalesce(held.c.held, 0)
+    return (await conn.execute(
+        select(coupons.c.code, coupons.c.issued_quantity, coupons.c.total_quantity,
+               count.label("held"))
+        .select_from(coupons.outerjoin(held, held.c.coupon_id == coupons.c.id))
+        .where((coupons.c.issued_quantity != count)
+               | (coupons.c.issued_quantity > coupons.c.total_quantity)))).all()
+
+
+async def duplicate_holders(conn: AsyncConnection) -> Sequence[Any]:
+    return (await conn.execute(
+        select(user_coupons.c.coupon_id, user_coupons.c.user_id, func.count().label("n"))
+        .group_by(user_coupons.c.coupon_id, user_coupons.c.user_id)
+        .having(func.count() > 1))).all()

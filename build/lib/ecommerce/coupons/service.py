@@ -1,0 +1,238 @@
+"""First-come-first-served coupons: definitions, claims, held coupons, use at checkout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ecommerce.coupons import repository
+from ecommerce.coupons.discount import discount_for
+from ecommerce.coupons.errors import (
+    CouponAlreadyClaimed,
+    CouponCodeTaken,
+    CouponNotActive,
+    CouponNotFound,
+    CouponNotUsable,
+    CouponSoldOut,
+)
+from ecommerce.coupons.gate import (
+    ALREADY,
+    NOT_ACTIVE,
+    SOLD_OUT,
+    CouponState,
+    LocalGate,
+    RedisGate,
+    StateLoader,
+)
+from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.errors import AppError, InvalidRequest
+
+Gate = LocalGate | RedisGate
+ALREADY_USED = "This coupon has already been used"
+
+
+async def create_coupon(uow: UnitOfWork, values: dict[str, Any], now: datetime) -> Any:
+    """A new coupon definition; CouponCodeTaken if the code exists, InvalidRequest if it
+    would be expired already."""
+    if values.get("expires_at") is not None and values["expires_at"] <= now:
+        raise InvalidRequest("expiresAt: must be in the future")
+    values = {**values, "issue_starts_at": values.get("issue_starts_at") or now,
+              "issued_quantity": 0, "created_at": now}
+    try:
+        await repository.add_coupon(uow.conn, values)
+    except IntegrityError:
+        raise CouponCodeTaken() from None
+    return await repository.get_by_code(uow.conn, values["code"])
+
+
+async def get_coupon(uow: UnitOfWork, code: str) -> Any:
+    """The coupon with its counts, or CouponNotFound."""
+    coupon = await repository.get_by_code(uow.conn, code.upper())
+    if coupon is None:
+        raise CouponNotFound()
+    return coupon
+
+
+async def list_coupons(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequence[Any], int]:
+    """Every coupon, newest first, with its counts."""
+    return (await repository.list_coupons(uow.conn, limit, offset),
+            await repository.count_coupons(uow.conn))
+
+
+def _held_expiry(coupon: Any, issued_at: datetime) -> datetime:
+    if coupon.valid_days is not None:
+        return issued_at + timedelta(days=coupon.valid_days)
+    return coupon.expires_at
+
+
+@dataclass(frozen=True)
+class Claimed:
+    user_coupon_id: int
+    code: str
+    expires_at: datetime
+
+
+def claim_window_end(coupon: Any) -> datetime | None:
+    """When claims stop: the end of the issue window, or the coupon's expiry if earlier
+    (an expired coupon cannot be claimed, even inside its issue window)."""
+    ends = [moment for moment in (coupon.issue_ends_at, coupon.expires_at) if moment]
+    return min(ends) if ends else None
+
+
+def _why_not(coupon: Any, now: datetime) -> AppError:
+    ends = claim_window_end(coupon)
+    if coupon.issue_starts_at > now or (ends is not None and ends <= now):
+        return CouponNotActive()
+    return CouponSoldOut()
+
+
+def state_loader(db: Database) -> StateLoader:
+    """How a gate loads a coupon's state (quantity, window, holders) from the database."""
+
+    async def load(code: str) -> CouponState | None:
+        async with db.uow(write=False) as uow:
+            coupon = await repository.get_by_code(uow.conn, code)
+            if coupon is None:
+                return None
+            holders = await repository.holders(uow.conn, coupon.id)
+        return CouponState(coupon.total_quantity, coupon.issue_starts_at,
+                           claim_window_end(coupon), holders)
+
+    return load
+
+
+async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime) -> Claimed:
+    """Issue one coupon to the user, first come first served; durable once returned.
+
+    The gate may answer for the losers; the winners' claims are decided by the database."""
+    code = code.upper()
+    verdict = await gate.enter(code, user_id, now, state_loader(db))
+    if verdict == SOLD_OUT:
+        raise CouponSoldOut()
+    if verdict == ALREADY:
+        raise CouponAlreadyClaimed()
+    if verdict == NOT_ACTIVE:
+        raise CouponNotActive()
+    return await _claim_past_gate(db, gate, user_id, code, now)
+
+
+async def _claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
+                          now: datetime) -> Claimed:
+    """The database's decision for a claim the gate let through, in one transaction: the
+    conditional increment of the issued count, then the holder row (unique per coupon and
+    user), with its ledger entry. The gate hears the outcome."""
+    try:
+        async with db.uow() as uow:
+            coupon = await repository.get_by_code(uow.conn, code)
+            if coupon is None:
+                raise CouponNotFound()
+            if await repository.holds(uow.conn, coupon.id, user_id):
+                raise CouponAlreadyClaimed()
+            # The increment comes first: it takes the coupon row's exclusive lock before the
+            # holder insert's foreign-key check would take a shared one (on InnoDB, two
+            # claims holding shared locks and both wanting the exclusive one deadlock).
+            if not await repository.take_one(uow.conn, coupon.id, now):
+                raise _why_not(coupon, now)
+            expires_at = _held_expiry(coupon, now)
+            try:
+                held_id = await repository.add_held(uow.conn, coupon.id, user_id, now,
+                                                    expires_at)
+            except IntegrityError:  # a concurrent claim by the same user won
+                raise CouponAlreadyClaimed() from None
+            await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None,
+                                       now)
+    except CouponAlreadyClaimed:
+        await gate.lost(code, user_id, ALREADY)
+        raise
+    except CouponSoldOut:
+        await gate.lost(code, user_id, SOLD_OUT)
+        raise
+    except BaseException:
+        await gate.lost(code, user_id, "ERROR")
+        raise
+    await gate.won(code, user_id)
+    return Claimed(held_id, code, expires_at)
+
+
+async def held_coupons(uow: UnitOfWork, user_id: int, status: str | None, now: datetime,
+                       limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The user's coupons (newest first) with AVAILABLE / USED / EXPIRED as of now."""
+    rows = await repository.held_by_user(uow.conn, user_id, status, now, limit, offset)
+    total = await repository.count_held(uow.conn, user_id, status, now)
+    return [held_view(row, now) for row in rows], total
+
+
+def held_view(row: Any, now: datetime) -> dict[str, Any]:
+    view = dict(row._mapping)
+    if view["status"] == "AVAILABLE" and view["expires_at"] <= now:
+        view["status"] = "EXPIRED"
+    return view
+
+
+@dataclass(frozen=True)
+class AppliedCoupon:
+    user_coupon_id: int
+    code: str
+    discount: int
+
+
+async def use(uow: UnitOfWork, user_id: int, code: str, subtotal: int, order_id: int,
+              now: datetime) -> AppliedCoupon:
+    """Mark the user's coupon used on this order; its discount. CouponNotUsable if it is
+    not held, used, expired, or the subtotal is below its minimum."""
+    held = await usable(uow, user_id, code, subtotal, now)
+    if not await repository.mark_used(uow.conn, held.user_coupon_id, order_id, now):
+        raise CouponNotUsable(ALREADY_USED)
+    await repository.add_event(uow.conn, held.user_coupon_id, held.coupon_id, user_id, "USED",
+                               order_id, now)
+    return applied(held, subtotal)
+
+
+async def usable(uow: UnitOfWork, user_id: int, code: str, subtotal: int, now: datetime
+                 ) -> Any:
+    """The user's held coupon with its terms, if it can pay towards this subtotal now;
+    CouponNotUsable (saying why) if not. Reads only: the caller marks it used."""
+    held = await repository.held_for_use(uow.conn, user_id, code.upper())
+    if held is None:
+        raise CouponNotUsable("You do not hold this coupon")
+    if held.status != "AVAILABLE":
+        raise CouponNotUsable(ALREADY_USED)
+    if held.expires_at <= now:
+        raise CouponNotUsable("This coupon has expired")
+    if subtotal < held.min_order_amount:
+        raise CouponNotUsable(f"This coupon needs an order of at least "
+                              f"{held.min_order_amount} won")
+    return held
+
+
+def applied(held: Any, subtotal: int) -> AppliedCoupon:
+    """What a usable held coupon takes off this subtotal."""
+    return AppliedCoupon(held.user_coupon_id, held.coupon_code,
+                         discount_for(held.discount_type, held.discount_value,
+                                      held.max_discount_amount, subtotal))
+
+
+async def held_by_id(uow: UnitOfWork, user_coupon_id: int) -> Any:
+    """A held coupon by its id."""
+    return await repository.held_by_id(uow.conn, user_coupon_id)
+
+
+async def give_back(uow: UnitOfWork, user_coupon_id: int, coupon_id: int, user_id: int,
+                    order_id: int, now: datetime) -> None:
+    """Return a cancelled order's coupon to its holder (it shows EXPIRED if it has)."""
+    if await repository.mark_available(uow.conn, user_coupon_id, order_id):
+        await repository.add_event(uow.conn, user_coupon_id, coupon_id, user_id, "RESTORED",
+                                   order_id, now)
+
+
+async def audit(uow: UnitOfWork) -> list[str]:
+    """Invariant 3: issued counts match holders and stay within the total; one per user."""
+    problems = [f"coupon {row.code}: issued {row.issued_quantity} of {row.total_quantity} "
+                f"but {row.held} held" for row in await repository.mismatched_counts(uow.conn)]
+    problems += [f"user {row.user_id} holds coupon {row.coupon_id} {row.n} times"
+                 for row in await repository.duplicate_holders(uow.conn)]
+    return problems

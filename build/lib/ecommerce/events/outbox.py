@@ -1,0 +1,80 @@
+"""The transactional outbox: events are rows written in the transaction of the change."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecommerce.events.domain import OrderEvent
+from ecommerce.events.models import outbox
+from ecommerce.orders.models import orders
+
+_wakeups: list[asyncio.Event] = []
+
+
+def subscribe() -> asyncio.Event:
+    """An event set whenever this process commits new outbox rows (wakes the relay)."""
+    event = asyncio.Event()
+    _wakeups.append(event)
+    return event
+
+
+def notify() -> None:
+    for event in _wakeups:
+        event.set()
+
+
+def row(event: OrderEvent) -> dict[str, Any]:
+    """The outbox row of an event: PENDING, due now, with a new event id."""
+    event_id = str(uuid.uuid4())
+    return {"event_id": event_id, "event_type": event.event_type, "order_id": event.order_id,
+            "payload": orjson.dumps(event.body(event_id)).decode(), "status": "PENDING",
+            "attempts": 0, "next_attempt_at": event.occurred_at,
+            "created_at": event.occurred_at}
+
+
+async def write(conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
+    """Store events in the current transaction."""
+    if events:
+        await conn.execute(insert(outbox), [row(event) for event in events])
+
+
+async def list_events(conn: AsyncConnection, status: str | None, limit: int, offset: int
+                      ) -> tuple[Sequence[Any], int]:
+    where = [outbox.c.status == status] if status else []
+    rows = (await conn.execute(select(outbox).where(*where).order_by(outbox.c.id.desc())
+                               .limit(limit).offset(offset))).all()
+    total = (await conn.execute(select(func.count()).select_from(outbox).where(*where))
+             ).scalar_one()
+    return rows, total
+
+
+async def get(conn: AsyncConnection, event_pk: int) -> Any:
+    return (await conn.execute(select(outbox).where(outbox.c.id == event_pk))).first()
+
+
+async def retry(conn: AsyncConnection, event_pk: int, now: datetime) -> bool:
+    result = await conn.execute(update(outbox).where(outbox.c.id == event_pk,
+                                                     outbox.c.status == "FAILED")
+                                .values(status="PENDING", attempts=0, next_attempt_at=now,
+                                        locked_until=None, lease=None))
+    return result.rowcount == 1
+
+
+async def orders_missing_events(conn: AsyncConnection) -> Sequence[Any]:
+    """Invariant 6: paid orders without order.completed, cancelled ones without either."""
+    def has(event_type: str) -> Any:
+        return (select(outbox.c.id).where(outbox.c.order_id == orders.c.id,
+                                          outbox.c.event_type == event_type).exists())
+
+    return (await conn.execute(
+        select(orders.c.id, orders.c.status)
+        .where(~has("order.completed") | ((orders.c.status == "CANCELLED")
+                                           & ~has("order.cancelled"))))).all()

@@ -1,0 +1,32 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from ecommerce.accounts.dependencies import AdminUser
+from ecommerce.events import service
+from ecommerce.events.errors import EventNotFound, EventNotRetryable
+from ecommerce.events.schemas import EventOut, EventStatus
+from ecommerce.platform.deps import Ctx, ReadUow, Uow
+from ecommerce.platform.errors import Forbidden, Unauthorized, responses
+from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.schemas import MAX_ID
+
+admin = APIRouter(prefix="/api/admin/events", tags=["admin: events"])
+
+
+@admin.get("", response_model=list[EventOut], responses=responses(Unauthorized, Forbidden))
+async def list_events(_: AdminUser, uow: ReadUow, page: PageParams, response: Response,
+                      status: Annotated[EventStatus | None, Query()] = None) -> list[EventOut]:
+    async with uow:
+        rows, total = await service.list_events(uow, status, page.size, page.offset)
+    set_total(response, total)
+    return [EventOut.model_validate(row._mapping) for row in rows]
+
+
+@admin.post("/{id}/retry", response_model=EventOut,
+            responses=responses(Unauthorized, Forbidden, EventNotFound, EventNotRetryable))
+async def retry_event(event_pk: Annotated[int, Path(alias="id", ge=1, le=MAX_ID)],
+                      _: AdminUser, ctx: Ctx, uow: Uow) -> EventOut:
+    async with uow:
+        row = await service.retry(uow, event_pk, ctx.clock.now())
+    return EventOut.model_validate(row._mapping)

@@ -1,0 +1,19 @@
+from typing import Literal
+
+from ecommerce.platform.schemas import ApiModel, UtcTime
+
+EventStatus = Literal["PENDING", "DELIVERED", "FAILED"]
+
+
+class EventOut(ApiModel):
+    id: int
+    event_id: str
+    event_type: str
+    order_id: int | None
+    status: EventStatus
+    attempts: int
+    next_attempt_at: UtcTime
+    last_error: str | None
+    created_at: UtcTime
+    delivered_at: UtcTime | None
+    streamed_at: UtcTime | None

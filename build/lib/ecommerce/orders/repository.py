@@ -1,0 +1,120 @@
+"""Every query on orders and their items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecommerce.catalog.models import products
+from ecommerce.orders.models import order_items, orders
+from ecommerce.wallet.models import wallets
+
+
+async def quote(conn: AsyncConnection, user_id: int, product_ids: Sequence[int]
+                ) -> tuple[int | None, dict[int, Any]]:
+    """The buyer's balance (None: no such user) and the id, name, price, stock and active
+    flag of these products, by id, in one read without locks."""
+    rows = (await conn.execute(
+        select(wallets.c.balance, products.c.id, products.c.name, products.c.price,
+               products.c.stock, products.c.active)
+        .select_from(wallets.outerjoin(products, products.c.id.in_(product_ids)))
+        .where(wallets.c.user_id == user_id))).all()
+    if not rows:
+        return None, {}
+    return rows[0].balance, {row.id: row for row in rows if row.id is not None}
+
+
+async def add_order(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+    result = await conn.execute(insert(orders).values(
+        user_id=user_id, status="PAID", total_price=0, discount_amount=0, paid_amount=0,
+        created_at=now))
+    return int(result.inserted_primary_key[0])
+
+
+async def set_amounts(conn: AsyncConnection, order_id: int, total: int, discount: int,
+                      coupon_code: str | None, user_coupon_id: int | None) -> None:
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(
+        total_price=total, discount_amount=discount, paid_amount=total - discount,
+        coupon_code=coupon_code, user_coupon_id=user_coupon_id))
+
+
+async def add_items(conn: AsyncConnection, order_id: int, items: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(order_items), [{**item, "order_id": order_id} for item in items])
+
+
+async def get(conn: AsyncConnection, order_id: int) -> Any:
+    return (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+
+
+async def items_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = {order_id: [] for order_id in order_ids}
+    if order_ids:
+        rows = (await conn.execute(select(order_items).where(order_items.c.order_id.in_(
+            order_ids)).order_by(order_items.c.product_id))).all()
+        for row in rows:
+            found[row.order_id].append(row)
+    return found
+
+
+async def mark_cancelled(conn: AsyncConnection, order_id: int, now: datetime) -> bool:
+    result = await conn.execute(update(orders).where(orders.c.id == order_id,
+                                                     orders.c.status == "PAID")
+                                .values(status="CANCELLED", cancelled_at=now))
+    return result.rowcount == 1
+
+
+def _filter(user_id: int | None, status: str | None) -> Any:
+    conditions = []
+    if user_id is not None:
+        conditions.append(orders.c.user_id == user_id)
+    if status is not None:
+        conditions.append(orders.c.status == status)
+    return and_(True, *conditions)
+
+
+async def search(conn: AsyncConnection, user_id: int | None, status: str | None, limit: int,
+                 offset: int) -> Sequence[Any]:
+    return (await conn.execute(select(orders).where(_filter(user_id, status))
+                               .order_by(orders.c.id.desc()).limit(limit).offset(offset))).all()
+
+
+async def count(conn: AsyncConnection, user_id: int | None, status: str | None) -> int:
+    return (await conn.execute(select(func.count()).select_from(orders)
+                               .where(_filter(user_id, status)))).scalar_one()
+
+
+class Refused(Exception):  # noqa: N818 - the database's answer, mapped to errors by the service
+    """`shop_place_order` refused the order: `reason` is what it raised, `detail` its data."""
+
+    def __init__(self, reason: str, detail: str | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_PLACE = text(
+    "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
+    ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
+    ":coupon_code, :event_id, :event)")
+
+
+async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]
+                            ) -> tuple[int, list[int]]:
+    """PostgreSQL: every write of a priced order in one round trip (migration 0006);
+    (order id, each line's stock after). Refused if a guard failed; the transaction is
+    then aborted and must be rolled back."""
+    try:
+        row = (await conn.execute(_PLACE, values)).one()
+    except DBAPIError as error:
+        cause = error.orig.__cause__ if error.orig is not None else None
+        message = str(getattr(cause, "message", "") or "")
+        if message.startswith("shop:"):
+            raise Refused(message.removeprefix("shop:"), getattr(cause, "detail", None)
+                          ) from None
+        raise
+    return int(row.order_id), [int(stock) for stock in row.stocks]

@@ -1,0 +1,113 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from ecommerce.accounts.dependencies import AdminUser, CurrentUser, ensure_self_or_admin
+from ecommerce.accounts.errors import UserNotFound
+from ecommerce.accounts.security import Principal
+from ecommerce.catalog.errors import OutOfStock, ProductNotFound
+from ecommerce.coupons.errors import CouponNotUsable
+from ecommerce.orders import service
+from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
+from ecommerce.orders.schemas import OrderIn, OrderOut, OrderStatus
+from ecommerce.platform import idempotency
+from ecommerce.platform.context import AppContext
+from ecommerce.platform.deps import Ctx, ReadUow
+from ecommerce.platform.errors import (
+    Forbidden,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    Unauthorized,
+    responses,
+)
+from ecommerce.platform.http import JsonResponse
+from ecommerce.platform.idempotency import IdempotencyKey
+from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.schemas import MAX_ID
+from ecommerce.wallet.errors import InsufficientBalance
+
+router = APIRouter(tags=["orders"])
+admin = APIRouter(prefix="/api/admin/orders", tags=["admin: orders"])
+OrderId = Annotated[int, Path(alias="orderId", ge=1, le=MAX_ID)]
+_KEYED = (IdempotencyKeyReused, IdempotencyKeyInProgress)
+
+
+def _body(view: dict[str, Any]) -> dict[str, Any]:
+    return OrderOut(**view).model_dump(mode="json", by_alias=True)
+
+
+@router.post("/api/orders", status_code=201, response_model=OrderOut,
+             responses=responses(Unauthorized, Forbidden, UserNotFound, ProductNotFound,
+                                 OutOfStock, CouponNotUsable, InsufficientBalance, *_KEYED))
+async def place_order(body: OrderIn, request: Request, principal: CurrentUser, ctx: Ctx,
+                      key: IdempotencyKey = None) -> JsonResponse:
+    ensure_self_or_admin(principal, body.user_id)
+    status, payload = await place(ctx, principal, body, key, request.url.path)
+    return JsonResponse(payload, status_code=status)
+
+
+async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str | None,
+                path: str) -> tuple[int, Any]:
+    """Place the order at most once per key: (status, JSON body). The route above and the
+    lean path (orders/fastpath.py) both answer with this."""
+    async def work(uow):  # type: ignore[no-untyped-def]
+        view = await service.place_order(
+            uow, ctx.listings, ctx.settings.timezone, user_id=body.user_id,
+            lines=body.lines(), coupon_code=body.coupon_code, now=ctx.clock.now())
+        return 201, _body(view)
+
+    return await idempotency.run(
+        ctx.db, user_id=principal.user_id, key=key, operation="orders.place",
+        payload=body.model_dump() if key is not None else None, path=path, work=work,
+        one_write=service.places_in_one_statement(ctx.db.dialect))
+
+
+@router.get("/api/orders/{orderId}", response_model=OrderOut,
+            responses=responses(Unauthorized, OrderNotFound))
+async def get_order(order_id: OrderId, principal: CurrentUser, uow: ReadUow) -> OrderOut:
+    async with uow:
+        view = await service.get_order(uow, order_id, user_id=principal.user_id,
+                                       is_admin=principal.is_admin)
+    return OrderOut(**view)
+
+
+@router.post("/api/orders/{orderId}/cancel", response_model=OrderOut,
+             responses=responses(Unauthorized, OrderNotFound, OrderNotCancellable, *_KEYED))
+async def cancel_order(order_id: OrderId, request: Request, principal: CurrentUser, ctx: Ctx,
+                       key: IdempotencyKey = None) -> JsonResponse:
+    async def work(uow):  # type: ignore[no-untyped-def]
+        view = await service.cancel_order(
+            uow, ctx.listings, ctx.settings.timezone, order_id=order_id,
+            user_id=principal.user_id, is_admin=principal.is_admin, now=ctx.clock.now())
+        return 200, _body(view)
+
+    status, payload = await idempotency.run(
+        ctx.db, user_id=principal.user_id, key=key, operation="orders.cancel",
+        payload={"orderId": order_id}, path=request.url.path, work=work)
+    return JsonResponse(payload, status_code=status)
+
+
+@router.get("/api/users/{userId}/orders", response_model=list[OrderOut],
+            responses=responses(Unauthorized, Forbidden))
+async def user_orders(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)],
+                      principal: CurrentUser, uow: ReadUow, page: PageParams,
+                      response: Response) -> list[OrderOut]:
+    ensure_self_or_admin(principal, user_id)
+    async with uow:
+        views, total = await service.search(uow, user_id=user_id, status=None,
+                                            limit=page.size, offset=page.offset)
+    set_total(response, total)
+    return [OrderOut(**view) for view in views]
+
+
+@admin.get("", response_model=list[OrderOut], responses=responses(Unauthorized, Forbidden))
+async def admin_orders(_: AdminUser, uow: ReadUow, page: PageParams, response: Response,
+                       status: Annotated[OrderStatus | None, Query()] = None,
+                       user_id: Annotated[int | None, Query(alias="userId", ge=1,
+                                                            le=MAX_ID)] = None
+                       ) -> list[OrderOut]:
+    async with uow:
+        views, total = await service.search(uow, user_id=user_id, status=status,
+                                            limit=page.size, offset=page.offset)
+    set_total(response, total)
+    return [OrderOut(**view) for view in views]

@@ -1,0 +1,70 @@
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ecommerce.platform.schemas import ApiModel, ApiRequest, Id, UtcTime
+
+MAX_QUANTITY = 1_000
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+OrderStatus = Literal["PAID", "CANCELLED"]
+
+
+class LineIn(ApiRequest):
+    product_id: Id
+    quantity: Quantity
+
+
+class OrderIn(ApiRequest):
+    """`items` (1..50 lines), or the original draft's single `productId` + `quantity`."""
+
+    user_id: Id
+    items: Annotated[list[LineIn], Field(min_length=1, max_length=50)] | None = None
+    product_id: Id | None = None
+    quantity: Quantity | None = None
+    coupon_code: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "OrderIn":
+        single = self.product_id is not None or self.quantity is not None
+        if self.items is not None and single:
+            raise ValueError("items: give either items or productId and quantity, not both")
+        if self.items is None:
+            if self.product_id is None or self.quantity is None:
+                raise ValueError("items: required (or productId and quantity)")
+        for product_id, quantity in self.lines():
+            if quantity > MAX_QUANTITY:
+                raise ValueError(f"items: product {product_id} is ordered {quantity} times in "
+                                 f"all; at most {MAX_QUANTITY:,} of one product per order")
+        return self
+
+    def lines(self) -> list[tuple[int, int]]:
+        """(product_id, quantity) with repeated products merged, in product id order."""
+        merged: dict[int, int] = {}
+        if self.items is None:
+            assert self.product_id is not None and self.quantity is not None
+            merged[self.product_id] = self.quantity
+        else:
+            for line in self.items:
+                merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+        return sorted(merged.items())
+
+
+class ItemOut(ApiModel):
+    product_id: int
+    name: str
+    unit_price: int
+    quantity: int
+    line_total: int
+
+
+class OrderOut(ApiModel):
+    order_id: int
+    user_id: int
+    status: OrderStatus
+    items: list[ItemOut]
+    total_price: int
+    discount_amount: int
+    paid_amount: int
+    coupon_code: str | None
+    created_at: UtcTime
+    cancelled_at: UtcTime | None = None

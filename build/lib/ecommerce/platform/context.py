@@ -1,0 +1,83 @@
+"""What a running app holds: settings, database, Redis, clock, limits. Built in the
+app's lifespan (never at import time) and reached by routes through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ecommerce.accounts.security import Passwords, Tokens
+from ecommerce.catalog.listing import Listings
+from ecommerce.coupons.gate import LocalGate, RedisGate
+from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database
+from ecommerce.platform.ratelimit import RateLimit, make_limiter, make_storage
+from ecommerce.platform.settings import Settings
+from ecommerce.ranking.service import TopSellers
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    redis: Redis | None
+    clock: Clock
+    login_limit: RateLimit
+    login_account_limit: RateLimit
+    claim_limit: RateLimit
+    passwords: Passwords
+    tokens: Tokens
+    cache: Cache
+    listings: Listings
+    top_sellers: TopSellers
+    coupon_gate: LocalGate | RedisGate
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        redis = gate_redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                   socket_timeout=2, socket_connect_timeout=2,
+                                   health_check_interval=10, max_connections=200)
+            # The coupon gate bounds each call itself (asyncio.timeout) instead.
+            gate_redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                        socket_connect_timeout=2, max_connections=200)
+        clock = clock or Clock()
+        cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
+                        else MemoryCache())
+        limiter = make_limiter(make_storage(settings.redis_url, settings.redis_prefix))
+        fallback = make_limiter(make_storage(None)) if settings.redis_url else None
+        return cls(
+            settings=settings,
+            db=db,
+            redis=redis,
+            clock=clock,
+            login_limit=RateLimit("login", settings.rate_limit_login, limiter, fallback),
+            login_account_limit=RateLimit("login-failures", settings.rate_limit_login_account,
+                                          limiter, fallback),
+            claim_limit=RateLimit("claim", settings.rate_limit_claim, limiter, fallback),
+            passwords=Passwords(settings),
+            tokens=Tokens(settings, clock),
+            cache=cache,
+            listings=Listings(cache, shared_generation=redis is not None),
+            coupon_gate=(RedisGate(gate_redis, settings.redis_prefix)
+                         if gate_redis is not None else LocalGate()),
+            top_sellers=TopSellers(db, cache, settings.timezone,
+                                   settings.top_sellers_cache_seconds),
+        )
+
+    async def close(self) -> None:
+        await self.top_sellers.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if isinstance(self.coupon_gate, RedisGate):
+            await self.coupon_gate.close()
+        await self.db.dispose()

@@ -1,0 +1,286 @@
+"""HTTP edges shared by every route: the error format, request ids, access metrics."""
+
+from __future__ import annotations
+
+import http
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ecommerce.platform import metrics
+from ecommerce.platform.database import driver_connection_errors
+from ecommerce.platform.errors import AppError, PayloadTooLarge, UnsupportedMediaType
+from ecommerce.platform.logging import request_id
+
+log = logging.getLogger("ecommerce.http")
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class JsonResponse(Response):
+    """JSON rendered by orjson (for bodies built as dicts: errors, replays, probes)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any]:
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "status": status,
+        "error": http.HTTPStatus(status).phrase,
+        "code": code,
+        "message": message,
+        "path": path,
+    }
+
+
+def error_response(status: int, code: str, message: str, path: str,
+                   headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(status, code, message, path), status_code=status,
+                          headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    if loc and loc[0] in ("query", "path", "header") and len(parts) > 1:
+        return f"{parts[1]} ({parts[0]})"
+    return ".".join(parts) or "body"
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> str:
+    messages = []
+    for error in errors[:5]:
+        if error.get("type") == "json_invalid":
+            messages.append("body: malformed JSON")
+            continue
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "missing" and loc in (("body",), ()):
+            messages.append("body: a JSON body is required")
+            continue
+        messages.append(f"{_field(loc)}: {error.get('msg', 'invalid')}")
+    return "; ".join(messages)
+
+
+def _bad_value(error: DBAPIError) -> bool:
+    """The database refused a value (SQL's "data exception", SQLSTATE class 22)."""
+    if isinstance(error, DataError):
+        return True
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state.startswith("22"):
+            return True
+    return False
+
+
+# A backing service (database, Redis) that cannot be reached: 503 with Retry-After.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError,
+    RedisConnectionError, RedisTimeoutError, *driver_connection_errors())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JsonResponse:
+        return error_response(exc.status, exc.code, exc.message, request.url.path, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JsonResponse:
+        return error_response(400, "INVALID_REQUEST", describe_validation(list(exc.errors())),
+                              request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        # 400 is FastAPI's "error parsing the body" (e.g. JSON nested past the parser's
+        # depth): a malformed body like any other.
+        codes = {400: "INVALID_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                 413: PayloadTooLarge.code}
+        code = codes.get(exc.status_code, http.HTTPStatus(exc.status_code).name)
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 400:
+            message = "body: malformed JSON (it could not be parsed)"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No route for {request.method} {request.url.path}"
+        return error_response(exc.status_code, code, message, request.url.path,
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JsonResponse:
+        log.warning("unhandled integrity error", extra={"error": str(exc.orig)[:200]})
+        return error_response(409, "CONFLICT", "The request conflicts with the current state",
+                              request.url.path)
+
+    async def _unavailable(request: Request, exc: Exception) -> JsonResponse:
+        log.error("backing service unavailable",
+                  extra={"error": type(exc).__name__, "detail": str(exc).splitlines()[0][:300]})
+        return error_response(503, "SERVICE_UNAVAILABLE",
+                              "A backing service is unavailable; retry shortly",
+                              request.url.path, {"Retry-After": "1"})
+
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JsonResponse:
+        if exc.connection_invalidated:
+            return await _unavailable(request, exc)
+        if _bad_value(exc):  # e.g. NUL in a query parameter: the client's value, not a fault
+            return error_response(400, "INVALID_REQUEST",
+                                  "A value in the request is not valid for this field",
+                                  request.url.path)
+        log.exception("database error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
+        log.exception("unhandled error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by BodyGuard's receive. An HTTPException, because FastAPI turns any other
+    error raised while it reads a body into "400 error parsing the body"."""
+
+
+def _json_media_type(value: str) -> bool:
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))
+
+
+class BodyGuard:
+    """Pure ASGI, ahead of every path (the lean ones included): a body over `max_bytes` is
+    answered 413 before it is read (by its Content-Length) or as soon as it passes the
+    limit (chunked); an API request whose body is not JSON is answered 415 unread."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length, content_type, chunked = None, None, False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"transfer-encoding":
+                chunked = True
+        path = scope["path"]
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = 0
+            if size > self.max_bytes:
+                await self._too_large(path, send)
+                return
+        has_body = chunked or (length is not None and length != b"0")
+        if (has_body and scope["method"] in _BODY_METHODS and path.startswith("/api/")
+                and not _json_media_type(content_type or "")):
+            error = UnsupportedMediaType()
+            await JsonResponse(error_body(error.status, error.code, error.message, path),
+                               status_code=error.status)(scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(413, self._message())
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(path, send)
+
+    def _message(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes"
+
+    async def _too_large(self, path: str, send: Send) -> None:
+        body = orjson.dumps(error_body(413, "PAYLOAD_TOO_LARGE", self._message(), path))
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Pure ASGI: request id in, request id out, one metrics sample and log line per request."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True):
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                rid = candidate if _REQUEST_ID.match(candidate) else None
+                break
+        rid = rid or uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
+            metrics.LATENCY.labels(scope["method"], template).observe(elapsed)
+            if self.access_log or status >= 500:
+                log.info("request", extra={"method": scope["method"], "path": scope["path"],
+                                           "status": status, "ms": round(elapsed * 1000, 2)})
+            request_id.reset(token)

@@ -1,0 +1,141 @@
+"""`Idempotency-Key`: the same user repeating a key with the same request gets the first
+answer again and nothing happens twice; the same key with another request is 422.
+
+The key row is inserted first, in the same transaction as the work. A concurrent request
+with the same key blocks on the unique index until the first commits (PostgreSQL, MySQL) or
+waits for the write lock (SQLite), then finds the row and replays its answer. A request that
+fails with a domain error stores that answer too, so a retry is answered the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Header
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ecommerce.platform.database import Database, RetryTransaction, UnitOfWork, is_deadlock
+from ecommerce.platform.errors import (
+    AppError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+)
+from ecommerce.platform.http import error_body
+from ecommerce.platform.models import idempotency_keys
+
+_KEY = re.compile(r"^[\x20-\x7e]{1,128}$")
+Work = Callable[[UnitOfWork], Awaitable[tuple[int, Any]]]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="1..128 printable ASCII; repeats replay"),
+]
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+def fingerprint(operation: str, payload: Any) -> str:
+    body = orjson.dumps([operation, payload], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()
+
+
+async def run(db: Database, *, user_id: int, key: str | None, operation: str, payload: Any,
+              path: str, work: Work, one_write: bool = False) -> tuple[int, Any]:
+    """Run `work` in one transaction, at most once per (user, key); returns (status, body).
+    `one_write`: the work writes in one statement (Database.uow); with a key it never
+    does, as the key is written too."""
+    if key is None:
+        return await _with_retry(db, work, one_write=one_write)
+    if not _KEY.match(key):
+        raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
+    print_ = fingerprint(operation, payload)
+    replay = await _replay(db, user_id, key, print_)
+    if replay is not None:
+        return replay
+    async def keyed(uow: UnitOfWork) -> tuple[int, Any]:
+        await _claim(uow, user_id, key, print_)
+        status, body = await work(uow)
+        await uow.conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+            .values(status_code=status, response_body=orjson.dumps(body).decode()))
+        return status, body
+
+    try:
+        return await _with_retry(db, keyed)
+    except _KeyTaken:
+        replay = await _replay(db, user_id, key, print_)
+        if replay is None:
+            raise IdempotencyKeyInProgress() from None
+        return replay
+    except AppError as error:
+        return await _remember_error(db, user_id, key, print_, error, path)
+
+
+async def _with_retry(db: Database, work: Work, attempts: int = 4, *,
+                      one_write: bool = False) -> tuple[int, Any]:
+    """Run `work` in a unit of work, again (from scratch) if the database reports a
+    deadlock: nothing of a rolled-back attempt remains, so a retry is safe."""
+    for attempt in range(attempts):
+        try:
+            async with db.uow(one_write=one_write) as uow:
+                return await work(uow)
+        except (DBAPIError, RetryTransaction) as error:
+            if not is_deadlock(error) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _claim(uow: UnitOfWork, user_id: int, key: str, print_: str) -> None:
+    try:
+        await uow.conn.execute(insert(idempotency_keys).values(
+            user_id=user_id, key=key, fingerprint=print_, status_code=0, response_body="",
+            created_at=datetime.now(UTC)))
+    except IntegrityError:
+        raise _KeyTaken() from None
+
+
+async def _replay(db: Database, user_id: int, key: str, print_: str) -> tuple[int, Any] | None:
+    async with db.uow(write=False) as uow:
+        row = (await uow.conn.execute(
+            select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code,
+                   idempotency_keys.c.response_body)
+            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+        )).first()
+    if row is None:
+        return None
+    if row.fingerprint != print_:
+        raise IdempotencyKeyReused()
+    if row.status_code == 0:
+        raise IdempotencyKeyInProgress()
+    return row.status_code, orjson.loads(row.response_body)
+
+
+async def _remember_error(db: Database, user_id: int, key: str, print_: str, error: AppError,
+                          path: str) -> tuple[int, Any]:
+    """Store a domain error as this key's answer and return it (the first answer too)."""
+    if error.status >= 500 or error.status == 429 or isinstance(
+            error, IdempotencyKeyReused | IdempotencyKeyInProgress):
+        raise error
+    body = error_body(error.status, error.code, error.message, path)
+    try:
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(idempotency_keys).values(
+                user_id=user_id, key=key, fingerprint=print_, status_code=error.status,
+                response_body=orjson.dumps(body).decode(), created_at=datetime.now(UTC)))
+    except IntegrityError:
+        # A concurrent request with the same key got there first: its answer stands.
+        replay = await _replay(db, user_id, key, print_)
+        if replay is not None:
+            return replay
+    return error.status, body

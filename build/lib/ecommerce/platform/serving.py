@@ -1,0 +1,91 @@
+"""Serving with uvicorn: one process, or a supervisor with N workers that logs every
+worker's exit and replacement (uvicorn's own supervisor says only "died", and in our
+parent process nothing was configured to print even that).
+
+Why a worker was replaced before (issue 16): uvicorn's supervisor pings each worker over
+a pipe every half second and kills one that does not answer within
+`timeout_worker_healthcheck` (5 s by default). The answer comes from a thread inside the
+worker, which needs the GIL and a core; under a burst of sign-ups (argon2 hashes in
+threads, both cores busy) it can miss 5 s and a healthy, merely busy worker was killed
+with its requests in flight. The timeout is now `WORKER_HEALTHCHECK_SECONDS` (60 s), and
+password hashing is bounded (accounts.security.Passwords), so a busy worker answers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from ecommerce.platform.settings import Settings
+
+log = logging.getLogger("ecommerce.supervisor")
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """A worker's exit code in words ("killed by SIGKILL", "exited with code 3")."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class LoggedMultiprocess(Multiprocess):
+    """uvicorn's supervisor, with a log line for every worker that exits or is replaced."""
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        log.info("workers started", extra={"pids": [p.pid for p in self.processes]})
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        timeout = self.config.timeout_worker_healthcheck
+        for index, process in enumerate(self.processes):
+            exited = not process.process.is_alive()
+            if not exited and process.ping(timeout):
+                continue
+            reason = (exit_reason(process.exitcode) if exited
+                      else f"did not answer the health check within {timeout:g} s; killed")
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("worker failed to start; stopping",
+                          extra={"pid": process.pid, "reason": reason})
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            replacement = Process(self.config, self.sockets)
+            replacement.start()
+            self.processes[index] = replacement
+            log.error("worker replaced", extra={"pid": process.pid, "reason": reason,
+                                                "replacement": replacement.pid})
+
+    def join_all(self) -> None:
+        for process in self.processes:
+            process.join()
+            log.info("worker stopped", extra={"pid": process.pid,
+                                              "reason": exit_reason(process.exitcode)})
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Serve `ecommerce.app:factory` until SIGTERM or SIGINT."""
+    trusted = settings.trusted_proxies
+    config = uvicorn.Config(
+        "ecommerce.app:factory", factory=True, host=host, port=port, workers=workers,
+        access_log=False, log_config=None, lifespan="on", timeout_graceful_shutdown=10,
+        # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn's default would
+        # believe 127.0.0.1, so any local caller could pick its own address).
+        proxy_headers=trusted is not None, forwarded_allow_ips=trusted or "",
+        timeout_worker_healthcheck=int(settings.worker_healthcheck_seconds))
+    if workers > 1:
+        LoggedMultiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()

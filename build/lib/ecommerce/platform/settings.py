@@ -1,0 +1,145 @@
+"""One Settings object, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+MIN_SECRET_BYTES = 32
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
+
+
+def parse_rate(value: str) -> tuple[int, int] | None:
+    """`"10/minute"` -> (10, 60); `"0"` -> None (no limit)."""
+    if value.strip() == "0":
+        return None
+    match = _RATE.match(value)
+    if not match:
+        raise ValueError(f"rate limit must look like N/second, N/minute or N/hour, got {value!r}")
+    count = int(match.group(1))
+    if count == 0:
+        return None
+    return count, {"second": 1, "minute": 60, "hour": 3600}[match.group(2)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{VAR_DIR}/ecommerce.db"
+    redis_url: str | None = None
+    # Every Redis key starts with this, so several shops (or test runs) can share one Redis.
+    redis_prefix: str = "ecommerce"
+    jwt_secret: str | None = None
+    jwt_ttl_seconds: int = 3600
+    admin_username: str | None = None
+    admin_password: str | None = None
+    data_platform_url: str | None = None
+    data_platform_secret: str | None = None
+    shop_timezone: str = "Asia/Seoul"
+    rate_limit_login: str = "10/minute"
+    rate_limit_claim: str = "5/second"
+    # Failed logins per username from any address (a spread-out guessing attack).
+    rate_limit_login_account: str = "30/hour"
+    # Addresses (comma-separated IPs or networks, "*" for any) whose X-Forwarded-For is
+    # believed; unset: none is, and the peer address is the client's.
+    trusted_proxies: str | None = None
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    # Password hashes (argon2) that run at once in a process, and how many may wait for one;
+    # past that, login and sign-up answer 503 with Retry-After at once.
+    password_checks: int = Field(default=2, ge=1)
+    password_checks_waiting: int = Field(default=16, ge=0)
+    # The supervisor replaces a worker that has not answered its health check for this
+    # long; a worker that is only busy (CPU-starved) must not be killed for it.
+    worker_healthcheck_seconds: float = Field(default=60.0, gt=0)
+    # Argon2 cost; tests lower it so that thousands of accounts can be made quickly.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    db_pool_size: int = 20
+    log_level: str = "INFO"
+    run_relay: bool = True
+    relay_max_attempts: int = 10
+    relay_backoff_seconds: float = 1.0
+    relay_lease_seconds: float = 30.0
+    # An event that failed every attempt is tried again this often, on its own, until it
+    # is this many hours old (an outage of up to that long needs no admin).
+    relay_slow_retry_seconds: float = 1800.0
+    relay_slow_retry_hours: float = 48.0
+    event_stream: str = "events.orders"
+    access_log: bool = True
+    # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
+    top_sellers_cache_seconds: float = 0.5
+
+    @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        # HS256 with a short key is guessed offline from one token (then any token, an
+        # admin's included, can be forged): refuse it rather than warn.
+        if value and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (got "
+                             f"{len(value.encode())}); a short key can be recovered from a "
+                             "single token. Generate one with: python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(48))'")
+        return value or None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        for item in value.split(","):
+            item = item.strip()
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        return value.strip()
+
+    @field_validator("redis_url", "data_platform_url", "admin_username", "admin_password")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def stream_key(self) -> str:
+        """The Redis stream order events are published to, under the key prefix."""
+        return f"{self.redis_prefix}:{self.event_stream}"
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.shop_timezone)
+
+    def signing_key(self) -> str:
+        """The JWT key: JWT_SECRET, else one generated once and kept under ./var/."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = VAR_DIR / "jwt_secret"
+        if not path.exists():
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            candidate = secrets.token_urlsafe(48)
+            try:
+                with path.open("x") as handle:  # only the first process writes it
+                    handle.write(candidate)
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        self.jwt_secret = path.read_text().strip()
+        return self.jwt_secret

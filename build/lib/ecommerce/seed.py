@@ -1,0 +1,41 @@
+"""`ecommerce seed --demo`: a small, realistic shop to try things with."""
+
+from __future__ import annotations
+
+from ecommerce.accounts import repository as accounts_repo
+from ecommerce.accounts import service as accounts
+from ecommerce.catalog import service as catalog
+from ecommerce.platform.context import AppContext
+from ecommerce.platform.settings import Settings
+from ecommerce.seed_data import CATEGORIES, PRODUCTS
+from ecommerce.wallet import service as wallet
+
+DEMO_CUSTOMER = ("demo", "demo-password")
+DEMO_ADMIN = ("admin", "admin-password")
+
+
+async def run_seed(settings: Settings) -> str:
+    """Load the demo data once; returns what was done."""
+    ctx = AppContext.build(settings)
+    try:
+        async with ctx.db.uow(write=False) as uow:
+            if await accounts_repo.get_by_username(uow.conn, DEMO_CUSTOMER[0]) is not None:
+                return "demo data already present"
+        user_id = await accounts.sign_up(ctx.db, ctx.passwords, ctx.clock, *DEMO_CUSTOMER)
+        if not (settings.admin_username and settings.admin_password):
+            await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock, *DEMO_ADMIN)
+        async with ctx.db.uow() as uow:
+            await wallet.recharge(uow, user_id, 500_000, ctx.clock.now())
+        async with ctx.db.uow() as uow:
+            for slug, name in CATEGORIES:
+                await catalog.create_category(uow, slug, name, ctx.clock.now())
+            for category, name, description, price, stock in PRODUCTS:
+                await catalog.create_product(uow, ctx.listings, name=name,
+                                             description=description, price=price, stock=stock,
+                                             category=category, now=ctx.clock.now())
+        return (f"demo data loaded: {len(CATEGORIES)} categories, {len(PRODUCTS)} products; "
+                f"customer {DEMO_CUSTOMER[0]}/{DEMO_CUSTOMER[1]} "
+                f"with 500,000 won; admin {DEMO_ADMIN[0]}/{DEMO_ADMIN[1]} "
+                "(unless ADMIN_USERNAME is set)")
+    finally:
+        await ctx.close()

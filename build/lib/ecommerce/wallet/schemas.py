@@ -1,0 +1,31 @@
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ecommerce.platform.schemas import ApiModel, ApiRequest, Id, UtcTime
+
+RechargeAmount = Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+class RechargeIn(ApiRequest):
+    user_id: Id
+    amount: RechargeAmount
+
+
+class BalanceOut(ApiModel):
+    user_id: int
+    balance: int
+
+
+class RechargeOut(ApiModel):
+    user_id: int
+    new_balance: int
+
+
+class LedgerEntryOut(ApiModel):
+    id: int
+    type: Literal["RECHARGE", "PAYMENT", "REFUND"]
+    amount: int
+    balance_after: int
+    order_id: int | None
+    created_at: UtcTime

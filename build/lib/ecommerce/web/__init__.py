@@ -1,0 +1,20 @@
+"""The browser front end: a storefront and an admin console, static files that speak to the
+JSON API. Served under /shop/ by the same app; / redirects there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def mount_storefront(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/shop/", status_code=307)
+
+    app.mount("/shop", StaticFiles(directory=STATIC, html=True), name="shop")
