@@ -28,7 +28,7 @@ from ecommerce.platform.context import AppContext
 from ecommerce.platform.fastpath import LeanRoutes
 from ecommerce.platform.http import BodyGuard, RequestContextMiddleware, install_error_handlers
 from ecommerce.platform.logging import configure_logging
-from ecommerce.platform.openapi import document_errors_truthfully
+from ecommerce.platform.openapi import document_errors_truthfully, serve_docs_offline
 from ecommerce.platform.ops import router as ops_router
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.router import router as wallet_router
@@ -60,13 +60,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await asyncio.gather(relay_task, return_exceptions=True)
             await ctx.close()
 
-    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
                    orders_admin_router, events_admin_router):
         app.include_router(router)
     mount_storefront(app)
+    serve_docs_offline(app)
     document_errors_truthfully(app)
     return ShopApp(app, access_log=settings.access_log, max_body_bytes=settings.max_body_bytes)
 

@@ -15,7 +15,15 @@ async def test_health_ready_metrics_docs(client):
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert 'http_requests_total{method="GET",route="/readyz",status="200"}' in metrics.text
-    assert (await client.get("/docs")).status_code == 200
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI's files come from this server, not a CDN (it works offline).
+    assert "cdn" not in docs.text.lower() and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+        served = await client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 10_000, asset
+    favicon = await client.get("/favicon.ico")
+    assert favicon.status_code == 200 and favicon.headers["content-type"] == "image/x-icon"
     spec = (await client.get("/openapi.json")).json()
     assert "/api/balance/recharge" in spec["paths"]
     recharge = spec["paths"]["/api/balance/recharge"]["post"]["responses"]

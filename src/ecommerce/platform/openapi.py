@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
 
 
 def document_errors_truthfully(app: FastAPI) -> None:
@@ -39,3 +42,19 @@ def document_errors_truthfully(app: FastAPI) -> None:
 def _is_fastapi_default(answer: dict[str, Any]) -> bool:
     content = answer.get("content", {}).get("application/json", {})
     return content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError")
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """`/docs` with Swagger UI's files served from the installed package
+    (swagger-ui-bundle-v2), not a CDN: it works on a machine without internet. The app is
+    built with `docs_url=None, redoc_url=None`."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/favicon.ico")
