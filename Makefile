@@ -33,6 +33,10 @@ test: $(STAMP) browser
 package-check: $(STAMP)
 	bash .ci/package-check
 
+# Refresh docs/screenshots/ from the browser test (a plain `make test` never writes them).
+screenshots: $(STAMP) browser
+	SCREENSHOTS=docs $(BIN)/python -m pytest tests/e2e/test_browser.py -p no:xdist
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
