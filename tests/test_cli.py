@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 
@@ -33,6 +34,12 @@ async def test_create_admin_audit_and_upgrade(database_url):
         assert boss.role == "ADMIN"
         seeded = ecommerce(database_url, "seed", "--demo")
         assert seeded.returncode == 0, seeded.stderr
+        async with db.uow(write=False) as uow:  # coupons to claim without an admin's help
+            from ecommerce.coupons import service as coupons
+
+            claimable, _ = await coupons.browse(uow, available=True, now=datetime.now(UTC),
+                                                limit=10, offset=0)
+        assert sorted(c.code for c in claimable) == ["FLASH-20", "WELCOME-5000"]
         assert "already" in ecommerce(database_url, "seed", "--demo").stdout
         clean = ecommerce(database_url, "audit")
         assert clean.returncode == 0 and "violation" not in clean.stdout, clean.stdout

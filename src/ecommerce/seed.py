@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ecommerce.accounts import repository as accounts_repo
 from ecommerce.accounts import service as accounts
 from ecommerce.catalog import service as catalog
+from ecommerce.coupons import service as coupons
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.settings import Settings
-from ecommerce.seed_data import CATEGORIES, PRODUCTS
+from ecommerce.seed_data import CATEGORIES, COUPONS, PRODUCTS
 from ecommerce.wallet import service as wallet
 
 DEMO_CUSTOMER = ("demo", "demo-password")
@@ -33,7 +36,16 @@ async def run_seed(settings: Settings) -> str:
                 await catalog.create_product(uow, ctx.listings, name=name,
                                              description=description, price=price, stock=stock,
                                              category=category, now=ctx.clock.now())
-        return (f"demo data loaded: {len(CATEGORIES)} categories, {len(PRODUCTS)} products; "
+            now = ctx.clock.now()
+            for coupon in COUPONS:
+                values = {key: value for key, value in coupon.items() if key != "open_days"}
+                ends = now + timedelta(days=coupon["open_days"]) if "open_days" in coupon else None
+                await coupons.create_coupon(uow, {**values, "issue_starts_at": now,
+                                                  "issue_ends_at": ends, "expires_at": None},
+                                            now)
+        codes = ", ".join(coupon["code"] for coupon in COUPONS)
+        return (f"demo data loaded: {len(CATEGORIES)} categories, {len(PRODUCTS)} products, "
+                f"coupons {codes}; "
                 f"customer {DEMO_CUSTOMER[0]}/{DEMO_CUSTOMER[1]} "
                 f"with 500,000 won; admin {DEMO_ADMIN[0]}/{DEMO_ADMIN[1]} "
                 "(unless ADMIN_USERNAME is set)")

@@ -1,4 +1,15 @@
-"""The demo catalog: (slug, name) categories and (category, name, description, price, stock)."""
+"""The demo catalog: (slug, name) categories, (category, name, description, price, stock)
+products, and two coupons to try a claim without an admin (a welcome coupon and a flash
+sale whose issue window opens when the demo data is loaded)."""
+
+COUPONS = [
+    {"code": "WELCOME-5000", "name": "가입 환영 5,000원 할인 Welcome 5,000 won off",
+     "discount_type": "FIXED", "discount_value": 5_000, "max_discount_amount": None,
+     "min_order_amount": 30_000, "total_quantity": 10_000, "valid_days": 30},
+    {"code": "FLASH-20", "name": "선착순 20% 할인 Flash sale 20% off",
+     "discount_type": "PERCENT", "discount_value": 20, "max_discount_amount": 20_000,
+     "min_order_amount": 0, "total_quantity": 100, "valid_days": 7, "open_days": 7},
+]
 
 CATEGORIES = [
     ("electronics", "전자제품 Electronics"),

@@ -138,6 +138,32 @@ async def test_a_coupon_cannot_be_created_already_expired(shop, client):
     assert (await client.get("/api/admin/coupons", headers=admin.headers)).json() == []
 
 
+async def test_customers_browse_the_coupons_they_can_claim_now(shop, client):
+    shop.clock.freeze(T0)
+    await make_coupon(shop, code="OPEN", quantity=2)
+    await make_coupon(shop, code="SOON", starts_at=T0 + timedelta(hours=1))
+    await make_coupon(shop, code="ENDED", starts_at=T0 - timedelta(days=2),
+                      ends_at=T0 - timedelta(days=1))
+    await make_coupon(shop, code="EXPIRED", starts_at=T0 - timedelta(days=2),
+                      expires_at=T0 + timedelta(seconds=1))
+    await make_coupon(shop, code="GONE", quantity=1)
+    user, other = await make_user(shop), await make_user(shop)
+    assert (await claim(client, other, "GONE")).status_code == 200
+    assert (await claim(client, other, "OPEN")).status_code == 200
+    shop.clock.freeze(T0 + timedelta(seconds=1))
+    listed = await client.get("/api/coupons?available=true", headers=user.headers)
+    assert listed.status_code == 200 and listed.headers["X-Total-Count"] == "1"
+    [coupon] = listed.json()
+    assert (coupon["code"], coupon["remainingQuantity"]) == ("OPEN", 1)
+    assert [c["code"] for c in (await client.get("/api/coupons",
+                                                 headers=user.headers)).json()] == ["OPEN"]
+    everything = await client.get("/api/coupons?available=false", headers=user.headers)
+    assert sorted(c["code"] for c in everything.json()) == ["GONE", "OPEN", "SOON"]
+    assert_error(await client.get("/api/coupons"), 401, "UNAUTHORIZED")
+    assert_error(await client.get("/api/coupons?available=maybe", headers=user.headers),
+                 400, "INVALID_REQUEST")
+
+
 async def test_claim_for_another_user_is_403_and_admin_may(shop, client):
     await make_coupon(shop, code="GIFT")
     alice, bob, admin = await make_user(shop), await make_user(shop), await make_admin(shop)

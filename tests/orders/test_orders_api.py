@@ -314,3 +314,55 @@ async def test_repeated_lines_merging_to_exactly_the_limit_are_one_line(shop, cl
     assert response.status_code == 201, response.text
     assert [(i["productId"], i["quantity"]) for i in response.json()["items"]] == [
         (product, 1_000)]
+
+
+async def quote(client, user, items, coupon=None):
+    body = {"userId": user.id, "items": [{"productId": p, "quantity": q} for p, q in items]}
+    if coupon is not None:
+        body["couponCode"] = coupon
+    return await client.post("/api/orders/quote", headers=user.headers, json=body)
+
+
+async def test_a_quote_is_what_the_order_then_charges_and_holds_nothing(shop, client):
+    user = await make_user(shop, balance=100_000)
+    a = await make_product(shop, price=12_000, stock=10, name="Tea")
+    b = await make_product(shop, price=30_000, stock=2, name="Pot")
+    await make_coupon(shop, code="TEN", discount_type="PERCENT", value=10, max_discount=5_000)
+    assert (await client.post("/api/coupons/claim", headers=user.headers,
+                              json={"userId": user.id, "couponCode": "TEN"})).status_code == 200
+    before = await snapshot(shop, client, user, [a, b])
+    quoted = await quote(client, user, [(b, 1), (a, 2), (a, 1)], coupon="ten")
+    assert quoted.status_code == 200, quoted.text
+    assert quoted.json() == {
+        "items": [{"productId": a, "name": "Tea", "unitPrice": 12_000, "quantity": 3,
+                   "lineTotal": 36_000},
+                  {"productId": b, "name": "Pot", "unitPrice": 30_000, "quantity": 1,
+                   "lineTotal": 30_000}],
+        "totalPrice": 66_000, "discountAmount": 5_000, "paidAmount": 61_000,
+        "couponCode": "TEN", "balance": 100_000}
+    assert await snapshot(shop, client, user, [a, b]) == before  # nothing held or changed
+    placed = (await order(client, user, [(b, 1), (a, 2), (a, 1)], coupon="TEN")).json()
+    assert {k: placed[k] for k in ("items", "totalPrice", "discountAmount", "paidAmount",
+                                   "couponCode")} == {
+        k: v for k, v in quoted.json().items() if k != "balance"}
+
+
+async def test_a_quote_refuses_like_the_order_but_shows_a_short_balance(shop, client):
+    user = await make_user(shop, balance=1_000)
+    product = await make_product(shop, price=5_000, stock=3, name="Lamp")
+    short = await quote(client, user, [(product, 1)])
+    assert short.status_code == 200
+    assert (short.json()["paidAmount"], short.json()["balance"]) == (5_000, 1_000)
+    assert_error(await order(client, user, [(product, 1)]), 402, "INSUFFICIENT_BALANCE")
+    rich = await make_user(shop, balance=1_000_000)
+    for items, status, code in (([(product, 4)], 409, "OUT_OF_STOCK"),
+                                ([(987_654, 1)], 404, "PRODUCT_NOT_FOUND")):
+        assert_error(await quote(client, user, items), status, code)
+        assert_error(await order(client, rich, items), status, code)
+    assert_error(await quote(client, user, [(product, 1)], coupon="NOPE"), 400,
+                 "COUPON_NOT_USABLE")
+    other = await make_user(shop)
+    assert_error(await client.post("/api/orders/quote", headers=other.headers, json={
+        "userId": user.id, "items": [{"productId": product, "quantity": 1}]}), 403, "FORBIDDEN")
+    assert_error(await client.post("/api/orders/quote", headers=user.headers, json={
+        "userId": user.id, "items": []}), 400, "INVALID_REQUEST")

@@ -26,8 +26,30 @@ async def list_coupons(conn: AsyncConnection, limit: int, offset: int) -> Sequen
                                .limit(limit).offset(offset))).all()
 
 
-async def count_coupons(conn: AsyncConnection) -> int:
-    return (await conn.execute(select(func.count()).select_from(coupons))).scalar_one()
+async def count_coupons(conn: AsyncConnection, condition: Any = None) -> int:
+    query = select(func.count()).select_from(coupons)
+    if condition is not None:
+        query = query.where(condition)
+    return (await conn.execute(query)).scalar_one()
+
+
+def claimable(now: datetime) -> Any:
+    """Coupons a customer can claim now: in their issue window, not expired, not sold out."""
+    return and_(open_or_upcoming(now), coupons.c.issue_starts_at <= now,
+                coupons.c.issued_quantity < coupons.c.total_quantity)
+
+
+def open_or_upcoming(now: datetime) -> Any:
+    """Coupons whose issue window and validity have not ended (sold out ones included)."""
+    return and_(or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > now),
+                or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > now))
+
+
+async def list_where(conn: AsyncConnection, condition: Any, limit: int, offset: int
+                     ) -> Sequence[Any]:
+    return (await conn.execute(select(coupons).where(condition)
+                               .order_by(coupons.c.issue_starts_at.desc(), coupons.c.id.desc())
+                               .limit(limit).offset(offset))).all()
 
 
 async def take_one(conn: AsyncConnection, coupon_id: int, now: datetime) -> bool:

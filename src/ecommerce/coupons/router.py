@@ -51,6 +51,21 @@ async def list_coupons(_: AdminUser, uow: ReadUow, page: PageParams, response: R
     return [_coupon(row) for row in rows]
 
 
+@router.get("/api/coupons", response_model=list[CouponOut],
+            responses=responses(Unauthorized))
+async def browse_coupons(_: CurrentUser, ctx: Ctx, uow: ReadUow, page: PageParams,
+                         response: Response,
+                         available: Annotated[bool, Query(
+                             description="true (default): only coupons that can be claimed "
+                                         "now; false: also upcoming and sold-out ones")] = True
+                         ) -> list[CouponOut]:
+    async with uow:
+        rows, total = await service.browse(uow, available=available, now=ctx.clock.now(),
+                                           limit=page.size, offset=page.offset)
+    set_total(response, total)
+    return [_coupon(row) for row in rows]
+
+
 @router.get("/api/coupons/{code}", response_model=CouponOut,
             responses=responses(Unauthorized, CouponNotFound))
 async def get_coupon(code: Annotated[str, Path(max_length=40)], _: CurrentUser,

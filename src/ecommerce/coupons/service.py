@@ -63,6 +63,16 @@ async def list_coupons(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequen
             await repository.count_coupons(uow.conn))
 
 
+async def browse(uow: UnitOfWork, *, available: bool, now: datetime, limit: int,
+                 offset: int) -> tuple[Sequence[Any], int]:
+    """What a customer may look at: the coupons claimable now (`available`), or every
+    coupon whose window has not ended (upcoming and sold-out ones too)."""
+    condition = (repository.claimable(now) if available
+                 else repository.open_or_upcoming(now))
+    return (await repository.list_where(uow.conn, condition, limit, offset),
+            await repository.count_coupons(uow.conn, condition))
+
+
 def _held_expiry(coupon: Any, issued_at: datetime) -> datetime:
     if coupon.valid_days is not None:
         return issued_at + timedelta(days=coupon.valid_days)

@@ -9,7 +9,7 @@ from ecommerce.catalog.errors import OutOfStock, ProductNotFound
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import service
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
-from ecommerce.orders.schemas import OrderIn, OrderOut, OrderStatus
+from ecommerce.orders.schemas import OrderIn, OrderOut, OrderStatus, QuoteOut
 from ecommerce.platform import idempotency
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.deps import Ctx, ReadUow
@@ -44,6 +44,18 @@ async def place_order(body: OrderIn, request: Request, principal: CurrentUser, c
     ensure_self_or_admin(principal, body.user_id)
     status, payload = await place(ctx, principal, body, key, request.url.path)
     return JsonResponse(payload, status_code=status)
+
+
+@router.post("/api/orders/quote", response_model=QuoteOut,
+             responses=responses(Unauthorized, Forbidden, UserNotFound, ProductNotFound,
+                                 OutOfStock, CouponNotUsable))
+async def quote_order(body: OrderIn, principal: CurrentUser, ctx: Ctx, uow: ReadUow
+                      ) -> QuoteOut:
+    ensure_self_or_admin(principal, body.user_id)
+    async with uow:
+        view = await service.quote_order(uow, user_id=body.user_id, lines=body.lines(),
+                                         coupon_code=body.coupon_code, now=ctx.clock.now())
+    return QuoteOut(**view)
 
 
 async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str | None,

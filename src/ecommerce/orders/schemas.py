@@ -57,6 +57,17 @@ class ItemOut(ApiModel):
     line_total: int
 
 
+class QuoteOut(ApiModel):
+    """What an order would cost now (`POST /api/orders/quote`); nothing is held."""
+
+    items: list[ItemOut]
+    total_price: int
+    discount_amount: int
+    paid_amount: int
+    coupon_code: str | None
+    balance: int
+
+
 class OrderOut(ApiModel):
     order_id: int
     user_id: int

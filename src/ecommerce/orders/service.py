@@ -40,12 +40,7 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     then product rows by id (and their sales rows), so overlapping orders never deadlock.
     The product rows come last because they are the ones every buyer in a sale wants: they
     are held only for the last few statements before commit."""
-    balance, quoted = await repository.quote(uow.conn, user_id, [pid for pid, _ in lines])
-    if balance is None:
-        raise UserNotFound()  # before anything else
-    catalog.check_listed(quoted, lines)
-    items = [{"product_id": pid, "name": quoted[pid].name, "unit_price": quoted[pid].price,
-              "quantity": qty, "line_total": quoted[pid].price * qty} for pid, qty in lines]
+    _, quoted, items = await _priced(uow, user_id, lines)
     subtotal = sum(item["line_total"] for item in items)
     if places_in_one_statement(uow.dialect):
         return await _place_in_one_call(uow, listings, zone, user_id=user_id, lines=lines,
@@ -76,6 +71,39 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     return {"order_id": order_id, "user_id": user_id, "status": "PAID", "items": items,
             "total_price": subtotal, "discount_amount": discount, "paid_amount": paid,
             "coupon_code": code, "created_at": now, "cancelled_at": None}
+
+
+async def _priced(uow: UnitOfWork, user_id: int, lines: Sequence[tuple[int, int]]
+                  ) -> tuple[int, dict[int, Any], list[dict[str, Any]]]:
+    """The buyer's balance, the products read without locks, and the lines at today's
+    prices; UserNotFound or ProductNotFound (unlisted) first."""
+    balance, quoted = await repository.quote(uow.conn, user_id, [pid for pid, _ in lines])
+    if balance is None:
+        raise UserNotFound()  # before anything else
+    catalog.check_listed(quoted, lines)
+    items = [{"product_id": pid, "name": quoted[pid].name, "unit_price": quoted[pid].price,
+              "quantity": qty, "line_total": quoted[pid].price * qty} for pid, qty in lines]
+    return balance, quoted, items
+
+
+async def quote_order(uow: UnitOfWork, *, user_id: int, lines: Sequence[tuple[int, int]],
+                      coupon_code: str | None, now: datetime) -> dict[str, Any]:
+    """What `place_order` would charge now, by the same rules (listed products, enough
+    stock, a usable coupon), with the buyer's balance; nothing is held or changed, and a
+    balance that is too low is shown, not refused."""
+    balance, quoted, items = await _priced(uow, user_id, lines)
+    subtotal = sum(item["line_total"] for item in items)
+    held = (await coupons.usable(uow, user_id, coupon_code, subtotal, now)
+            if coupon_code is not None else None)
+    for product_id, quantity in lines:  # after the coupon, as when the order is placed
+        if quoted[product_id].stock < quantity:
+            row = quoted[product_id]
+            raise catalog.out_of_stock(product_id, row.name, row.stock, quantity)
+    applied = coupons.applied(held, subtotal) if held is not None else None
+    discount = applied.discount if applied else 0
+    return {"items": items, "total_price": subtotal, "discount_amount": discount,
+            "paid_amount": subtotal - discount, "coupon_code": applied.code if applied else None,
+            "balance": balance}
 
 
 async def _place_in_one_call(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *,
