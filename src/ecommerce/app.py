@@ -23,10 +23,16 @@ from ecommerce.events.router import admin as events_admin_router
 from ecommerce.orders import fastpath as order_fastpath
 from ecommerce.orders.router import admin as orders_admin_router
 from ecommerce.orders.router import router as orders_router
+from ecommerce.orders.router import sales as sales_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.fastpath import LeanRoutes
-from ecommerce.platform.http import BodyGuard, RequestContextMiddleware, install_error_handlers
+from ecommerce.platform.http import (
+    BodyGuard,
+    MethodGuard,
+    RequestContextMiddleware,
+    install_error_handlers,
+)
 from ecommerce.platform.logging import configure_logging
 from ecommerce.platform.openapi import document_errors_truthfully, serve_docs_offline
 from ecommerce.platform.ops import router as ops_router
@@ -65,7 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
-                   orders_admin_router, events_admin_router):
+                   orders_admin_router, sales_router, events_admin_router):
         app.include_router(router)
     mount_storefront(app)
     serve_docs_offline(app)
@@ -85,8 +91,8 @@ class ShopApp:
                                 ("POST", order_fastpath.PATH): order_fastpath.place_order},
                           {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
                            ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
-        self._entry = RequestContextMiddleware(BodyGuard(lean, max_bytes=max_body_bytes),
-                                               access_log=access_log)
+        guarded = MethodGuard(BodyGuard(lean, max_bytes=max_body_bytes), api)
+        self._entry = RequestContextMiddleware(guarded, access_log=access_log)
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         await self._entry(scope, receive, send)

@@ -228,3 +228,9 @@ class TestStream:
         assert json.loads(fields["payload"])["orderId"] == placed["orderId"]
         [row] = await rows(shop)
         assert row.streamed_at is not None and row.status == "PENDING"  # no platform URL
+
+
+async def test_admins_see_where_events_go(shop, client):
+    admin = await make_admin(shop)
+    status = await client.get("/api/admin/events/status", headers=admin.headers)
+    assert status.json() == {"dataPlatform": False, "stream": False, "relay": False}

@@ -366,3 +366,32 @@ async def test_a_quote_refuses_like_the_order_but_shows_a_short_balance(shop, cl
         "userId": user.id, "items": [{"productId": product, "quantity": 1}]}), 403, "FORBIDDEN")
     assert_error(await client.post("/api/orders/quote", headers=user.headers, json={
         "userId": user.id, "items": []}), 400, "INVALID_REQUEST")
+
+
+async def test_daily_sales_are_counted_by_the_shops_calendar_day(shop, client):
+    from datetime import UTC, datetime
+
+    admin = await make_admin(shop)
+    user = await make_user(shop, balance=1_000_000)
+    product = await make_product(shop, price=1_000, stock=100)
+    # 2026-11-29 23:30 UTC is 2026-11-30 08:30 in Seoul; 14:59 UTC is 23:59 the day before.
+    for moment, quantity in ((datetime(2026, 11, 29, 14, 59, tzinfo=UTC), 1),
+                             (datetime(2026, 11, 29, 23, 30, tzinfo=UTC), 2),
+                             (datetime(2026, 11, 30, 1, 0, tzinfo=UTC), 3),
+                             (datetime(2026, 11, 30, 2, 0, tzinfo=UTC), 4)):
+        shop.clock.freeze(moment)
+        placed = await order(client, user, [(product, quantity)])
+        assert placed.status_code == 201
+    cancelled = placed.json()["orderId"]
+    assert (await client.post(f"/api/orders/{cancelled}/cancel",
+                              headers=user.headers)).status_code == 200
+    shop.clock.freeze(datetime(2026, 11, 30, 3, 0, tzinfo=UTC))
+    sales = await client.get("/api/admin/sales?days=3", headers=admin.headers)
+    assert sales.status_code == 200
+    assert sales.json() == [
+        {"day": "2026-11-28", "orders": 0, "revenue": 0},
+        {"day": "2026-11-29", "orders": 1, "revenue": 1_000},
+        {"day": "2026-11-30", "orders": 2, "revenue": 5_000},  # the cancelled one left out
+    ]
+    assert_error(await client.get("/api/admin/sales?days=0", headers=admin.headers),
+                 400, "INVALID_REQUEST")

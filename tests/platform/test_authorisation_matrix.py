@@ -49,8 +49,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("GET", "/metrics"): (PUBLIC, lambda w, r: ("/metrics", None)),
     ("GET", "/openapi.json"): (PUBLIC, lambda w, r: ("/openapi.json", None)),
     ("GET", "/docs"): (PUBLIC, lambda w, r: ("/docs", None)),
-    ("GET", "/docs/oauth2-redirect"): (PUBLIC, lambda w, r: ("/docs/oauth2-redirect", None)),
-    ("GET", "/redoc"): (PUBLIC, lambda w, r: ("/redoc", None)),
+    ("GET", "/favicon.ico"): (PUBLIC, lambda w, r: ("/favicon.ico", None)),
     ("POST", "/api/auth/signup"): (created(PUBLIC), lambda w, r: (
         "/api/auth/signup", {"username": f"new_{r}", "password": "password-123"})),
     ("POST", "/api/auth/login"): (PUBLIC, lambda w, r: (
@@ -78,6 +77,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
         f"/api/admin/products/{w.product}", {"description": "edited"})),
     ("POST", "/api/admin/products/{id}/stock"): (ADMIN_ONLY, lambda w, r: (
         f"/api/admin/products/{w.product}/stock", {"delta": 1})),
+    ("GET", "/api/coupons"): (SIGNED_IN, lambda w, r: ("/api/coupons", None)),
     ("GET", "/api/coupons/{code}"): (SIGNED_IN, lambda w, r: ("/api/coupons/OPEN", None)),
     ("POST", "/api/coupons/claim"): (OWNER_OR_ADMIN, lambda w, r: (
         "/api/coupons/claim", {"userId": w.owner.id, "couponCode": "OPEN"})),
@@ -90,6 +90,12 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("POST", "/api/orders"): (created(OWNER_OR_ADMIN), lambda w, r: (
         "/api/orders", {"userId": w.owner.id, "items": [{"productId": w.product,
                                                           "quantity": 1}]})),
+    ("POST", "/api/orders/quote"): (OWNER_OR_ADMIN, lambda w, r: (
+        "/api/orders/quote", {"userId": w.owner.id, "items": [{"productId": w.product,
+                                                                "quantity": 1}]})),
+    ("GET", "/api/admin/sales"): (ADMIN_ONLY, lambda w, r: ("/api/admin/sales", None)),
+    ("GET", "/api/admin/events/status"): (ADMIN_ONLY, lambda w, r: (
+        "/api/admin/events/status", None)),
     # Another customer's order does not exist for them (SPEC: 404, not 403).
     ("GET", "/api/orders/{orderId}"): (OWNER_OR_ADMIN | {"other": 404}, lambda w, r: (
         f"/api/orders/{w.order}", None)),

@@ -14,7 +14,13 @@ async def test_health_ready_metrics_docs(client):
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
-    assert 'http_requests_total{method="GET",route="/readyz",status="200"}' in metrics.text
+    assert ('http_requests_total{handler="fastapi",method="GET",route="/readyz",status="200"}'
+            in metrics.text)
+    # The lean path labels what it answers, so one can tell which path served a request.
+    assert (await client.get("/api/products")).status_code == 200
+    metrics = await client.get("/metrics")
+    assert ('http_requests_total{handler="lean",method="GET",route="/api/products",'
+            'status="200"}' in metrics.text)
     docs = await client.get("/docs")
     assert docs.status_code == 200
     # Swagger UI's files come from this server, not a CDN (it works offline).
@@ -42,6 +48,25 @@ async def test_request_id_is_echoed_or_generated(client):
 async def test_unknown_route_and_wrong_method_use_the_error_format(client):
     assert_error(await client.get("/api/nothing-here"), 404, "NOT_FOUND")
     assert_error(await client.put("/api/balance/recharge", json={}), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("GET", "/api/balance/recharge", "POST"),  # not a user id for GET /api/balance/{userId}
+    ("GET", "/api/orders/quote", "POST"),
+    ("GET", "/api/coupons/claim", "POST"),
+    ("PUT", "/api/admin/coupons", "GET, POST"),  # two routes share the path
+    ("DELETE", "/api/admin/products/1", "GET, PATCH"),
+    ("POST", "/api/products", "GET"),  # a lean path's route
+    ("HEAD", "/api/products/top", "GET"),
+    ("PATCH", "/api/orders", "POST"),
+])
+async def test_405_names_every_method_of_the_path(client, method, path, allow):
+    response = await client.request(method, path)
+    if method == "HEAD":  # no body to read
+        assert response.status_code == 405
+    else:
+        assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"] == allow
 
 
 @pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none",

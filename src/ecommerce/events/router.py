@@ -5,7 +5,7 @@ from fastapi import APIRouter, Path, Query, Response
 from ecommerce.accounts.dependencies import AdminUser
 from ecommerce.events import service
 from ecommerce.events.errors import EventNotFound, EventNotRetryable
-from ecommerce.events.schemas import EventOut, EventStatus
+from ecommerce.events.schemas import DeliveryStatusOut, EventOut, EventStatus
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.pagination import PageParams, set_total
@@ -21,6 +21,14 @@ async def list_events(_: AdminUser, uow: ReadUow, page: PageParams, response: Re
         rows, total = await service.list_events(uow, status, page.size, page.offset)
     set_total(response, total)
     return [EventOut.model_validate(row._mapping) for row in rows]
+
+
+@admin.get("/status", response_model=DeliveryStatusOut,
+           responses=responses(Unauthorized, Forbidden))
+async def delivery_status(_: AdminUser, ctx: Ctx) -> DeliveryStatusOut:
+    settings = ctx.settings
+    return DeliveryStatusOut(data_platform=bool(settings.data_platform_url),
+                             stream=ctx.redis is not None, relay=settings.run_relay)
 
 
 @admin.post("/{id}/retry", response_model=EventOut,

@@ -17,3 +17,12 @@ class EventOut(ApiModel):
     created_at: UtcTime
     delivered_at: UtcTime | None
     streamed_at: UtcTime | None
+
+
+class DeliveryStatusOut(ApiModel):
+    """Where events go: without a data platform URL and a Redis stream, PENDING events
+    have nowhere to go and stay pending; `relay` says whether this process runs one."""
+
+    data_platform: bool
+    stream: bool
+    relay: bool

@@ -88,6 +88,12 @@ async def count(conn: AsyncConnection, user_id: int | None, status: str | None) 
                                .where(_filter(user_id, status)))).scalar_one()
 
 
+async def paid_since(conn: AsyncConnection, since: datetime) -> Sequence[Any]:
+    """(created_at, paid_amount) of every order still paid, placed at or after `since`."""
+    return (await conn.execute(select(orders.c.created_at, orders.c.paid_amount).where(
+        orders.c.status == "PAID", orders.c.created_at >= since))).all()
+
+
 class Refused(Exception):  # noqa: N818 - the database's answer, mapped to errors by the service
     """`shop_place_order` refused the order: `reason` is what it raised, `detail` its data."""
 

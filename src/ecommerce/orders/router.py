@@ -9,7 +9,7 @@ from ecommerce.catalog.errors import OutOfStock, ProductNotFound
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import service
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
-from ecommerce.orders.schemas import OrderIn, OrderOut, OrderStatus, QuoteOut
+from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, OrderStatus, QuoteOut
 from ecommerce.platform import idempotency
 from ecommerce.platform.context import AppContext
 from ecommerce.platform.deps import Ctx, ReadUow
@@ -28,6 +28,7 @@ from ecommerce.wallet.errors import InsufficientBalance
 
 router = APIRouter(tags=["orders"])
 admin = APIRouter(prefix="/api/admin/orders", tags=["admin: orders"])
+sales = APIRouter(tags=["admin: orders"])
 OrderId = Annotated[int, Path(alias="orderId", ge=1, le=MAX_ID)]
 _KEYED = (IdempotencyKeyReused, IdempotencyKeyInProgress)
 
@@ -123,3 +124,13 @@ async def admin_orders(_: AdminUser, uow: ReadUow, page: PageParams, response: R
                                             limit=page.size, offset=page.offset)
     set_total(response, total)
     return [OrderOut(**view) for view in views]
+
+
+@sales.get("/api/admin/sales", response_model=list[DailySalesOut],
+           responses=responses(Unauthorized, Forbidden))
+async def daily_sales(_: AdminUser, ctx: Ctx, uow: ReadUow,
+                      days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[DailySalesOut]:
+    async with uow:
+        rows = await service.daily_sales(uow, days=days, now=ctx.clock.now(),
+                                         zone=ctx.settings.timezone)
+    return [DailySalesOut(**row) for row in rows]

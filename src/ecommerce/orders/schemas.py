@@ -1,3 +1,4 @@
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -79,3 +80,9 @@ class OrderOut(ApiModel):
     coupon_code: str | None
     created_at: UtcTime
     cancelled_at: UtcTime | None = None
+
+
+class DailySalesOut(ApiModel):
+    day: date
+    orders: int
+    revenue: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -218,3 +218,20 @@ async def search(uow: UnitOfWork, *, user_id: int | None, status: str | None, li
     items = await repository.items_of(uow.conn, [row.id for row in rows])
     return ([_view(row, items[row.id]) for row in rows],
             await repository.count(uow.conn, user_id, status))
+
+
+async def daily_sales(uow: UnitOfWork, *, days: int, now: datetime, zone: ZoneInfo
+                      ) -> list[dict[str, Any]]:
+    """Orders still paid and their revenue per calendar day of the shop's time zone, for
+    the last `days` days including today, oldest first (days without sales show 0)."""
+    today = ranking.shop_day(now, zone)
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time(0), tzinfo=zone)
+    totals = {first + timedelta(days=n): [0, 0] for n in range(days)}
+    for row in await repository.paid_since(uow.conn, since):
+        day = totals.get(ranking.shop_day(row.created_at, zone))
+        if day is not None:
+            day[0] += 1
+            day[1] += row.paid_amount
+    return [{"day": day, "orders": count, "revenue": revenue}
+            for day, (count, revenue) in totals.items()]

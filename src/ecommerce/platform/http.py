@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import (
@@ -24,6 +25,7 @@ from sqlalchemy.exc import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.platform import metrics
@@ -99,6 +101,54 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     RedisConnectionError, RedisTimeoutError, *driver_connection_errors())
 
 
+def allowed_methods(app: FastAPI, path: str) -> tuple[set[str], bool]:
+    """The methods this path has, and whether a route names it literally. A literal route
+    (`/api/balance/recharge`) is the resource even where a templated one
+    (`/api/balance/{userId}`) would also match."""
+    table = getattr(app.state, "method_table", None)
+    if table is None:  # the routes are fixed once the app serves: compile them once
+        table = [(compile_path(route.path)[0], "{" in route.path, set(route.methods))
+                 for route in iter_route_contexts(app.routes) if route.methods]
+        app.state.method_table = table
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for regex, has_parameters, methods in table:
+        if regex.match(path):
+            (templated if has_parameters else literal).update(methods)
+    return (literal, True) if literal else (templated, False)
+
+
+def method_not_allowed(request: Request, allowed: set[str]) -> JsonResponse:
+    return error_response(405, "METHOD_NOT_ALLOWED",
+                          f"{request.method} is not allowed on {request.url.path}",
+                          request.url.path, {"Allow": ", ".join(sorted(allowed))})
+
+
+class MethodGuard:
+    """Pure ASGI, ahead of routing: a method that a literally named path does not have is
+    405 with its Allow header, before FastAPI tries a templated sibling (GET
+    /api/balance/recharge is not GET /api/balance/{userId} with a bad id, and is refused
+    before the token is even checked)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI):
+        self.app = app
+        self.api = api
+        self._literal: dict[str, set[str]] | None = None  # path -> methods, built once
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self._literal is None:
+                self._literal = {}
+                for route in iter_route_contexts(self.api.routes):
+                    if route.methods and "{" not in route.path:
+                        self._literal.setdefault(route.path, set()).update(route.methods)
+            allowed = self._literal.get(scope["path"])
+            if allowed is not None and scope["method"] not in allowed:
+                await method_not_allowed(Request(scope), allowed)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JsonResponse:
@@ -121,6 +171,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "body: malformed JSON (it could not be parsed)"
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route for {request.method} {request.url.path}"
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods only
+            return method_not_allowed(request, allowed_methods(app, request.url.path)[0])
         return error_response(exc.status_code, code, message, request.url.path,
                               getattr(exc, "headers", None))
 
@@ -278,9 +330,11 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
-            metrics.LATENCY.labels(scope["method"], template).observe(elapsed)
+            handler = getattr(route, "handler", "fastapi")
+            metrics.REQUESTS.labels(scope["method"], template, str(status), handler).inc()
+            metrics.LATENCY.labels(scope["method"], template, handler).observe(elapsed)
             if self.access_log or status >= 500:
                 log.info("request", extra={"method": scope["method"], "path": scope["path"],
-                                           "status": status, "ms": round(elapsed * 1000, 2)})
+                                           "status": status, "ms": round(elapsed * 1000, 2),
+                                           "handler": handler})
             request_id.reset(token)

@@ -13,9 +13,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+# `handler` says which path answered: "lean" (platform/fastpath.py) or "fastapi".
+REQUESTS = Counter("http_requests_total", "HTTP requests",
+                   ["method", "route", "status", "handler"])
 LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "http_request_duration_seconds", "HTTP request latency", ["method", "route", "handler"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 DOMAIN = Counter("shop_events_total", "Business outcomes", ["event", "outcome"])
