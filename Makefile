@@ -26,8 +26,10 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      $(BROWSER_PKGS) >/dev/null; } || echo "could not install $(BROWSER_PKGS)"
 
+# Two test processes (pytest-xdist), each with its own databases and Redis prefix.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Build the wheel, install it into a fresh virtualenv, serve from an empty directory.
 package-check: $(STAMP)

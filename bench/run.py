@@ -58,7 +58,11 @@ BACKENDS = {
     "mysql+redis": ("mysql://root@127.0.0.1:3306/test", "redis://127.0.0.1:6379"),
 }
 SCENARIOS = ["baseline", "product_list", "product_detail", "top_sellers", "balance_read",
-             "recharge", "coupon_flash_sale", "order_many_products", "order_hot_product"]
+             "recharge", "coupon_flash_sale", "order_many_products", "order_hot_product",
+             "product_list_login_flood"]
+# product_list_login_flood: the product list measured while another wrk keeps FLOOD_LOGINS
+# wrong logins (unknown usernames: each costs a real argon2 check) in flight at once.
+FLOOD_LOGINS = 60
 USERS, PRODUCTS, COUPONS = 10_000, 1_000, 1_000
 
 
@@ -149,7 +153,10 @@ def request_lines(scenario: str, data: dict[str, Any]) -> list[str]:
             uid = rng.choice(users_)
             if scenario == "baseline":
                 lines.append(("GET", "/healthz", "", ""))
-            elif scenario == "product_list":
+            elif scenario == "login_flood":
+                lines.append(("POST", "/api/auth/login", "", body({
+                    "username": f"intruder{rng.randrange(10**9)}", "password": "wrong-guess"})))
+            elif scenario in ("product_list", "product_list_login_flood"):
                 query = [f"page={rng.randint(1, 5)}", "size=20",
                          f"sort={rng.choice(['newest', 'price_asc', 'price_desc', 'name'])}"]
                 if rng.random() < 0.5:
@@ -207,25 +214,38 @@ def start_server(url: str, redis_url: str | None, workers: int, port: int) -> su
     raise RuntimeError("server did not start; see bench/results/server.log")
 
 
-def run_wrk(port: int, lines: list[str], duration: int, connections: int,
-            threads: int, rate: int = 0) -> dict[str, Any]:
-    """wrk replaying `lines`: as fast as it can (rate 0), or paced at `rate` requests/s."""
+def start_wrk(port: int, lines: list[str], duration: int, connections: int,
+              threads: int, rate: int = 0) -> tuple[subprocess.Popen, str]:
+    """wrk replaying `lines` in the background: as fast as it can (rate 0), or paced at
+    `rate` requests/s. `finish_wrk` waits for it and reads its summary."""
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
     env = {**os.environ, "BENCH_REQUESTS": handle.name, "BENCH_THREADS": str(threads),
            "BENCH_RATE": str(rate)}
-    result = subprocess.run(
+    process = subprocess.Popen(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "-s", str(ROOT / "wrk" / "replay.lua"), f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, env=env, check=True)
-    os.unlink(handle.name)
-    match = re.search(r"BENCH_JSON (\{.*\})", result.stdout)
-    if not match:
-        raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return process, handle.name
+
+
+def finish_wrk(started: tuple[subprocess.Popen, str], rate: int = 0) -> dict[str, Any]:
+    process, requests_file = started
+    stdout, stderr = process.communicate()
+    os.unlink(requests_file)
+    match = re.search(r"BENCH_JSON (\{.*\})", stdout)
+    if process.returncode != 0 or not match:
+        raise RuntimeError(f"wrk printed no summary:\n{stdout}\n{stderr}")
     summary = json.loads(match.group(1))
     summary["rps"] = round(summary["requests"] / summary["seconds"], 1)
     summary["target_rps"] = rate or None
     return summary
+
+
+def run_wrk(port: int, lines: list[str], duration: int, connections: int,
+            threads: int, rate: int = 0) -> dict[str, Any]:
+    """wrk replaying `lines` until done: as fast as it can (rate 0), or paced at `rate`."""
+    return finish_wrk(start_wrk(port, lines, duration, connections, threads, rate), rate)
 
 
 async def audit(url: str) -> list[str]:
@@ -269,8 +289,20 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 # Unmeasured: every pooled connection prepares its statements, every
                 # worker fills its caches, as on a server that has been up for a while.
                 run_wrk(port, lines, args.warmup, args.connections, args.threads, args.rate)
+            flood = None
+            if scenario == "product_list_login_flood":
+                flood = start_wrk(port, request_lines("login_flood", data), args.duration + 2,
+                                  FLOOD_LOGINS, 1)
+                time.sleep(1)  # the flood is on before the measured list starts
             summary = run_wrk(port, lines, args.duration, args.connections, args.threads,
                               args.rate)
+            if flood is not None:
+                logins = finish_wrk(flood)
+                summary["flood"] = {"rps": logins["rps"], "codes": logins["codes"],
+                                    "p50_ms": logins["p50_ms"], "p99_ms": logins["p99_ms"]}
+                print(f"  {'':15} {'(the login flood)':20} {logins['rps']:>9} req/s  "
+                      f"p50 {logins['p50_ms']:.2f} ms  p99 {logins['p99_ms']:.2f} ms  "
+                      f"{logins['codes']}", flush=True)
             summary["audit"] = asyncio.run(audit(url))
             results[scenario] = summary
             print(f"  {backend:15} {scenario:20} {summary['rps']:>9} req/s  "
@@ -315,6 +347,11 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
             errors = {k: v for k, v in s["errors"].items() if v}
             if errors:
                 answers += f"; socket errors {errors}"
+            if "flood" in s:
+                flood = s["flood"]
+                answers += (f"; during {FLOOD_LOGINS} concurrent wrong logins: "
+                            f"{flood['rps']:,.0f} logins/s answered, p99 {flood['p99_ms']:.0f}"
+                            f" ms, {', '.join(f'{k}: {v}' for k, v in flood['codes'].items())}")
             lines.append(f"| {backend} | {name} | {s['rps']:,.0f} | {s['ratio_to_baseline']} | "
                          f"{s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
                          f"{s['late'] if args.rate else '–'} | {answers} | "

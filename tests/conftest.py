@@ -42,7 +42,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "data_platform_url": None,
         "access_log": False,
         "run_relay": False,
-        "db_pool_size": 10,
+        "db_pool_size": 5,  # xdist runs two test processes against one PostgreSQL
         "top_sellers_cache_seconds": 0,
     }
     values.update(overrides)

@@ -85,6 +85,10 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
             await form.get_by_role("button", name="등록").click()
             await expect(admin.get_by_role("status")).to_contain_text(f"등록되었습니다: {name}")
             await expect(admin.get_by_role("cell", name=re.compile(name))).to_be_visible()
+        # The stock change box starts empty (no accidental +10), and names show, not slugs.
+        await expect(admin.get_by_label("재고 증감 무선 키보드")).to_have_value("")
+        await expect(admin.get_by_role("cell", name=re.compile("무선 키보드"))).to_contain_text(
+            "디지털 기기")
         await shot(admin, "admin-products")
 
         await go(admin, f"{base}/shop/#/admin/coupons", "#/admin/coupons")
@@ -106,29 +110,40 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await customer.get_by_role("button", name="회원가입").click()
         await expect(customer.get_by_role("status")).to_contain_text("가입되었습니다")
         await log_in(customer, base, "buyer1", "buyer-password")
+        # On a phone the header takes two lines at most: brand and language, then the menu.
+        header = await customer.locator("header.bar").bounding_box()
+        assert header is not None and header["height"] < 110, header
+        await go(customer, f"{base}/shop/#/orders", "#/orders")
+        await expect(customer.get_by_text("주문 내역이 없습니다.")).to_be_visible()
+        await expect(customer.locator(".pager")).to_have_count(0)  # no pager on an empty list
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")
         await customer.get_by_label("금액").fill("100000")
         await customer.get_by_role("button", name="충전하기").click()
         await expect(customer.locator("#balance")).to_contain_text("100,000")
         await shot(customer, "wallet")
 
-        # Claim the coupon: the page shows what is left before the claim.
+        # Claim the coupon from the ones on offer, which show what is left.
         await go(customer, f"{base}/shop/#/coupons", "#/coupons")
-        await customer.get_by_label("쿠폰 코드").fill("welcome10")
-        await customer.get_by_role("button", name="조회").click()
-        await expect(customer.locator("#remaining")).to_contain_text("남은 수량 100 / 100")
-        await customer.get_by_role("button", name="쿠폰 받기").click()
+        offer = customer.locator("#offers article", has_text="WELCOME10")
+        await expect(offer).to_contain_text("남은 수량 100 / 100")
+        await offer.get_by_role("button", name="쿠폰 받기 WELCOME10").click()
         await expect(customer.get_by_role("status")).to_contain_text("쿠폰을 받았습니다")
         await expect(customer.get_by_role("cell", name=re.compile("신규 가입 10%"))).to_be_visible()
+        # Looked up by its code, the count has gone down by the one just claimed.
+        await customer.get_by_label("쿠폰 코드").fill("welcome10")
+        await customer.get_by_role("button", name="조회").click()
+        await expect(customer.locator("#remaining")).to_contain_text("남은 수량 99 / 100")
 
         # Browse, and put one keyboard and two mice in the cart.
         await go(customer, f"{base}/shop/#/", "#/")
         await expect(customer.get_by_role("link", name="무선 키보드")).to_be_visible()
+        await expect(customer.locator("main")).not_to_contain_text("null")
         await shot(customer, "storefront-phone")
         for name, quantity in (("무선 키보드", "1"), ("블루투스 마우스", "2")):
             await go(customer, f"{base}/shop/#/", "#/")
             await customer.get_by_role("link", name=name).first.click()
             await expect(customer.locator("#stock")).to_be_visible()
+            await expect(customer.get_by_text("카테고리: 디지털 기기")).to_be_visible()
             await customer.get_by_label("수량").fill(quantity)
             await customer.get_by_role("button", name="장바구니에 담기").click()
             await expect(customer.get_by_role("status")).to_contain_text("장바구니에 담았습니다")
@@ -141,8 +156,10 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await mice.fill("6")
         await mice.dispatch_event("change")
         await expect(customer.get_by_text("상품 금액: ₩120,000")).to_be_visible()
+        # The quote says so before paying, in Korean only.
+        await expect(customer.locator("#quote")).to_contain_text("재고가 부족합니다: 블루투스 마우스")
         await customer.get_by_role("button", name="결제하기").click()
-        await expect(customer.get_by_role("alert")).to_contain_text("잔액이 부족합니다")
+        await expect(customer.get_by_role("alert")).to_have_text("잔액이 부족합니다")
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")
         await customer.get_by_label("금액").fill("100000")
         await customer.get_by_role("button", name="충전하기").click()
@@ -156,8 +173,12 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await mice.dispatch_event("change")
         await expect(customer.get_by_text("상품 금액: ₩60,000")).to_be_visible()
 
-        # Check out with the coupon: 60,000 less 10 % capped at 5,000.
+        # Check out with the coupon: 60,000 less 10 % capped at 5,000, shown before paying.
+        await expect(customer.locator("#quote-pay")).to_have_text("₩60,000")
         await customer.get_by_label("쿠폰").select_option("WELCOME10")
+        await expect(customer.locator("#quote-discount")).to_contain_text("₩5,000")
+        await expect(customer.locator("#quote-pay")).to_have_text("₩55,000")
+        await expect(customer.locator("#quote-balance")).to_have_text("₩200,000")
         await shot(customer, "cart")
         await customer.get_by_role("button", name="결제하기").click()
         await expect(customer.get_by_role("status")).to_contain_text("주문이 완료되었습니다")
@@ -167,8 +188,12 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")
         await expect(customer.locator("#balance")).to_contain_text("145,000")
 
-        # Cancel it: refunded, and the coupon is back.
+        # Cancel it, after saying no once to the confirmation: refunded, the coupon is back.
         await go(customer, f"{base}/shop/#/orders", "#/orders")
+        customer.once("dialog", lambda dialog: dialog.dismiss())
+        await customer.get_by_role("button", name="주문 취소").click()
+        await expect(customer.get_by_role("cell", name="결제 완료")).to_be_visible()
+        customer.once("dialog", lambda dialog: dialog.accept())
         await customer.get_by_role("button", name="주문 취소").click()
         await expect(customer.get_by_role("cell", name="취소됨")).to_be_visible()
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")
@@ -195,7 +220,12 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await expect(admin.get_by_role("row", name=re.compile("WELCOME10"))).to_contain_text("99")
         await shot(admin, "admin-coupons")
         await go(admin, f"{base}/shop/#/admin", "#/admin")
-        await expect(admin.get_by_role("img", name="일별 결제 금액 (최근 7일)")).to_be_visible()
+        await expect(admin.get_by_role("img", name="일별 결제 금액 (최근 7일, 쇼핑몰 시간대)")
+                     ).to_be_visible()
+        await expect(admin.get_by_text("결제 주문 1건")).to_be_visible()  # the cancelled one not
+        await go(admin, f"{base}/shop/#/admin/events", "#/admin/events")
+        await expect(admin.locator("#delivery")).to_contain_text("DATA_PLATFORM_URL")
+        await go(admin, f"{base}/shop/#/admin", "#/admin")
         await shot(admin, "admin-dashboard")
         await admin.get_by_role("button", name="English").click()
         # In English the shop's link and the admin menu's are both "Products": look in the

@@ -29,7 +29,7 @@ const TEXT = {
     adjust: "반영", discountType: "할인 방식", "discount.FIXED": "정액", "discount.PERCENT": "정률",
     discountValue: "할인 값", maxDiscount: "최대 할인", minOrderAmount: "최소 주문 금액", totalQuantity: "발행 수량",
     validDays: "유효 기간(일)", issued: "발급", left: "남은 수량", user: "회원", filter: "필터", retry: "재시도",
-    retried: "다시 보냅니다", attempts: "시도", event: "이벤트", revenue: "일별 결제 금액 (최근 7일)",
+    retried: "다시 보냅니다", attempts: "시도", event: "이벤트", revenue: "일별 결제 금액 (최근 7일, 쇼핑몰 시간대)",
     paidOrders: "결제 주문 {n}건", noData: "데이터가 없습니다.", live: "실시간",
     "err.OUT_OF_STOCK": "재고가 부족합니다", "err.INSUFFICIENT_BALANCE": "잔액이 부족합니다",
     "err.COUPON_NOT_USABLE": "이 쿠폰은 사용할 수 없습니다", "err.COUPON_SOLD_OUT": "쿠폰이 모두 소진되었습니다",
@@ -38,7 +38,19 @@ const TEXT = {
     "err.USERNAME_TAKEN": "이미 사용 중인 아이디입니다", "err.BALANCE_LIMIT_EXCEEDED": "잔액 한도(1억 원)를 넘습니다",
     "err.RATE_LIMITED": "요청이 너무 많습니다. 잠시 후 다시 시도하세요", "err.INVALID_REQUEST": "입력을 확인하세요",
     "err.ORDER_NOT_CANCELLABLE": "취소할 수 없는 주문입니다", "err.UNAUTHORIZED": "다시 로그인하세요",
-    "err.NETWORK": "서버에 연결할 수 없습니다",
+    "err.NETWORK": "서버에 연결할 수 없습니다", "err.PRODUCT_NOT_FOUND": "없는 상품입니다",
+    "err.USER_NOT_FOUND": "없는 회원입니다", "err.ORDER_NOT_FOUND": "없는 주문입니다", "err.FORBIDDEN": "권한이 없습니다",
+    "err.STOCK_LIMIT_EXCEEDED": "재고는 10억 개를 넘을 수 없습니다", "err.PAYLOAD_TOO_LARGE": "입력이 너무 큽니다",
+    "err.SERVER_BUSY": "서버가 바쁩니다. 잠시 후 다시 시도하세요", "err.SERVICE_UNAVAILABLE": "잠시 서비스를 이용할 수 없습니다. 다시 시도하세요",
+    "err.CATEGORY_EXISTS": "이미 있는 카테고리입니다", "err.CATEGORY_NOT_FOUND": "없는 카테고리입니다",
+    "err.COUPON_CODE_TAKEN": "이미 있는 쿠폰 코드입니다", "err.EVENT_NOT_RETRYABLE": "재시도할 수 없는 이벤트입니다",
+    "err.IDEMPOTENCY_KEY_REUSED": "같은 요청 키가 다른 요청에 쓰였습니다", "err.IDEMPOTENCY_KEY_IN_PROGRESS": "같은 요청을 처리 중입니다",
+    "err.other": "요청을 처리하지 못했습니다 ({code})", outOfStockOf: "재고가 부족합니다: {name} (남은 재고 {n}개)",
+    confirmCancel: "주문 #{id}을(를) 취소할까요? 결제 금액은 잔액으로 환불됩니다.", availableCoupons: "지금 받을 수 있는 쿠폰",
+    noCoupons: "지금 받을 수 있는 쿠폰이 없습니다.", orLookUp: "쿠폰 코드로 찾기", quoteTitle: "결제 예상",
+    afterPay: "결제 후 잔액", short: "잔액이 {n} 부족합니다", loginToQuote: "로그인하면 할인과 결제 금액을 미리 볼 수 있습니다.",
+    noPlatform: "데이터 플랫폼(DATA_PLATFORM_URL)도 Redis 스트림도 설정되지 않아, 이벤트는 보낼 곳이 없어 대기 상태로 남습니다.",
+    noRelay: "이 서버 프로세스에서는 릴레이가 꺼져 있습니다 (RUN_RELAY=false): `ecommerce relay`가 전달합니다.",
   },
   en: {
     brand: "Shop", lang: "한국어", found: "{n} products", top10: "Top 10 sellers of the last 7 days", soldColumn: "Sold", shop: "Products", cart: "Cart", wallet: "Balance", coupons: "Coupons",
@@ -69,7 +81,7 @@ const TEXT = {
     minOrderAmount: "Minimum order", totalQuantity: "Quantity", validDays: "Valid days", issued: "Issued",
     left: "Left",
     user: "User", filter: "Filter", retry: "Retry", retried: "Queued for delivery", attempts: "Attempts",
-    event: "Event", revenue: "Paid per day (last 7 days)", paidOrders: "{n} paid orders", noData: "No data.",
+    event: "Event", revenue: "Paid per day (last 7 days, shop time zone)", paidOrders: "{n} paid orders", noData: "No data.",
     live: "live", "err.OUT_OF_STOCK": "Out of stock", "err.INSUFFICIENT_BALANCE": "Your balance is too low",
     "err.COUPON_NOT_USABLE": "This coupon cannot be used", "err.COUPON_SOLD_OUT": "This coupon is sold out",
     "err.COUPON_ALREADY_CLAIMED": "You already hold this coupon", "err.COUPON_NOT_FOUND": "No such coupon",
@@ -78,7 +90,13 @@ const TEXT = {
     "err.BALANCE_LIMIT_EXCEEDED": "That would pass the balance limit of 100,000,000 won",
     "err.RATE_LIMITED": "Too many requests; try again shortly", "err.INVALID_REQUEST": "Please check the form",
     "err.ORDER_NOT_CANCELLABLE": "This order cannot be cancelled", "err.UNAUTHORIZED": "Please log in again",
-    "err.NETWORK": "The server cannot be reached",
+    "err.NETWORK": "The server cannot be reached", "err.other": "The request failed ({code})",
+    outOfStockOf: "Not enough stock: {name} ({n} left)",
+    confirmCancel: "Cancel order #{id}? The amount paid goes back to the balance.", availableCoupons: "Coupons you can claim now",
+    noCoupons: "No coupons can be claimed right now.", orLookUp: "Find a coupon by code", quoteTitle: "What you will pay",
+    afterPay: "Balance after paying", short: "Your balance is {n} short", loginToQuote: "Log in to see the discount and the amount to pay.",
+    noPlatform: "Neither a data platform (DATA_PLATFORM_URL) nor a Redis stream is configured: events have nowhere to go and stay pending.",
+    noRelay: "The relay is off in this server process (RUN_RELAY=false): `ecommerce relay` delivers them.",
   },
 };
 
@@ -149,10 +167,16 @@ function flash(kind, text) {
   const box = document.getElementById("flash");
   box.replaceChildren(h("div", { class: `msg ${kind}`, role: kind === "error" ? "alert" : null }, text));
 }
+function describe(error) {
+  // The server's messages are English: in English show them (they name the field or the
+  // product); in Korean show our own words, with the product's name for a stock shortage.
+  if (lang === "en") return error.message;
+  const stock = error.code === "OUT_OF_STOCK" && /'(.+)' \(product \d+\): (\d+) left/.exec(error.message);
+  if (stock) return t("outOfStockOf", { name: stock[1], n: stock[2] });
+  return TEXT.ko[`err.${error.code}`] || t("err.other", { code: error.code });
+}
 function fail(error) {
-  const known = TEXT[lang][`err.${error.code}`];
-  // The server's message names the product or the field; show it after our words.
-  flash("error", known ? `${known} — ${error.message}` : error.message);
+  flash("error", describe(error));
 }
 const clearFlash = () => document.getElementById("flash").replaceChildren();
 let pending = null; // a message for the page being navigated to
@@ -202,7 +226,8 @@ function renderNav() {
 }
 function page(title, ...content) {
   document.title = `${title} · ${t("brand")}`;
-  document.getElementById("main").replaceChildren(h("h1", {}, title), ...content);
+  document.getElementById("main").replaceChildren(h("h1", {}, title),
+    ...content.filter((part) => part != null && part !== false));
 }
 function needLogin() {
   if (session) return false;
@@ -210,6 +235,7 @@ function needLogin() {
   return true;
 }
 function pager(current, total, size, go) {
+  if (total <= size && current <= 1) return null; // one page or none: nothing to page
   const pages = Math.max(1, Math.ceil(total / size));
   return h("nav", { class: "pager", "aria-label": "pages" },
     h("button", { type: "button", class: "secondary", disabled: current <= 1, onclick: () => go(current - 1) }, t("prev")),
@@ -262,14 +288,17 @@ async function shopPage() {
     h("h3", {}, h("a", { href: `#/product/${p.id}` }, p.name)),
     h("div", { class: "price" }, won(p.price)),
     h("div", { class: p.stock > 0 ? "stock-in" : "stock-out" }, p.stock > 0 ? t("inStockN", { n: p.stock }) : t("soldOut")),
-    h("div", { class: "muted" }, p.category))));
+    h("div", { class: "muted" }, categoryName(categories, p.category)))));
   const current = Number(params.get("page"));
   page(t("shop"), topBox, h("h2", {}, t("search")), filters, h("p", { class: "muted", id: "found" }, t("found", { n: total })), grid,
     pager(current, total, 12, (n) => { params.set("page", n); q.set("page", n); location.hash = `#/?${q}`; }));
 }
 
+const categoryName = (categories, slug) => categories.find((c) => c.slug === slug)?.name || slug;
+
 async function productPage(id) {
-  const { data: p } = await api("GET", `/api/products/${id}`);
+  const [{ data: p }, { data: categories }] = await Promise.all([
+    api("GET", `/api/products/${id}`), api("GET", "/api/categories?size=100")]);
   const stockLine = h("p", { id: "stock", class: p.stock > 0 ? "stock-in" : "stock-out" },
     p.stock > 0 ? t("inStockN", { n: p.stock }) : t("soldOut"));
   const form = h("form", { class: "row", onsubmit: (event) => {
@@ -280,7 +309,7 @@ async function productPage(id) {
   } }, field(t("quantity"), input("quantity", { type: "number", min: 1, max: 1000, value: 1, required: true })),
   h("button", { type: "submit", disabled: p.stock <= 0 }, t("addToCart")));
   page(p.name, h("p", { class: "price" }, won(p.price)), stockLine, h("p", {}, p.description),
-    h("p", { class: "muted" }, `${t("category")}: ${p.category}`), form);
+    h("p", { class: "muted" }, `${t("category")}: ${categoryName(categories, p.category)}`), form);
   refresh = setInterval(async () => { // live stock
     const { data } = await api("GET", `/api/products/${id}`);
     stockLine.textContent = data.stock > 0 ? t("inStockN", { n: data.stock }) : t("soldOut");
@@ -299,23 +328,42 @@ async function cartPage() {
     h("td", {}, live[i] ? h("a", { href: `#/product/${line.id}` }, live[i].name) : line.name),
     h("td", { class: "num" }, live[i] ? won(live[i].price) : "–"),
     h("td", { class: "num" }, h("input", { type: "number", min: 1, max: 1000, value: line.quantity, "aria-label": `${t("quantity")} ${line.name}`,
-      onchange: (event) => { const all = cart.read(); all[line.id].quantity = Math.max(1, Number(event.target.value)); cart.write(all); route(); } })),
+      onchange: (event) => { const all = cart.read(); all[line.id].quantity = Math.max(1, Number(event.target.value)); cart.write(all); clearFlash(); route(); } })),
     h("td", { class: "num" }, live[i] ? won(live[i].price * line.quantity) : "–"),
     h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => { const all = cart.read(); delete all[line.id]; cart.write(all); renderNav(); route(); } }, t("remove")))));
   const couponSelect = select("couponCode", [["", t("noCoupon")], ...coupons.map((c) => [c.couponCode,
     `${c.name} (${c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`}${c.minOrderAmount ? `, ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""})`])],
   chosenCoupon);
-  couponSelect.addEventListener("change", (event) => { chosenCoupon = event.target.value; });
+  const orderBody = () => {
+    const body = { userId: session.userId, items: items.map((l) => ({ productId: l.id, quantity: l.quantity })) };
+    if (chosenCoupon) body.couponCode = chosenCoupon;
+    return body;
+  };
+  // What the order would cost now (the server's own rules): discount, amount, balance.
+  const quoteBox = h("section", { class: "card", id: "quote", "aria-live": "polite" });
+  async function requote() {
+    if (!session) { quoteBox.replaceChildren(h("p", { class: "muted" }, t("loginToQuote"))); return; }
+    try {
+      const { data: q } = await api("POST", "/api/orders/quote", orderBody());
+      const after = q.balance - q.paidAmount;
+      quoteBox.replaceChildren(h("h2", {}, t("quoteTitle")), h("dl", { class: "quote" },
+        h("dt", {}, t("subtotal")), h("dd", {}, won(q.totalPrice)),
+        h("dt", {}, t("discount")), h("dd", { id: "quote-discount" }, q.discountAmount ? `− ${won(q.discountAmount)}` : won(0)),
+        h("dt", {}, t("pay")), h("dd", { class: "price", id: "quote-pay" }, won(q.paidAmount)),
+        h("dt", {}, t("balance")), h("dd", { id: "quote-balance" }, won(q.balance)),
+        h("dt", {}, t("afterPay")), h("dd", { class: after < 0 ? "stock-out" : null }, after < 0 ? t("short", { n: won(-after) }) : won(after))));
+    } catch (error) {
+      quoteBox.replaceChildren(h("p", { class: "stock-out", id: "quote-error" }, describe(error)));
+    }
+  }
+  couponSelect.addEventListener("change", (event) => { chosenCoupon = event.target.value; requote(); });
   const form = h("form", { class: "row", onsubmit: async (event) => {
     event.preventDefault();
     if (needLogin()) return;
     const button = event.target.querySelector("button");
     button.disabled = true;
     try {
-      const code = formValues(event.target).couponCode;
-      const body = { userId: session.userId, items: items.map((l) => ({ productId: l.id, quantity: l.quantity })) };
-      if (code) body.couponCode = code;
-      const { data } = await api("POST", "/api/orders", body, { key: newKey() });
+      const { data } = await api("POST", "/api/orders", orderBody(), { key: newKey() });
       cart.write({});
       chosenCoupon = "";
       renderNav();
@@ -323,7 +371,8 @@ async function cartPage() {
     } catch (error) { fail(error); button.disabled = false; }
   } }, session ? field(t("coupon"), couponSelect) : null, h("button", { type: "submit" }, t("checkout")));
   page(t("cart"), table([[t("items")], [t("price"), "num"], [t("quantity"), "num"], [t("total"), "num"], [""]], rows),
-    h("p", { class: "price" }, `${t("subtotal")}: ${won(subtotal)}`), form);
+    h("p", { class: "price" }, `${t("subtotal")}: ${won(subtotal)}`), quoteBox, form);
+  await requote();
 }
 
 async function loginPage() {
@@ -382,34 +431,48 @@ async function couponsPage() {
   if (needLogin()) return;
   const info = h("div", { id: "coupon-info" });
   let code = "";
+  const terms = (c) => [c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`,
+    c.minOrderAmount ? ` · ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""];
+  async function claim(c) {
+    try {
+      await api("POST", "/api/coupons/claim", { userId: session.userId, couponCode: c.code });
+      flash("ok", `${t("claimed")}: ${c.name}`);
+      route();
+    } catch (error) { fail(error); }
+  }
   async function lookUp() {
     const { data: c } = await api("GET", `/api/coupons/${encodeURIComponent(code)}`);
     const soldOut = c.remainingQuantity <= 0;
-    info.replaceChildren(h("div", { class: "card" }, h("h3", {}, c.name),
-      h("p", {}, c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`,
-        c.minOrderAmount ? ` · ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""),
+    info.replaceChildren(h("div", { class: "card" }, h("h3", {}, c.name), h("p", {}, ...terms(c)),
       h("p", { class: soldOut ? "stock-out" : "stock-in", id: "remaining" },
         soldOut ? t("soldOut") : t("remaining", { n: c.remainingQuantity, t: c.totalQuantity })),
-      h("button", { type: "button", disabled: soldOut, onclick: async () => {
-        try {
-          await api("POST", "/api/coupons/claim", { userId: session.userId, couponCode: code });
-          flash("ok", `${t("claimed")}: ${c.name}`);
-          route();
-        } catch (error) { fail(error); lookUp().catch(fail); }
-      } }, t("claim"))));
+      h("button", { type: "button", disabled: soldOut, onclick: () => claim(c).then(() => lookUp().catch(() => {})) }, t("claim"))));
   }
   const form = h("form", { class: "row", onsubmit: async (event) => {
     event.preventDefault();
     code = formValues(event.target).code.trim().toUpperCase();
     try { await lookUp(); } catch (error) { info.replaceChildren(); fail(error); }
   } }, field(t("code"), input("code", { required: true, maxlength: 40, autocapitalize: "characters" })), h("button", { type: "submit" }, t("lookUp")));
-  const { data: held } = await api("GET", `/api/users/${session.userId}/coupons?size=100`);
+  const [{ data: held }, { data: open }] = await Promise.all([
+    api("GET", `/api/users/${session.userId}/coupons?size=100`), api("GET", "/api/coupons?available=true&size=100")]);
+  const mine = new Set(held.map((c) => c.couponCode));
+  const offers = h("div", { class: "grid", id: "offers" });
+  const showOffers = (list) => offers.replaceChildren(...(list.length ? list.map((c) => h("article", { class: "card" },
+    h("h3", {}, c.name), h("p", { class: "muted" }, c.code), h("p", {}, ...terms(c)),
+    h("p", { class: "stock-in" }, t("remaining", { n: c.remainingQuantity, t: c.totalQuantity })),
+    h("button", { type: "button", disabled: mine.has(c.code), "aria-label": `${t("claim")} ${c.code}`, onclick: () => claim(c) },
+      mine.has(c.code) ? t("status.AVAILABLE") : t("claim")))) : [h("p", { class: "muted" }, t("noCoupons"))]));
+  showOffers(open);
   const rows = held.map((c) => h("tr", {}, h("td", {}, c.name, " ", h("span", { class: "muted" }, c.couponCode)),
     h("td", {}, c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`),
     h("td", {}, h("span", { class: "badge" }, t(`status.${c.status}`))), h("td", { class: "hide-narrow" }, when(c.expiresAt))));
-  page(t("coupons"), h("h2", {}, t("claimTitle")), form, info, h("h2", {}, t("myCoupons")),
-    table([[t("name")], [t("discount")], [t("status")], [t("expires"), "hide-narrow"]], rows));
-  refresh = setInterval(() => { if (code && info.firstChild) lookUp().catch(() => {}); }, 3000); // live remaining
+  page(t("coupons"), h("h2", {}, t("availableCoupons")), offers, h("h2", {}, t("orLookUp")), form, info,
+    h("h2", {}, t("myCoupons")), table([[t("name")], [t("discount")], [t("status")], [t("expires"), "hide-narrow"]], rows));
+  refresh = setInterval(async () => { // live remaining counts
+    if (code && info.firstChild) lookUp().catch(() => {});
+    const { data } = await api("GET", "/api/coupons?available=true&size=100").catch(() => ({ data: null }));
+    if (data) showOffers(data);
+  }, 3000);
 }
 
 function orderRows(orders, { admin = false } = {}) {
@@ -419,6 +482,7 @@ function orderRows(orders, { admin = false } = {}) {
     h("td", { class: "num" }, won(o.paidAmount), o.discountAmount ? h("div", { class: "muted" }, `${t("discount")} ${won(o.discountAmount)}`) : null),
     h("td", {}, h("span", { class: "badge" }, t(`status.${o.status}`))),
     h("td", {}, o.status === "PAID" ? h("button", { type: "button", class: "secondary", onclick: async () => {
+      if (!window.confirm(t("confirmCancel", { id: o.orderId }))) return;
       try {
         await api("POST", `/api/orders/${o.orderId}/cancel`, undefined, { key: newKey() });
         flash("ok", `${t("cancelled")}: #${o.orderId}`);
@@ -451,15 +515,11 @@ function needAdmin() {
 
 async function dashboardPage() {
   if (needAdmin()) return;
-  const orders = [];
-  for (let p = 1; p <= 5; p++) {
-    const { data, total } = await api("GET", `/api/admin/orders?status=PAID&size=100&page=${p}`);
-    orders.push(...data);
-    if (p * 100 >= total) break;
-  }
-  const days = [...Array(7).keys()].map((i) => { const d = new Date(); d.setDate(d.getDate() - (6 - i)); return d.toISOString().slice(0, 10); });
-  const sums = Object.fromEntries(days.map((d) => [d, 0]));
-  for (const o of orders) { const d = o.createdAt.slice(0, 10); if (d in sums) sums[d] += o.paidAmount; }
+  // Days in the shop's time zone, summed by the server (every paid order, not a page of them).
+  const { data: sales } = await api("GET", "/api/admin/sales?days=7");
+  const days = sales.map((s) => s.day);
+  const sums = Object.fromEntries(sales.map((s) => [s.day, s.revenue]));
+  const paidOrders = sales.reduce((n, s) => n + s.orders, 0);
   const max = Math.max(1, ...Object.values(sums));
   const W = 700, H = 240, bar = W / days.length;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -480,7 +540,7 @@ async function dashboardPage() {
     svg.append(rect, label);
   });
   const { data: top } = await api("GET", "/api/products/top?days=7&limit=10");
-  page(t("dashboard"), adminNav(), h("h2", {}, t("revenue")), h("p", { class: "muted" }, t("paidOrders", { n: orders.length })), svg,
+  page(t("dashboard"), adminNav(), h("h2", {}, t("revenue")), h("p", { class: "muted" }, t("paidOrders", { n: paidOrders })), svg,
     h("h2", {}, t("top10")), table([["#"], [t("name")], [t("soldColumn"), "num"], [t("stock"), "num"]],
       top.map((p) => h("tr", {}, h("td", {}, p.rank), h("td", {}, p.name), h("td", { class: "num" }, p.soldQuantity), h("td", { class: "num" }, p.stock)))));
 }
@@ -504,7 +564,7 @@ async function adminProductsPage() {
   field(t("stock"), input("stock", { type: "number", min: 0, required: true })),
   field(t("category"), select("category", categories.map((c) => [c.slug, c.name]), categories[0]?.slug)),
   h("button", { type: "submit" }, t("create")));
-  const rows = products.map((p) => h("tr", {}, h("td", {}, `#${p.id}`), h("td", {}, p.name, h("div", { class: "muted" }, p.category)),
+  const rows = products.map((p) => h("tr", {}, h("td", {}, `#${p.id}`), h("td", {}, p.name, h("div", { class: "muted" }, categoryName(categories, p.category))),
     h("td", {}, h("form", { class: "row", onsubmit: async (event) => {
       event.preventDefault();
       const v = formValues(event.target);
@@ -523,7 +583,7 @@ async function adminProductsPage() {
         flash("ok", `${t("saved")}: ${p.name}`);
         route();
       } catch (error) { fail(error); }
-    } }, h("input", { name: "delta", type: "number", value: 10, "aria-label": `${t("delta")} ${p.name}` }),
+    } }, h("input", { name: "delta", type: "number", required: true, step: 1, "aria-label": `${t("delta")} ${p.name}` }),
     h("button", { type: "submit", class: "secondary" }, t("adjust"))))));
   page(t("products"), adminNav(), h("h2", {}, t("create")), create, h("h2", {}, t("products")),
     table([["#"], [t("name")], [t("price")], [t("stock"), "num"], [t("delta")]], rows),
@@ -608,7 +668,11 @@ async function adminEventsPage() {
   const current = Number(q.get("page") || 1);
   const params = new URLSearchParams({ page: current, size: 20 });
   if (q.get("status")) params.set("status", q.get("status"));
-  const { data: events, total } = await api("GET", `/api/admin/events?${params}`);
+  const [{ data: events, total }, { data: delivery }] = await Promise.all([
+    api("GET", `/api/admin/events?${params}`), api("GET", "/api/admin/events/status")]);
+  const notes = [];
+  if (!delivery.dataPlatform && !delivery.stream) notes.push(h("p", { class: "msg warn", id: "delivery" }, t("noPlatform")));
+  else if (!delivery.relay) notes.push(h("p", { class: "msg warn", id: "delivery" }, t("noRelay")));
   const filters = h("form", { class: "row", onsubmit: (event) => {
     event.preventDefault();
     const status = formValues(event.target).status;
@@ -621,7 +685,7 @@ async function adminEventsPage() {
     h("td", {}, e.status === "FAILED" ? h("button", { type: "button", class: "secondary", onclick: async () => {
       try { await api("POST", `/api/admin/events/${e.id}/retry`); flash("ok", t("retried")); route(); } catch (error) { fail(error); }
     } }, t("retry")) : "")));
-  page(t("events"), adminNav(), filters, table([["#"], [t("event")], [t("order")], [t("status")], [t("attempts"), "num"], [t("date"), "hide-narrow"], [""]], rows),
+  page(t("events"), adminNav(), ...notes, filters, table([["#"], [t("event")], [t("order")], [t("status")], [t("attempts"), "num"], [t("date"), "hide-narrow"], [""]], rows),
     pager(current, total, 20, (n) => { params.set("page", n); location.hash = `#/admin/events?${params}`; }));
 }
 
