@@ -157,7 +157,8 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await mice.dispatch_event("change")
         await expect(customer.get_by_text("상품 금액: ₩120,000")).to_be_visible()
         # The quote says so before paying, in Korean only.
-        await expect(customer.locator("#quote")).to_contain_text("재고가 부족합니다: 블루투스 마우스")
+        await expect(customer.locator("#quote")).to_contain_text(
+            "재고가 부족합니다: 블루투스 마우스")
         await customer.get_by_role("button", name="결제하기").click()
         await expect(customer.get_by_role("alert")).to_have_text("잔액이 부족합니다")
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ValidationError
 from starlette.types import Scope
 
-from ecommerce.catalog.router import listed, price_bounds_crossed, summaries, top_sellers
+from ecommerce.catalog.router import listed, summaries, top_sellers
 from ecommerce.catalog.schemas import ProductQuery, TopQuery
 
 LIST_PATH, TOP_PATH = "/api/products", "/api/products/top"
@@ -46,7 +46,7 @@ def _query(model: type[Q], scope: Scope) -> Q | None:
 
 async def list_products(ctx: Any, scope: Scope) -> Answer | None:
     query = _query(ProductQuery, scope)
-    if query is None or price_bounds_crossed(query):
+    if query is None:
         return None
     async with ctx.db.uow(write=False) as uow:
         rows, total = await listed(uow, ctx, query)

@@ -1,18 +1,19 @@
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ecommerce.catalog.models import MAX_STOCK
 from ecommerce.platform.pagination import MAX_PAGE, MAX_SIZE
-from ecommerce.platform.schemas import ApiModel, ApiRequest, UtcTime
+
+# No NUL in a filter: every database then answers alike (PostgreSQL cannot take NUL).
+from ecommerce.platform.schemas import NO_NUL, ApiModel, ApiRequest, UtcTime, omittable
 
 Price = Annotated[int, Field(ge=1, le=100_000_000)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
 Sort = Literal["newest", "price_asc", "price_desc", "name", "popular"]
-NO_NUL = r"^[^\x00]*$"  # every database then answers alike (PostgreSQL cannot take NUL)
 Filter = Annotated[str | None, Field(max_length=64, pattern=NO_NUL)]
 PriceBound = Annotated[int | None, Field(ge=0, le=100_000_000)]
 
@@ -64,22 +65,21 @@ class ProductIn(ApiRequest):
 
 
 class ProductPatch(ApiRequest):
-    name: Name | None = None
-    description: Description | None = None
-    price: Price | None = None
-    category: Slug | None = None
-    active: bool | None = None
+    """Any of the fields; each may be left out, none may be null."""
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> "ProductPatch":
-        for field in self.model_fields_set:
-            if getattr(self, field) is None:
-                raise ValueError(f"{field} may be left out but not null")
-        return self
+    name: Name = omittable()
+    description: Description = omittable()
+    price: Price = omittable()
+    category: Slug = omittable()
+    active: bool = omittable()
+
+
+def _nonzero(schema: dict[str, Any]) -> None:
+    schema["not"] = {"const": 0}
 
 
 class StockChangeIn(ApiRequest):
-    delta: Annotated[int, Field(ge=-MAX_STOCK, le=MAX_STOCK)]
+    delta: Annotated[int, Field(ge=-MAX_STOCK, le=MAX_STOCK, json_schema_extra=_nonzero)]
 
     @model_validator(mode="after")
     def _not_zero(self) -> "StockChangeIn":

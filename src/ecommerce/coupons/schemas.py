@@ -1,9 +1,16 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
-from ecommerce.platform.schemas import ApiModel, ApiRequest, Id, UtcTime
+from ecommerce.platform.schemas import (
+    ApiModel,
+    ApiRequest,
+    Id,
+    UtcTime,
+    document_request,
+    omittable,
+)
 
 Code = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[A-Z0-9_-]+$")]
 Won = Annotated[int, Field(ge=0, le=100_000_000)]
@@ -13,18 +20,34 @@ HeldStatus = Literal["AVAILABLE", "USED", "EXPIRED"]
 Moment = Annotated[AwareDatetime, Field(strict=False)]
 
 
+def _coupon_rules(schema: dict[str, Any]) -> None:
+    """What `_consistent` enforces, where JSON Schema can say it (not the order of dates,
+    nor "in the future")."""
+    document_request(schema)
+    schema["allOf"] = [
+        {"oneOf": [{"required": ["expiresAt"], "not": {"required": ["validDays"]}},
+                   {"required": ["validDays"], "not": {"required": ["expiresAt"]}}]},
+        {"anyOf": [{"properties": {"discountType": {"const": "FIXED"}},
+                    "not": {"required": ["maxDiscountAmount"]}},
+                   {"properties": {"discountType": {"const": "PERCENT"},
+                                   "discountValue": {"maximum": 100}}}]},
+    ]
+
+
 class CouponIn(ApiRequest):
+    model_config = ConfigDict(json_schema_extra=_coupon_rules)
+
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=100)]
     discount_type: DiscountType
     discount_value: Annotated[int, Field(ge=1, le=100_000_000)]
-    max_discount_amount: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    max_discount_amount: Annotated[int, Field(ge=1, le=100_000_000)] = omittable()
     min_order_amount: Won = 0
     total_quantity: Annotated[int, Field(ge=1, le=10_000_000)]
-    issue_starts_at: Moment | None = None
-    issue_ends_at: Moment | None = None
-    expires_at: Moment | None = None
-    valid_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    issue_starts_at: Moment = omittable()
+    issue_ends_at: Moment = omittable()
+    expires_at: Moment = omittable()
+    valid_days: Annotated[int, Field(ge=1, le=3650)] = omittable()
 
     @model_validator(mode="after")
     def _consistent(self) -> "CouponIn":

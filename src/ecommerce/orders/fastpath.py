@@ -15,6 +15,7 @@ from ecommerce.accounts.security import Principal
 from ecommerce.orders.router import place
 from ecommerce.orders.schemas import OrderIn
 from ecommerce.platform.fastpath import header
+from ecommerce.platform.idempotency import valid_key
 
 PATH = "/api/orders"
 
@@ -27,4 +28,7 @@ async def place_order(ctx: Any, principal: Principal, body: bytes, scope: Scope
         return None
     if principal.user_id != order.user_id and not principal.is_admin:
         return None
-    return await place(ctx, principal, order, header(scope, b"idempotency-key"), PATH)
+    key = header(scope, b"idempotency-key")
+    if key is not None and not valid_key(key):
+        return None  # the route's header validation answers it
+    return await place(ctx, principal, order, key, PATH)

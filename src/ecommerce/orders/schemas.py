@@ -1,9 +1,16 @@
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from ecommerce.platform.schemas import ApiModel, ApiRequest, Id, UtcTime
+from ecommerce.platform.schemas import (
+    ApiModel,
+    ApiRequest,
+    Id,
+    UtcTime,
+    document_request,
+    omittable,
+)
 
 MAX_QUANTITY = 1_000
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
@@ -15,14 +22,25 @@ class LineIn(ApiRequest):
     quantity: Quantity
 
 
+def _one_form(schema: dict[str, Any]) -> None:
+    document_request(schema)
+    schema["oneOf"] = [
+        {"required": ["items"],
+         "not": {"anyOf": [{"required": ["productId"]}, {"required": ["quantity"]}]}},
+        {"required": ["productId", "quantity"], "not": {"required": ["items"]}},
+    ]
+
+
 class OrderIn(ApiRequest):
     """`items` (1..50 lines), or the original draft's single `productId` + `quantity`."""
 
+    model_config = ConfigDict(json_schema_extra=_one_form)
+
     user_id: Id
-    items: Annotated[list[LineIn], Field(min_length=1, max_length=50)] | None = None
-    product_id: Id | None = None
-    quantity: Quantity | None = None
-    coupon_code: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    items: Annotated[list[LineIn], Field(min_length=1, max_length=50)] = omittable()
+    product_id: Id = omittable()
+    quantity: Quantity = omittable()
+    coupon_code: Annotated[str, Field(min_length=1, max_length=40)] = omittable()
 
     @model_validator(mode="after")
     def _one_form(self) -> "OrderIn":

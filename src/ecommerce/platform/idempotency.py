@@ -30,13 +30,21 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import error_body
 from ecommerce.platform.models import idempotency_keys
 
-_KEY = re.compile(r"^[\x20-\x7e]{1,128}$")
+# 1..128 printable ASCII, no space at either end (HTTP strips it: it could never arrive).
+KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?$"
+_KEY = re.compile(KEY_PATTERN)
 Work = Callable[[UnitOfWork], Awaitable[tuple[int, Any]]]
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="1..128 printable ASCII; repeats replay"),
+    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=KEY_PATTERN,
+           description="1..128 printable ASCII; the same key with the same body replays "
+                       "the first answer, with another body is 422"),
 ]
+
+
+def valid_key(key: str) -> bool:
+    return _KEY.match(key) is not None
 
 
 class _KeyTaken(Exception):
@@ -55,7 +63,7 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
     does, as the key is written too."""
     if key is None:
         return await _with_retry(db, work, one_write=one_write)
-    if not _KEY.match(key):
+    if not valid_key(key):
         raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
     print_ = fingerprint(operation, payload)
     replay = await _replay(db, user_id, key, print_)

@@ -34,9 +34,28 @@ def document_errors_truthfully(app: FastAPI) -> None:
         components = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        _whole_bounds(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def _whole_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI model stores numeric bounds as floats (`maximum: 100.0`); the
+    pydantic schemas it came from had integers. Put them back (every bound is below
+    2**53, so the float held it exactly)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = int(value)
+            else:
+                _whole_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _whole_bounds(item)
 
 
 def _is_fastapi_default(answer: dict[str, Any]) -> bool:

@@ -8,7 +8,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 
-MAX_ID = 2**63 - 1
+# The largest id the API takes: 2**53 - 1, the largest integer a JSON number keeps exactly
+# in every client (a JavaScript number, the float FastAPI writes OpenAPI bounds as).
+MAX_ID = 2**53 - 1
+NO_NUL = r"^[^\x00]*$"
 
 
 def _utc_z(value: datetime) -> str:
@@ -27,12 +30,41 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
+def document_request(schema: dict[str, Any]) -> None:
+    """A request body's JSON schema says what its validators enforce: no NUL in any text
+    (a `pattern` on every string that has none)."""
+    for prop in schema.get("properties", {}).values():
+        for variant in (prop, *prop.get("anyOf", ())):
+            if (variant.get("type") == "string" and not
+                    {"pattern", "format", "enum", "const"} & variant.keys()):
+                variant["pattern"] = NO_NUL
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**constraints: Any) -> Any:
+    """A field that may be left out but, when given, may not be null: its schema has the
+    field's own type, without `null` and without a default."""
+    return Field(default=None, json_schema_extra=_drop_default, **constraints)
+
+
 class ApiRequest(BaseModel):
-    """Request bodies: camelCase, strict (no "12" for 12, no 1.5 for an integer)."""
+    """Request bodies: camelCase, strict (no "12" for 12, no 1.5 for an integer; a whole
+    number written as 12.0 is 12, as JSON Schema's `integer` says)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, strict=True, extra="ignore"
+        alias_generator=to_camel, populate_by_name=True, strict=True, extra="ignore",
+        json_schema_extra=document_request,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: Any) -> Any:
+        if type(value) is float and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
