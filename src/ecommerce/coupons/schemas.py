@@ -9,7 +9,6 @@ from ecommerce.platform.schemas import (
     Id,
     UtcTime,
     document_request,
-    omittable,
 )
 
 Code = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[A-Z0-9_-]+$")]
@@ -24,11 +23,15 @@ def _coupon_rules(schema: dict[str, Any]) -> None:
     """What `_consistent` enforces, where JSON Schema can say it (not the order of dates,
     nor "in the future")."""
     document_request(schema)
+    null = {"type": "null"}
     schema["allOf"] = [
-        {"oneOf": [{"required": ["expiresAt"], "not": {"required": ["validDays"]}},
-                   {"required": ["validDays"], "not": {"required": ["expiresAt"]}}]},
-        {"anyOf": [{"properties": {"discountType": {"const": "FIXED"}},
-                    "not": {"required": ["maxDiscountAmount"]}},
+        {"oneOf": [
+            {"required": ["expiresAt"],
+             "properties": {"expiresAt": {"type": "string"}, "validDays": null}},
+            {"required": ["validDays"],
+             "properties": {"validDays": {"type": "integer"}, "expiresAt": null}}]},
+        {"anyOf": [{"properties": {"discountType": {"const": "FIXED"},
+                                   "maxDiscountAmount": null}},
                    {"properties": {"discountType": {"const": "PERCENT"},
                                    "discountValue": {"maximum": 100}}}]},
     ]
@@ -41,13 +44,13 @@ class CouponIn(ApiRequest):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     discount_type: DiscountType
     discount_value: Annotated[int, Field(ge=1, le=100_000_000)]
-    max_discount_amount: Annotated[int, Field(ge=1, le=100_000_000)] = omittable()
+    max_discount_amount: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
     min_order_amount: Won = 0
     total_quantity: Annotated[int, Field(ge=1, le=10_000_000)]
-    issue_starts_at: Moment = omittable()
-    issue_ends_at: Moment = omittable()
-    expires_at: Moment = omittable()
-    valid_days: Annotated[int, Field(ge=1, le=3650)] = omittable()
+    issue_starts_at: Moment | None = None
+    issue_ends_at: Moment | None = None
+    expires_at: Moment | None = None
+    valid_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "CouponIn":

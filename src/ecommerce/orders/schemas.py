@@ -9,7 +9,6 @@ from ecommerce.platform.schemas import (
     Id,
     UtcTime,
     document_request,
-    omittable,
 )
 
 MAX_QUANTITY = 1_000
@@ -22,12 +21,18 @@ class LineIn(ApiRequest):
     quantity: Quantity
 
 
+_NULL = {"type": "null"}
+
+
 def _one_form(schema: dict[str, Any]) -> None:
+    """`items`, or `productId` and `quantity`: the other form left out or null."""
     document_request(schema)
     schema["oneOf"] = [
-        {"required": ["items"],
-         "not": {"anyOf": [{"required": ["productId"]}, {"required": ["quantity"]}]}},
-        {"required": ["productId", "quantity"], "not": {"required": ["items"]}},
+        {"required": ["items"], "properties": {
+            "items": {"type": "array"}, "productId": _NULL, "quantity": _NULL}},
+        {"required": ["productId", "quantity"], "properties": {
+            "items": _NULL, "productId": {"type": "integer"},
+            "quantity": {"type": "integer"}}},
     ]
 
 
@@ -37,10 +42,10 @@ class OrderIn(ApiRequest):
     model_config = ConfigDict(json_schema_extra=_one_form)
 
     user_id: Id
-    items: Annotated[list[LineIn], Field(min_length=1, max_length=50)] = omittable()
-    product_id: Id = omittable()
-    quantity: Quantity = omittable()
-    coupon_code: Annotated[str, Field(min_length=1, max_length=40)] = omittable()
+    items: Annotated[list[LineIn], Field(min_length=1, max_length=50)] | None = None
+    product_id: Id | None = None
+    quantity: Quantity | None = None
+    coupon_code: Annotated[str, Field(min_length=1, max_length=40)] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> "OrderIn":
