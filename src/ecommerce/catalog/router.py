@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from ecommerce.accounts.dependencies import AdminUser
 from ecommerce.catalog import service
@@ -29,11 +29,10 @@ from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.pagination import Page, PageParams, set_total
-from ecommerce.platform.schemas import MAX_ID
+from ecommerce.platform.schemas import IdPath
 
 router = APIRouter(tags=["catalog"])
 admin = APIRouter(prefix="/api/admin", tags=["admin: catalog"])
-ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 _ADMIN = (Unauthorized, Forbidden)
 
 
@@ -90,7 +89,7 @@ async def top_sellers(ctx: Any, query: TopQuery) -> list[dict[str, Any]]:
 
 @router.get("/api/products/{id}", response_model=ProductOut,
             responses=responses(ProductNotFound))
-async def get_product(product_id: ProductId, uow: ReadUow) -> ProductOut:
+async def get_product(product_id: IdPath, uow: ReadUow) -> ProductOut:
     async with uow:
         return _product(await service.get_product(uow, product_id))
 
@@ -123,7 +122,7 @@ async def create_product(body: ProductIn, _: AdminUser, ctx: Ctx, uow: Uow) -> A
 
 @admin.get("/products/{id}", response_model=AdminProductOut,
            responses=responses(*_ADMIN, ProductNotFound))
-async def admin_get_product(product_id: ProductId, _: AdminUser, uow: ReadUow
+async def admin_get_product(product_id: IdPath, _: AdminUser, uow: ReadUow
                             ) -> AdminProductOut:
     async with uow:
         return _product(await service.get_product(uow, product_id, include_inactive=True),
@@ -132,7 +131,7 @@ async def admin_get_product(product_id: ProductId, _: AdminUser, uow: ReadUow
 
 @admin.patch("/products/{id}", response_model=AdminProductOut,
              responses=responses(*_ADMIN, ProductNotFound, CategoryNotFound))
-async def update_product(product_id: ProductId, body: ProductPatch, _: AdminUser, ctx: Ctx,
+async def update_product(product_id: IdPath, body: ProductPatch, _: AdminUser, ctx: Ctx,
                          uow: Uow) -> AdminProductOut:
     async with uow:
         row = await service.update_product(uow, ctx.listings, product_id,
@@ -142,7 +141,7 @@ async def update_product(product_id: ProductId, body: ProductPatch, _: AdminUser
 
 @admin.post("/products/{id}/stock", response_model=AdminProductOut,
             responses=responses(*_ADMIN, ProductNotFound, OutOfStock, StockLimitExceeded))
-async def change_stock(product_id: ProductId, body: StockChangeIn, _: AdminUser, ctx: Ctx,
+async def change_stock(product_id: IdPath, body: StockChangeIn, _: AdminUser, ctx: Ctx,
                        uow: Uow) -> AdminProductOut:
     async with uow:
         row = await service.adjust_stock(uow, ctx.listings, product_id, body.delta,

@@ -7,7 +7,14 @@ from ecommerce.catalog.models import MAX_STOCK
 from ecommerce.platform.pagination import MAX_PAGE, MAX_SIZE
 
 # No NUL in a filter: every database then answers alike (PostgreSQL cannot take NUL).
-from ecommerce.platform.schemas import NO_NUL, ApiModel, ApiRequest, UtcTime, omittable
+from ecommerce.platform.schemas import (
+    NO_NUL,
+    ApiModel,
+    ApiRequest,
+    IntText,
+    UtcTime,
+    omittable,
+)
 
 Price = Annotated[int, Field(ge=1, le=100_000_000)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
@@ -15,7 +22,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
 Sort = Literal["newest", "price_asc", "price_desc", "name", "popular"]
 Filter = Annotated[str | None, Field(max_length=64, pattern=NO_NUL)]
-PriceBound = Annotated[int | None, Field(ge=0, le=100_000_000)]
+PriceBound = Annotated[int | None, Field(ge=0, le=100_000_000), IntText]
 
 
 class ProductQuery(BaseModel):
@@ -30,15 +37,15 @@ class ProductQuery(BaseModel):
     max_price: PriceBound = None
     in_stock: bool | None = None
     sort: Sort = "newest"
-    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
-    size: Annotated[int, Field(ge=1, le=MAX_SIZE)] = 20
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE), IntText] = 1
+    size: Annotated[int, Field(ge=1, le=MAX_SIZE), IntText] = 20
 
 
 class TopQuery(BaseModel):
     """The query of `GET /api/products/top` (route and lean path)."""
 
-    days: Annotated[int, Field(ge=1, le=30)] = 3
-    limit: Annotated[int, Field(ge=1, le=50)] = 5
+    days: Annotated[int, Field(ge=1, le=30), IntText] = 3
+    limit: Annotated[int, Field(ge=1, le=50), IntText] = 5
 
 
 class CategoryIn(ApiRequest):

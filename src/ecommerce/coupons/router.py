@@ -22,7 +22,7 @@ from ecommerce.coupons.schemas import (
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, RateLimited, Unauthorized, responses
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.schemas import MAX_ID
+from ecommerce.platform.schemas import UserIdPath
 
 router = APIRouter(tags=["coupons"])
 admin = APIRouter(prefix="/api/admin/coupons", tags=["admin: coupons"])
@@ -88,7 +88,7 @@ async def claim(body: ClaimIn, principal: CurrentUser, ctx: Ctx) -> ClaimOut:
 
 @router.get("/api/users/{userId}/coupons", response_model=list[HeldCouponOut],
             responses=responses(Unauthorized, Forbidden))
-async def held_coupons(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)],
+async def held_coupons(user_id: UserIdPath,
                        principal: CurrentUser, ctx: Ctx, uow: ReadUow, page: PageParams,
                        response: Response, status: Annotated[HeldStatus | None, Query()] = None
                        ) -> list[HeldCouponOut]:

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from ecommerce.accounts.dependencies import AdminUser
 from ecommerce.events import service
@@ -9,7 +9,7 @@ from ecommerce.events.schemas import DeliveryStatusOut, EventOut, EventStatus
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.schemas import MAX_ID
+from ecommerce.platform.schemas import IdPath
 
 admin = APIRouter(prefix="/api/admin/events", tags=["admin: events"])
 
@@ -33,7 +33,7 @@ async def delivery_status(_: AdminUser, ctx: Ctx) -> DeliveryStatusOut:
 
 @admin.post("/{id}/retry", response_model=EventOut,
             responses=responses(Unauthorized, Forbidden, EventNotFound, EventNotRetryable))
-async def retry_event(event_pk: Annotated[int, Path(alias="id", ge=1, le=MAX_ID)],
+async def retry_event(event_pk: IdPath,
                       _: AdminUser, ctx: Ctx, uow: Uow) -> EventOut:
     async with uow:
         row = await service.retry(uow, event_pk, ctx.clock.now())

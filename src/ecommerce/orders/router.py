@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ecommerce.accounts.dependencies import AdminUser, CurrentUser, ensure_self_or_admin
 from ecommerce.accounts.errors import UserNotFound
@@ -23,13 +23,12 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.schemas import MAX_ID
+from ecommerce.platform.schemas import MAX_ID, IntText, OrderIdPath, UserIdPath
 from ecommerce.wallet.errors import InsufficientBalance
 
 router = APIRouter(tags=["orders"])
 admin = APIRouter(prefix="/api/admin/orders", tags=["admin: orders"])
 sales = APIRouter(tags=["admin: orders"])
-OrderId = Annotated[int, Path(alias="orderId", ge=1, le=MAX_ID)]
 _KEYED = (IdempotencyKeyReused, IdempotencyKeyInProgress)
 
 
@@ -77,7 +76,7 @@ async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str |
 
 @router.get("/api/orders/{orderId}", response_model=OrderOut,
             responses=responses(Unauthorized, OrderNotFound))
-async def get_order(order_id: OrderId, principal: CurrentUser, uow: ReadUow) -> OrderOut:
+async def get_order(order_id: OrderIdPath, principal: CurrentUser, uow: ReadUow) -> OrderOut:
     async with uow:
         view = await service.get_order(uow, order_id, user_id=principal.user_id,
                                        is_admin=principal.is_admin)
@@ -86,7 +85,7 @@ async def get_order(order_id: OrderId, principal: CurrentUser, uow: ReadUow) -> 
 
 @router.post("/api/orders/{orderId}/cancel", response_model=OrderOut,
              responses=responses(Unauthorized, OrderNotFound, OrderNotCancellable, *_KEYED))
-async def cancel_order(order_id: OrderId, request: Request, principal: CurrentUser, ctx: Ctx,
+async def cancel_order(order_id: OrderIdPath, request: Request, principal: CurrentUser, ctx: Ctx,
                        key: IdempotencyKey = None) -> JsonResponse:
     async def work(uow):  # type: ignore[no-untyped-def]
         view = await service.cancel_order(
@@ -102,7 +101,7 @@ async def cancel_order(order_id: OrderId, request: Request, principal: CurrentUs
 
 @router.get("/api/users/{userId}/orders", response_model=list[OrderOut],
             responses=responses(Unauthorized, Forbidden))
-async def user_orders(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)],
+async def user_orders(user_id: UserIdPath,
                       principal: CurrentUser, uow: ReadUow, page: PageParams,
                       response: Response) -> list[OrderOut]:
     ensure_self_or_admin(principal, user_id)
@@ -117,7 +116,7 @@ async def user_orders(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_
 async def admin_orders(_: AdminUser, uow: ReadUow, page: PageParams, response: Response,
                        status: Annotated[OrderStatus | None, Query()] = None,
                        user_id: Annotated[int | None, Query(alias="userId", ge=1,
-                                                            le=MAX_ID)] = None
+                                                            le=MAX_ID), IntText] = None
                        ) -> list[OrderOut]:
     async with uow:
         views, total = await service.search(uow, user_id=user_id, status=status,
@@ -129,7 +128,8 @@ async def admin_orders(_: AdminUser, uow: ReadUow, page: PageParams, response: R
 @sales.get("/api/admin/sales", response_model=list[DailySalesOut],
            responses=responses(Unauthorized, Forbidden))
 async def daily_sales(_: AdminUser, ctx: Ctx, uow: ReadUow,
-                      days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[DailySalesOut]:
+                      days: Annotated[int, Query(ge=1, le=366), IntText] = 30
+                      ) -> list[DailySalesOut]:
     async with uow:
         rows = await service.daily_sales(uow, days=days, now=ctx.clock.now(),
                                          zone=ctx.settings.timezone)

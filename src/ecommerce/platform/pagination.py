@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
+from ecommerce.platform.schemas import IntText
+
 MAX_PAGE, MAX_SIZE = 1_000_000, 100
 
 
@@ -20,8 +22,8 @@ class Page:
         return (self.page - 1) * self.size
 
 
-async def _page(page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-                size: Annotated[int, Query(ge=1, le=MAX_SIZE)] = 20) -> Page:
+async def _page(page: Annotated[int, Query(ge=1, le=MAX_PAGE), IntText] = 1,
+                size: Annotated[int, Query(ge=1, le=MAX_SIZE), IntText] = 20) -> Page:
     return Page(page, size)
 
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from fastapi import Path
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 # The largest id the API takes: 2**53 - 1, the largest integer a JSON number keeps exactly
@@ -19,6 +28,25 @@ def _utc_z(value: datetime) -> str:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+
+_INTEGER_TEXT = re.compile(r"^-?[0-9]{1,30}$")
+
+
+def _integer_text(value: Any) -> Any:
+    # A query or path value is text: lax pydantic would read "0.0", " 5 ", "+5" or "5_000"
+    # as integers, where the OpenAPI `integer` means the digits alone.
+    if isinstance(value, str) and not _INTEGER_TEXT.match(value):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+# For integers in a query or a path: `Annotated[int, Query(...), IntText]`.
+IntText = BeforeValidator(_integer_text)
+
+# Positive ids in a path, by the name the path gives them.
+IdPath = Annotated[int, Path(alias="id", ge=1, le=MAX_ID), IntText]
+UserIdPath = Annotated[int, Path(alias="userId", ge=1, le=MAX_ID), IntText]
+OrderIdPath = Annotated[int, Path(alias="orderId", ge=1, le=MAX_ID), IntText]
 
 UtcTime = Annotated[datetime, PlainSerializer(_utc_z, return_type=str, when_used="json")]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -1,6 +1,5 @@
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from ecommerce.accounts.dependencies import CurrentUser, ensure_self_or_admin
 from ecommerce.accounts.errors import UserNotFound
@@ -16,7 +15,7 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.schemas import MAX_ID
+from ecommerce.platform.schemas import UserIdPath
 from ecommerce.wallet import service
 from ecommerce.wallet.errors import BalanceLimitExceeded
 from ecommerce.wallet.schemas import BalanceOut, LedgerEntryOut, RechargeIn, RechargeOut
@@ -26,7 +25,7 @@ _PRIVATE = (Unauthorized, Forbidden, UserNotFound)
 
 
 @router.get("/{userId}", response_model=BalanceOut, responses=responses(*_PRIVATE))
-async def get_balance(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)],
+async def get_balance(user_id: UserIdPath,
                       principal: CurrentUser, uow: ReadUow) -> BalanceOut:
     ensure_self_or_admin(principal, user_id)
     async with uow:
@@ -54,7 +53,7 @@ async def recharge(body: RechargeIn, request: Request, principal: CurrentUser, c
 
 @router.get("/{userId}/history", response_model=list[LedgerEntryOut],
             responses=responses(*_PRIVATE))
-async def history(user_id: Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)],
+async def history(user_id: UserIdPath,
                   principal: CurrentUser, uow: ReadUow, page: PageParams,
                   response: Response) -> list[LedgerEntryOut]:
     ensure_self_or_admin(principal, user_id)
