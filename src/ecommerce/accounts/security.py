@@ -36,13 +36,16 @@ class Passwords:
     """Argon2 hashing, off the event loop, with a bound on how many hashes run at once.
 
     A hash is memory-hard and CPU-heavy on purpose, so a flood of logins (right or wrong)
-    would take every core and queue every other request behind it. At most `running`
-    hashes run per process and `waiting` more may queue; past that the caller is answered
-    at once with 503 and Retry-After (ServerBusy), before any work is done."""
+    would take every core and queue every other request behind it. At most
+    `PASSWORD_CHECKS` hashes run per process, each on one thread (parallelism 1: the cost
+    is memory and time, and one lane leaves the other core to the shop), and
+    `PASSWORD_CHECKS_WAITING` more may queue; past that the caller is answered at once
+    with 503 and Retry-After (ServerBusy). `refuse_if_full` lets a caller refuse before it
+    does any other work (a login's user lookup)."""
 
     def __init__(self, settings: Settings):
         self._hasher = PasswordHasher(time_cost=settings.argon2_time_cost,
-                                      memory_cost=settings.argon2_memory_kib, parallelism=2)
+                                      memory_cost=settings.argon2_memory_kib, parallelism=1)
         # Verifying against this when the user does not exist keeps timing uniform.
         self._dummy = self._hasher.hash("not-a-real-password")
         self._slots = asyncio.Semaphore(settings.password_checks)
@@ -61,9 +64,13 @@ class Passwords:
 
         return await self._bounded(check)
 
-    async def _bounded(self, work: Callable[..., T], *args: Any) -> T:
+    def refuse_if_full(self) -> None:
+        """ServerBusy now if a check asked for now would be refused."""
         if self._admitted >= self._capacity:
             raise ServerBusy("Too many sign-ins are being checked right now; retry shortly")
+
+    async def _bounded(self, work: Callable[..., T], *args: Any) -> T:
+        self.refuse_if_full()
         self._admitted += 1
         try:
             async with self._slots:

@@ -55,6 +55,7 @@ async def log_in(db: Database, passwords: Passwords, tokens: Tokens, clock: Cloc
     The per-account limit counts failures whether or not the account exists, so its 429
     says nothing about which usernames are real."""
     name = normalise(username)
+    passwords.refuse_if_full()  # before anything is counted or read
     if limits is not None:
         await limits.per_address.hit(name, client)
         await limits.per_account.check(name)

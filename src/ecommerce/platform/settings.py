@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Password hashes (argon2) that run at once in a process, and how many may wait for one;
     # past that, login and sign-up answer 503 with Retry-After at once.
-    password_checks: int = Field(default=2, ge=1)
-    password_checks_waiting: int = Field(default=16, ge=0)
+    password_checks: int = Field(default=1, ge=1)
+    password_checks_waiting: int = Field(default=8, ge=0)
     # The supervisor replaces a worker that has not answered its health check for this
     # long; a worker that is only busy (CPU-starved) must not be killed for it.
     worker_healthcheck_seconds: float = Field(default=60.0, gt=0)
