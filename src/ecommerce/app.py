@@ -15,18 +15,18 @@ from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog import fastpath as catalog_fastpath
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
-from ecommerce.coupons import fastpath as claim_fastpath
+from ecommerce.coupons import usecases as coupon_usecases
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
 from ecommerce.events.relay import Relay
 from ecommerce.events.router import admin as events_admin_router
-from ecommerce.orders import fastpath as order_fastpath
+from ecommerce.orders import usecases as order_usecases
 from ecommerce.orders.router import admin as orders_admin_router
 from ecommerce.orders.router import router as orders_router
 from ecommerce.orders.router import sales as sales_router
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.context import AppContext
-from ecommerce.platform.fastpath import LeanRoutes
+from ecommerce.platform.fastpath import LeanPost, LeanRoutes
 from ecommerce.platform.http import (
     BodyGuard,
     MethodGuard,
@@ -87,10 +87,11 @@ class ShopApp:
 
     def __init__(self, api: FastAPI, *, access_log: bool, max_body_bytes: int):
         self.api = api
-        lean = LeanRoutes(api, {("POST", claim_fastpath.PATH): claim_fastpath.claim,
-                                ("POST", order_fastpath.PATH): order_fastpath.place_order},
-                          {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
-                           ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
+        lean = LeanRoutes(
+            api, {"/api/coupons/claim": LeanPost(coupon_usecases.claim),
+                  "/api/orders": LeanPost(order_usecases.place, keyed=True)},
+            {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
+             ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
         guarded = MethodGuard(BodyGuard(lean, max_bytes=max_body_bytes), api)
         self._entry = RequestContextMiddleware(guarded, access_log=access_log)
 

@@ -164,6 +164,23 @@ async def test_customers_browse_the_coupons_they_can_claim_now(shop, client):
                  400, "INVALID_REQUEST")
 
 
+async def _ghost_claim_then_a_real_one(shop, client) -> None:
+    await make_coupon(shop, code="ONE", quantity=1)
+    admin = await make_admin(shop)
+    ghost = admin.id + 1_000
+    token = shop.ctx.tokens.issue(ghost, "CUSTOMER", shop.clock.now())
+    refused = await client.post("/api/coupons/claim", json={"userId": ghost, "couponCode": "ONE"},
+                                headers={"Authorization": f"Bearer {token}"})
+    assert_error(refused, 404, "USER_NOT_FOUND")
+    real = await make_user(shop)
+    assert (await claim(client, real, "ONE")).status_code == 200  # the seat was given back
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_claim_for_a_user_who_does_not_exist_is_404(shop, client):
+    await _ghost_claim_then_a_real_one(shop, client)
+
+
 async def test_claim_for_another_user_is_403_and_admin_may(shop, client):
     await make_coupon(shop, code="GIFT")
     alice, bob, admin = await make_user(shop), await make_user(shop), await make_admin(shop)
@@ -280,6 +297,10 @@ class TestRedisGate:
         prefix = f"{shop.settings.redis_prefix}:coupon:{{TTL}}"
         for key in (f"{prefix}:meta", f"{prefix}:holders"):
             assert await shop.ctx.redis.pttl(key) > 0, key
+
+    async def test_a_claim_for_a_user_who_does_not_exist_is_404_and_keeps_no_seat(
+            self, shop, client):
+        await _ghost_claim_then_a_real_one(shop, client)
 
     async def test_unreachable_redis_falls_back_to_the_database(self, shop, client):
         from redis.asyncio import Redis

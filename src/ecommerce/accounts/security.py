@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -14,22 +13,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.errors import ServerBusy
+from ecommerce.platform.principal import Principal, bearer_token
 from ecommerce.platform.settings import Settings
 
 ALGORITHM = "HS256"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, as the token says."""
-
-    user_id: int
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "ADMIN"
 
 
 class Passwords:
@@ -89,6 +77,12 @@ class Tokens:
         claims = {"sub": str(user_id), "role": role, "iat": now,
                   "exp": now + timedelta(seconds=self.ttl)}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def from_header(self, authorization: str | None) -> Principal | None:
+        """The caller an `Authorization` header names, or None (missing, not Bearer, or a
+        token that is bad or expired). Every adapter reads the caller through this."""
+        token = bearer_token(authorization)
+        return self.read(token) if token is not None else None
 
     def read(self, token: str) -> Principal | None:
         try:

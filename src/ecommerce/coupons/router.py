@@ -2,8 +2,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ecommerce.accounts.dependencies import AdminUser, CurrentUser, ensure_self_or_admin
-from ecommerce.coupons import service
+from ecommerce.accounts.dependencies import AdminUser, CurrentUser
+from ecommerce.accounts.errors import UserNotFound
+from ecommerce.coupons import service, usecases
 from ecommerce.coupons.errors import (
     CouponAlreadyClaimed,
     CouponCodeTaken,
@@ -21,7 +22,9 @@ from ecommerce.coupons.schemas import (
 )
 from ecommerce.platform.deps import Ctx, ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, RateLimited, Unauthorized, responses
+from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.principal import ensure_self_or_admin
 from ecommerce.platform.schemas import UserIdPath
 
 router = APIRouter(tags=["coupons"])
@@ -76,14 +79,11 @@ async def get_coupon(code: Annotated[str, Path(max_length=40)], _: CurrentUser,
 
 @router.post("/api/coupons/claim", response_model=ClaimOut,
              responses=responses(Unauthorized, Forbidden, CouponNotFound, CouponSoldOut,
-                                 CouponAlreadyClaimed, CouponNotActive, RateLimited))
-async def claim(body: ClaimIn, principal: CurrentUser, ctx: Ctx) -> ClaimOut:
-    ensure_self_or_admin(principal, body.user_id)
-    await ctx.claim_limit.hit(str(body.user_id))
-    claimed = await service.claim(ctx.db, ctx.coupon_gate, body.user_id, body.coupon_code,
-                                  ctx.clock.now())
-    return ClaimOut(user_id=body.user_id, coupon_code=claimed.code,
-                    user_coupon_id=claimed.user_coupon_id, expires_at=claimed.expires_at)
+                                 CouponAlreadyClaimed, CouponNotActive, RateLimited,
+                                 UserNotFound))
+async def claim(body: ClaimIn, principal: CurrentUser, ctx: Ctx) -> JsonResponse:
+    status, payload = await usecases.claim(ctx, principal, body)
+    return JsonResponse(payload, status_code=status)
 
 
 @router.get("/api/users/{userId}/coupons", response_model=list[HeldCouponOut],

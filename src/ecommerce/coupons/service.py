@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from ecommerce.accounts.errors import UserNotFound
 from ecommerce.coupons import repository
 from ecommerce.coupons.discount import discount_for
 from ecommerce.coupons.errors import (
@@ -151,10 +152,16 @@ async def _claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
             try:
                 held_id = await repository.add_held(uow.conn, coupon.id, user_id, now,
                                                     expires_at)
-            except IntegrityError:  # a concurrent claim by the same user won
-                raise CouponAlreadyClaimed() from None
+            except IntegrityError:  # the unique (coupon, user) key, or no such user
+                raise _HolderRefused(coupon.id) from None
             await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None,
                                        now)
+    except _HolderRefused as refused:  # rolled back; read why, outside the failed one
+        async with db.uow(write=False) as uow:
+            held = await repository.holds(uow.conn, refused.coupon_id, user_id)
+        reason = ALREADY if held else "ERROR"  # a user who does not exist holds no seat
+        await gate.lost(code, user_id, reason)
+        raise (CouponAlreadyClaimed() if held else UserNotFound()) from None
     except CouponAlreadyClaimed:
         await gate.lost(code, user_id, ALREADY)
         raise
@@ -166,6 +173,12 @@ async def _claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
         raise
     await gate.won(code, user_id)
     return Claimed(held_id, code, expires_at)
+
+
+class _HolderRefused(Exception):  # noqa: N818 - a signal inside `_claim_past_gate`
+    def __init__(self, coupon_id: int):
+        super().__init__(coupon_id)
+        self.coupon_id = coupon_id
 
 
 async def held_coupons(uow: UnitOfWork, user_id: int, status: str | None, now: datetime,

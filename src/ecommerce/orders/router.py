@@ -1,17 +1,14 @@
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from ecommerce.accounts.dependencies import AdminUser, CurrentUser, ensure_self_or_admin
+from ecommerce.accounts.dependencies import AdminUser, CurrentUser
 from ecommerce.accounts.errors import UserNotFound
-from ecommerce.accounts.security import Principal
 from ecommerce.catalog.errors import OutOfStock, ProductNotFound
 from ecommerce.coupons.errors import CouponNotUsable
-from ecommerce.orders import service
+from ecommerce.orders import service, usecases
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, OrderStatus, QuoteOut
-from ecommerce.platform import idempotency
-from ecommerce.platform.context import AppContext
 from ecommerce.platform.deps import Ctx, ReadUow
 from ecommerce.platform.errors import (
     Forbidden,
@@ -23,6 +20,7 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.principal import ensure_self_or_admin
 from ecommerce.platform.schemas import MAX_ID, IntText, OrderIdPath, UserIdPath
 from ecommerce.wallet.errors import InsufficientBalance
 
@@ -32,46 +30,21 @@ sales = APIRouter(tags=["admin: orders"])
 _KEYED = (IdempotencyKeyReused, IdempotencyKeyInProgress)
 
 
-def _body(view: dict[str, Any]) -> dict[str, Any]:
-    return OrderOut(**view).model_dump(mode="json", by_alias=True)
-
-
 @router.post("/api/orders", status_code=201, response_model=OrderOut,
              responses=responses(Unauthorized, Forbidden, UserNotFound, ProductNotFound,
                                  OutOfStock, CouponNotUsable, InsufficientBalance, *_KEYED))
-async def place_order(body: OrderIn, request: Request, principal: CurrentUser, ctx: Ctx,
+async def place_order(body: OrderIn, principal: CurrentUser, ctx: Ctx,
                       key: IdempotencyKey = None) -> JsonResponse:
-    ensure_self_or_admin(principal, body.user_id)
-    status, payload = await place(ctx, principal, body, key, request.url.path)
+    status, payload = await usecases.place(ctx, principal, body, key)
     return JsonResponse(payload, status_code=status)
 
 
 @router.post("/api/orders/quote", response_model=QuoteOut,
              responses=responses(Unauthorized, Forbidden, UserNotFound, ProductNotFound,
                                  OutOfStock, CouponNotUsable))
-async def quote_order(body: OrderIn, principal: CurrentUser, ctx: Ctx, uow: ReadUow
-                      ) -> QuoteOut:
-    ensure_self_or_admin(principal, body.user_id)
-    async with uow:
-        view = await service.quote_order(uow, user_id=body.user_id, lines=body.lines(),
-                                         coupon_code=body.coupon_code, now=ctx.clock.now())
-    return QuoteOut(**view)
-
-
-async def place(ctx: AppContext, principal: Principal, body: OrderIn, key: str | None,
-                path: str) -> tuple[int, Any]:
-    """Place the order at most once per key: (status, JSON body). The route above and the
-    lean path (orders/fastpath.py) both answer with this."""
-    async def work(uow):  # type: ignore[no-untyped-def]
-        view = await service.place_order(
-            uow, ctx.listings, ctx.settings.timezone, user_id=body.user_id,
-            lines=body.lines(), coupon_code=body.coupon_code, now=ctx.clock.now())
-        return 201, _body(view)
-
-    return await idempotency.run(
-        ctx.db, user_id=principal.user_id, key=key, operation="orders.place",
-        payload=body.model_dump() if key is not None else None, path=path, work=work,
-        one_write=service.places_in_one_statement(ctx.db.dialect))
+async def quote_order(body: OrderIn, principal: CurrentUser, ctx: Ctx) -> JsonResponse:
+    status, payload = await usecases.quote(ctx, principal, body)
+    return JsonResponse(payload, status_code=status)
 
 
 @router.get("/api/orders/{orderId}", response_model=OrderOut,
@@ -85,17 +58,9 @@ async def get_order(order_id: OrderIdPath, principal: CurrentUser, uow: ReadUow)
 
 @router.post("/api/orders/{orderId}/cancel", response_model=OrderOut,
              responses=responses(Unauthorized, OrderNotFound, OrderNotCancellable, *_KEYED))
-async def cancel_order(order_id: OrderIdPath, request: Request, principal: CurrentUser, ctx: Ctx,
+async def cancel_order(order_id: OrderIdPath, principal: CurrentUser, ctx: Ctx,
                        key: IdempotencyKey = None) -> JsonResponse:
-    async def work(uow):  # type: ignore[no-untyped-def]
-        view = await service.cancel_order(
-            uow, ctx.listings, ctx.settings.timezone, order_id=order_id,
-            user_id=principal.user_id, is_admin=principal.is_admin, now=ctx.clock.now())
-        return 200, _body(view)
-
-    status, payload = await idempotency.run(
-        ctx.db, user_id=principal.user_id, key=key, operation="orders.cancel",
-        payload={"orderId": order_id}, path=request.url.path, work=work)
+    status, payload = await usecases.cancel(ctx, principal, order_id, key)
     return JsonResponse(payload, status_code=status)
 
 

@@ -3,34 +3,42 @@ the public catalog reads every visitor makes (the product list, the top sellers)
 
 On this machine FastAPI's routing, dependency injection, validation and middleware cost
 more CPU than the work of a claim or an order itself (docs/performance.md). This ASGI
-layer sits ahead of FastAPI (see `ecommerce.app.ShopApp`) and answers the well-formed,
-authorised requests of those routes itself: it reads the body, checks the bearer token,
-and calls the same service code as the route. Everything else (invalid bodies, missing or
-bad tokens, requests for another user) is handed, untouched, to the FastAPI route, which
-stays the documented, validated definition of the endpoint and gives the refusals.
+layer sits ahead of FastAPI (see `ecommerce.app.ShopApp`) and is an adapter like the
+route: it calls the same use case, with the body validated by the route's own model (read
+from the FastAPI route, not restated here), the caller read by `Tokens.from_header` as
+the route reads it, and every error answered by the one mapping FastAPI's handlers use
+(`platform.http.error_answer`). What it cannot parse (a body the model refuses, no or a
+bad token, an invalid Idempotency-Key) it hands, untouched, to the FastAPI route, which
+gives the documented refusal. Bodies are bounded and checked for JSON before this layer
+(`platform.http.BodyGuard`), and its answers are labelled `handler="lean"` in metrics.
 
-A handler gets (context, principal, body, scope) and returns (status, JSON body), or None
-to pass the request to FastAPI; a public handler gets (context, scope) and returns
-(status, JSON body, headers) or None. Errors are answered here in the SPEC's error
-format."""
+A POST use case is called as `usecase(context, caller, command[, key])` and returns
+(status, JSON body); a public read gets (context, scope) and returns (status, JSON body,
+headers), or None to leave the request to FastAPI."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ecommerce.accounts.security import Principal
-from ecommerce.platform.errors import AppError
-from ecommerce.platform.http import UNAVAILABLE, error_body
+from ecommerce.platform.http import error_answer
+from ecommerce.platform.idempotency import valid_key
 
-log = logging.getLogger("ecommerce.fastpath")
-Handler = Callable[[Any, Principal, bytes, Scope], Awaitable[tuple[int, Any] | None]]
 PublicHandler = Callable[[Any, Scope], Awaitable[tuple[int, Any, dict[str, str] | None] | None]]
+
+
+@dataclass(frozen=True)
+class LeanPost:
+    """A POST answered here by its use case; `keyed`: it takes an Idempotency-Key."""
+
+    usecase: Callable[..., Awaitable[tuple[int, Any]]]
+    keyed: bool = False
 
 
 class _Route:
@@ -43,18 +51,35 @@ class _Route:
 
 
 class LeanRoutes:
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Handler],
+    def __init__(self, app: ASGIApp, posts: dict[str, LeanPost],
                  public: dict[tuple[str, str], PublicHandler] | None = None):
         self.app = app  # the FastAPI app: its state holds the running AppContext
-        self.routes = routes
+        self.posts = posts
         self.public = public or {}  # no body, no caller: (context, scope)
-        self.labels = {key: _Route(key[1]) for key in (*routes, *self.public)}
+        keys = [("POST", path) for path in posts] + list(self.public)
+        self.labels = {key: _Route(key[1]) for key in keys}
+        self._models: dict[str, type[BaseModel]] = {}
+
+    def body_model(self, path: str) -> type[BaseModel]:
+        """The body model of the FastAPI route `POST path` (what the lean path validates
+        with, so the two can never disagree on what a valid body is)."""
+        model = self._models.get(path)
+        if model is None:
+            for route in iter_route_contexts(self.app.routes):  # type: ignore[attr-defined]
+                if route.path == path and "POST" in (route.methods or ()):
+                    [param] = route.original_route.dependant.body_params
+                    model = param.field_info.annotation
+                    break
+            else:
+                raise LookupError(f"no FastAPI route POST {path} for its lean path")
+            self._models[path] = model
+        return model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = (scope.get("method", ""), scope.get("path", ""))
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        key = (scope["method"], scope["path"])
         ctx = getattr(getattr(self.app, "state", None), "ctx", None)
         public = self.public.get(key)
         if public is not None:
@@ -62,8 +87,8 @@ class LeanRoutes:
                                                      lambda: public(ctx, scope)):
                 await self.app(scope, receive, send)
             return
-        handler = self.routes.get(key)
-        if handler is None:
+        post = self.posts.get(scope["path"]) if scope["method"] == "POST" else None
+        if post is None or ctx is None:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -71,46 +96,40 @@ class LeanRoutes:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        principal = _principal(ctx, scope) if ctx is not None else None
-        if principal is None or not await self._answer(
-                key, scope, send, lambda: handler(ctx, principal, body, scope)):
-            await self.app(scope, _replay(body, more, receive), send)
+        call = self._call(post, ctx, scope, body)
+        if call is None or not await self._answer(key, scope, send, call):
+            await self.app(scope, _replay(body, receive), send)
+
+    def _call(self, post: LeanPost, ctx: Any, scope: Scope, body: bytes
+              ) -> Callable[[], Awaitable[tuple[int, Any]]] | None:
+        """The use case call for this request, or None if the route must answer it."""
+        caller = ctx.tokens.from_header(header(scope, b"authorization"))
+        if caller is None:
+            return None
+        try:
+            command = self.body_model(scope["path"]).model_validate_json(body)
+        except ValidationError:
+            return None
+        if not post.keyed:
+            return lambda: post.usecase(ctx, caller, command)
+        key = header(scope, b"idempotency-key")
+        if key is not None and not valid_key(key):
+            return None
+        return lambda: post.usecase(ctx, caller, command, key)
 
     async def _answer(self, key: tuple[str, str], scope: Scope, send: Send,
                       call: Callable[[], Awaitable[tuple[Any, ...] | None]]) -> bool:
-        """Run the handler and send its answer; False if it passed (nothing was sent)."""
-        path = scope["path"]
+        """Run the use case and send its answer; False if it passed (nothing was sent).
+        Errors are answered by the same mapping as FastAPI's handlers (`error_answer`)."""
         try:
             answer = await call()
             if answer is None:
                 return False
-            scope["route"] = self.labels[key]
-            await respond(send, *answer)
-        except AppError as error:
-            scope["route"] = self.labels[key]
-            await respond(send, error.status, error_body(error.status, error.code,
-                                                         error.message, path), error.headers)
-        except (DBAPIError, *UNAVAILABLE) as error:
-            log.error("request failed: backing service unavailable",
-                      extra={"error": type(error).__name__, "path": path})
-            await respond(send, 503, error_body(503, "SERVICE_UNAVAILABLE",
-                                                "A backing service is unavailable; retry "
-                                                "shortly", path), {"Retry-After": "1"})
-        except Exception:  # outside FastAPI's handlers: answer in the error format here
-            log.exception("request failed", extra={"path": path})
-            await respond(send, 500, error_body(500, "INTERNAL_ERROR", "Internal error", path))
+        except Exception as error:  # noqa: BLE001 - every error gets its documented answer
+            answer = error_answer(error, scope["path"])
+        scope["route"] = self.labels[key]
+        await respond(send, *answer)
         return True
-
-
-def _principal(ctx: Any, scope: Scope) -> Principal | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return None
-            principal: Principal | None = ctx.tokens.read(token.strip())
-            return principal
-    return None
 
 
 def header(scope: Scope, wanted: bytes) -> str | None:
@@ -121,14 +140,14 @@ def header(scope: Scope, wanted: bytes) -> str | None:
     return None
 
 
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
+            return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
     return replay

@@ -176,37 +176,40 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, message, request.url.path,
                               getattr(exc, "headers", None))
 
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JsonResponse:
+    async def _error(request: Request, exc: Exception) -> JsonResponse:
+        status, body, headers = error_answer(exc, request.url.path)
+        return JsonResponse(body, status_code=status, headers=headers)
+
+    for kind in (IntegrityError, DBAPIError, *UNAVAILABLE, Exception):
+        app.add_exception_handler(kind, _error)
+
+
+def error_answer(exc: BaseException, path: str) -> tuple[int, dict[str, Any],
+                                                         dict[str, str] | None]:
+    """(status, body, headers) for an exception: the one mapping, used by FastAPI's
+    handlers and the lean paths alike. A domain error is its own answer; the database
+    refusing a value is the client's 400, a constraint it broke 409; a backing service
+    out of reach is 503 with Retry-After; anything else is 500, logged."""
+    if isinstance(exc, AppError):
+        return exc.status, error_body(exc.status, exc.code, exc.message, path), exc.headers
+    if isinstance(exc, IntegrityError):
         log.warning("unhandled integrity error", extra={"error": str(exc.orig)[:200]})
-        return error_response(409, "CONFLICT", "The request conflicts with the current state",
-                              request.url.path)
-
-    async def _unavailable(request: Request, exc: Exception) -> JsonResponse:
+        return 409, error_body(409, "CONFLICT", "The request conflicts with the current state",
+                               path), None
+    if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError)
+                                        and exc.connection_invalidated):
         log.error("backing service unavailable",
-                  extra={"error": type(exc).__name__, "detail": str(exc).splitlines()[0][:300]})
-        return error_response(503, "SERVICE_UNAVAILABLE",
-                              "A backing service is unavailable; retry shortly",
-                              request.url.path, {"Retry-After": "1"})
-
-    for kind in UNAVAILABLE:
-        app.add_exception_handler(kind, _unavailable)
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError) -> JsonResponse:
-        if exc.connection_invalidated:
-            return await _unavailable(request, exc)
-        if _bad_value(exc):  # e.g. NUL in a query parameter: the client's value, not a fault
-            return error_response(400, "INVALID_REQUEST",
-                                  "A value in the request is not valid for this field",
-                                  request.url.path)
-        log.exception("database error")
-        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error")
-        return error_response(500, "INTERNAL_ERROR", "Internal error", request.url.path)
+                  extra={"error": type(exc).__name__, "detail": str(exc).splitlines()[0][:300]
+                         if str(exc) else ""})
+        return 503, error_body(503, "SERVICE_UNAVAILABLE",
+                               "A backing service is unavailable; retry shortly", path), {
+            "Retry-After": "1"}
+    if isinstance(exc, DBAPIError) and _bad_value(exc):
+        # e.g. NUL in a query parameter: the client's value, not a fault
+        return 400, error_body(400, "INVALID_REQUEST",
+                               "A value in the request is not valid for this field", path), None
+    log.error("unhandled error", exc_info=exc)
+    return 500, error_body(500, "INTERNAL_ERROR", "Internal error", path), None
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

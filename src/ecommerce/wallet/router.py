@@ -1,7 +1,7 @@
 
 from fastapi import APIRouter, Request, Response
 
-from ecommerce.accounts.dependencies import CurrentUser, ensure_self_or_admin
+from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.platform import idempotency
 from ecommerce.platform.deps import Ctx, ReadUow
@@ -15,6 +15,7 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.principal import ensure_self_or_admin
 from ecommerce.platform.schemas import UserIdPath
 from ecommerce.wallet import service
 from ecommerce.wallet.errors import BalanceLimitExceeded

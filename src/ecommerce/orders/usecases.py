@@ -1,0 +1,63 @@
+"""What a caller can do with orders, each from authorisation to the answer's body: the
+transaction, idempotency and how the order is written are decided here. The FastAPI
+routes and the lean path (platform/fastpath.py) are adapters over these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecommerce.orders import service
+from ecommerce.orders.schemas import OrderIn, OrderOut, QuoteOut
+from ecommerce.platform import idempotency
+from ecommerce.platform.database import UnitOfWork
+from ecommerce.platform.principal import Principal, ensure_self_or_admin
+
+PLACE_PATH = "/api/orders"
+
+
+def order_body(view: dict[str, Any]) -> dict[str, Any]:
+    return OrderOut(**view).model_dump(mode="json", by_alias=True)
+
+
+async def place(ctx: Any, caller: Principal, command: OrderIn, key: str | None
+                ) -> tuple[int, Any]:
+    """Place and pay an order for a user (themself, or anyone for an admin), at most once
+    per Idempotency-Key: 201 with the order. On PostgreSQL the order's writes are one
+    statement (`shop_place_order`), so without a key its unit of work needs no
+    BEGIN/COMMIT; with a key the key is written too."""
+    ensure_self_or_admin(caller, command.user_id)
+
+    async def work(uow: UnitOfWork) -> tuple[int, Any]:
+        view = await service.place_order(
+            uow, ctx.listings, ctx.settings.timezone, user_id=command.user_id,
+            lines=command.lines(), coupon_code=command.coupon_code, now=ctx.clock.now())
+        return 201, order_body(view)
+
+    return await idempotency.run(
+        ctx.db, user_id=caller.user_id, key=key, operation="orders.place",
+        payload=command.model_dump() if key is not None else None, path=PLACE_PATH,
+        work=work, one_write=service.places_in_one_statement(ctx.db.dialect))
+
+
+async def quote(ctx: Any, caller: Principal, command: OrderIn) -> tuple[int, Any]:
+    """What the order would cost now, by the order's own rules; nothing is held."""
+    ensure_self_or_admin(caller, command.user_id)
+    async with ctx.db.uow(write=False) as uow:
+        view = await service.quote_order(uow, user_id=command.user_id, lines=command.lines(),
+                                         coupon_code=command.coupon_code, now=ctx.clock.now())
+    return 200, QuoteOut(**view).model_dump(mode="json", by_alias=True)
+
+
+async def cancel(ctx: Any, caller: Principal, order_id: int, key: str | None
+                 ) -> tuple[int, Any]:
+    """Cancel a paid order (the caller's own, or any for an admin), at most once per key:
+    the refund, the stock and the coupon back, `order.cancelled` recorded."""
+    async def work(uow: UnitOfWork) -> tuple[int, Any]:
+        view = await service.cancel_order(
+            uow, ctx.listings, ctx.settings.timezone, order_id=order_id,
+            user_id=caller.user_id, is_admin=caller.is_admin, now=ctx.clock.now())
+        return 200, order_body(view)
+
+    return await idempotency.run(
+        ctx.db, user_id=caller.user_id, key=key, operation="orders.cancel",
+        payload={"orderId": order_id}, path=f"/api/orders/{order_id}/cancel", work=work)
