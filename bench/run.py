@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import httpx
 from sqlalchemy import insert, select
+from tests.scratch import create_scratch_database, drop_scratch_database
 
 from ecommerce.accounts.models import users
 from ecommerce.accounts.security import Tokens
@@ -40,11 +41,7 @@ from ecommerce.audit import audit_database
 from ecommerce.catalog.models import categories, products, stock_movements
 from ecommerce.coupons.models import coupons
 from ecommerce.platform.clock import Clock
-from ecommerce.platform.database import (
-    Database,
-    create_scratch_database,
-    drop_scratch_database,
-)
+from ecommerce.platform.database import Database
 from ecommerce.platform.migrate import upgrade
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.models import balance_ledger, wallets

@@ -17,14 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, text
+from tests.scratch import create_scratch_database, drop_scratch_database
 
 from ecommerce.catalog import repository
 from ecommerce.catalog.models import categories, products
-from ecommerce.platform.database import (
-    Database,
-    create_scratch_database,
-    drop_scratch_database,
-)
+from ecommerce.platform.database import Database
 from ecommerce.platform.migrate import upgrade
 
 SERVERS = {"postgres": "postgresql://postgres@127.0.0.1:5432/test",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ecommerce.platform.database import create_scratch_database, drop_scratch_database
+from tests.scratch import create_scratch_database, drop_scratch_database
 
 
 def _url_for(kind: str) -> str | None:

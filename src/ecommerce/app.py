@@ -15,6 +15,7 @@ from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog import fastpath as catalog_fastpath
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
+from ecommerce.context import AppContext
 from ecommerce.coupons import usecases as coupon_usecases
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
@@ -25,7 +26,6 @@ from ecommerce.orders.router import admin as orders_admin_router
 from ecommerce.orders.router import router as orders_router
 from ecommerce.orders.router import sales as sales_router
 from ecommerce.platform.clock import Clock
-from ecommerce.platform.context import AppContext
 from ecommerce.platform.fastpath import LeanPost, LeanRoutes
 from ecommerce.platform.http import (
     BodyGuard,

@@ -46,7 +46,7 @@ def create_admin(username: str = typer.Option(...), password: str = typer.Option
 
     async def go() -> int:
         from ecommerce.accounts import service
-        from ecommerce.platform.context import AppContext
+        from ecommerce.context import AppContext
 
         ctx = AppContext.build(settings)
         try:
@@ -118,8 +118,8 @@ def relay() -> None:
     """Run the outbox relay as its own process (until SIGTERM or Ctrl-C)."""
     import signal
 
+    from ecommerce.context import AppContext
     from ecommerce.events.relay import Relay
-    from ecommerce.platform.context import AppContext
     from ecommerce.platform.logging import configure_logging
 
     settings = Settings()

@@ -7,8 +7,8 @@ from datetime import timedelta
 from ecommerce.accounts import repository as accounts_repo
 from ecommerce.accounts import service as accounts
 from ecommerce.catalog import service as catalog
+from ecommerce.context import AppContext
 from ecommerce.coupons import service as coupons
-from ecommerce.platform.context import AppContext
 from ecommerce.platform.settings import Settings
 from ecommerce.seed_data import CATEGORIES, COUPONS, PRODUCTS
 from ecommerce.wallet import service as wallet

@@ -102,7 +102,7 @@ class ShopContext:
     database that a separate server process then serves."""
 
     def __init__(self, database_url: str):
-        from ecommerce.platform.context import AppContext
+        from ecommerce.context import AppContext
 
         self.ctx = AppContext.build(make_settings(database_url))
         self.db = self.ctx.db

@@ -18,7 +18,8 @@ from ecommerce.catalog import service
 from ecommerce.catalog.listing import Listings
 from ecommerce.catalog.models import categories, products
 from ecommerce.platform.cache import MemoryCache
-from ecommerce.platform.database import Database, InlineConnection
+from ecommerce.platform.database import Database
+from ecommerce.platform.engines import InlineConnection
 from ecommerce.platform.migrate import upgrade
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

@@ -4,7 +4,8 @@ from ecommerce.accounts import service
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNotFound
 from ecommerce.accounts.schemas import LoginIn, MeOut, SignupIn, TokenOut, UserOut
-from ecommerce.platform.deps import Ctx, ReadUow
+from ecommerce.context import Ctx
+from ecommerce.platform.deps import ReadUow
 from ecommerce.platform.errors import RateLimited, ServerBusy, Unauthorized, responses
 
 router = APIRouter(tags=["auth"])

@@ -25,7 +25,8 @@ from ecommerce.catalog.schemas import (
     TopProductOut,
     TopQuery,
 )
-from ecommerce.platform.deps import Ctx, ReadUow, Uow
+from ecommerce.context import Ctx
+from ecommerce.platform.deps import ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.pagination import Page, PageParams, set_total

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from ecommerce.accounts.dependencies import AdminUser, CurrentUser
 from ecommerce.accounts.errors import UserNotFound
+from ecommerce.context import Ctx
 from ecommerce.coupons import service, usecases
 from ecommerce.coupons.errors import (
     CouponAlreadyClaimed,
@@ -20,7 +21,7 @@ from ecommerce.coupons.schemas import (
     HeldCouponOut,
     HeldStatus,
 )
-from ecommerce.platform.deps import Ctx, ReadUow, Uow
+from ecommerce.platform.deps import ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, RateLimited, Unauthorized, responses
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.pagination import PageParams, set_total

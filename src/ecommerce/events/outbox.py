@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.events.domain import OrderEvent
 from ecommerce.events.models import outbox
-from ecommerce.orders.models import orders
 
 _wakeups: list[asyncio.Event] = []
 
@@ -68,13 +67,11 @@ async def retry(conn: AsyncConnection, event_pk: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-async def orders_missing_events(conn: AsyncConnection) -> Sequence[Any]:
-    """Invariant 6: paid orders without order.completed, cancelled ones without either."""
-    def has(event_type: str) -> Any:
-        return (select(outbox.c.id).where(outbox.c.order_id == orders.c.id,
-                                          outbox.c.event_type == event_type).exists())
+class Outbox:
+    """The outbox as a unit of work's event store (platform.database.EventStore)."""
 
-    return (await conn.execute(
-        select(orders.c.id, orders.c.status)
-        .where(~has("order.completed") | ((orders.c.status == "CANCELLED")
-                                           & ~has("order.cancelled"))))).all()
+    async def write(self, conn: AsyncConnection, events: list[Any]) -> None:
+        await write(conn, events)
+
+    def notify(self) -> None:
+        notify()

@@ -3,10 +3,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ecommerce.accounts.dependencies import AdminUser
+from ecommerce.context import Ctx
 from ecommerce.events import service
 from ecommerce.events.errors import EventNotFound, EventNotRetryable
 from ecommerce.events.schemas import DeliveryStatusOut, EventOut, EventStatus
-from ecommerce.platform.deps import Ctx, ReadUow, Uow
+from ecommerce.platform.deps import ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.pagination import PageParams, set_total
 from ecommerce.platform.schemas import IdPath

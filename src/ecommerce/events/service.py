@@ -29,9 +29,3 @@ async def retry(uow: UnitOfWork, event_pk: int, now: datetime) -> Any:
 
 async def _wake() -> None:
     outbox.notify()
-
-
-async def audit(uow: UnitOfWork) -> list[str]:
-    """Invariant 6: every paid or cancelled order has its events in the outbox."""
-    return [f"order {row.id} ({row.status}) is missing its event"
-            for row in await outbox.orders_missing_events(uow.conn)]

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ecommerce.models import metadata
-from ecommerce.platform.database import create_engine
+from ecommerce.platform.engines import create_engine
 from ecommerce.platform.settings import Settings
 
 config = context.config

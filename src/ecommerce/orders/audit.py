@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, func, select
 
 from ecommerce.coupons.models import user_coupons
+from ecommerce.events.models import outbox
 from ecommerce.orders.models import orders
 from ecommerce.platform.database import UnitOfWork
 from ecommerce.wallet.models import balance_ledger
@@ -57,3 +60,17 @@ async def coupon_use(uow: UnitOfWork) -> list[str]:
     problems += [f"order {order_id} uses a coupon recorded for another order"
                  for order_id in mismatched]
     return problems
+
+
+async def events(uow: UnitOfWork) -> list[str]:
+    """6. Every paid order has its order.completed in the outbox, every cancelled one its
+    order.cancelled too."""
+    def has(event_type: str) -> Any:
+        return (select(outbox.c.id).where(outbox.c.order_id == orders.c.id,
+                                          outbox.c.event_type == event_type).exists())
+
+    rows = (await uow.conn.execute(
+        select(orders.c.id, orders.c.status)
+        .where(~has("order.completed") | ((orders.c.status == "CANCELLED")
+                                           & ~has("order.cancelled"))))).all()
+    return [f"order {row.id} ({row.status}) is missing its event" for row in rows]

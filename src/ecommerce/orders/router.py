@@ -5,11 +5,12 @@ from fastapi import APIRouter, Query, Response
 from ecommerce.accounts.dependencies import AdminUser, CurrentUser
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.catalog.errors import OutOfStock, ProductNotFound
+from ecommerce.context import Ctx
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import service, usecases
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, OrderStatus, QuoteOut
-from ecommerce.platform.deps import Ctx, ReadUow
+from ecommerce.platform.deps import ReadUow
 from ecommerce.platform.errors import (
     Forbidden,
     IdempotencyKeyInProgress,

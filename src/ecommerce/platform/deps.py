@@ -1,4 +1,6 @@
-"""Annotated dependency aliases every router uses: `Ctx`, `Uow`, `ReadUow`."""
+"""Annotated dependency aliases for units of work: `Uow`, `ReadUow` (not yet open: the
+route opens it with `async with uow:` around its one service call). The context is
+`ecommerce.context.Ctx`."""
 
 from __future__ import annotations
 
@@ -6,12 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ecommerce.platform.context import AppContext
 from ecommerce.platform.database import UnitOfWork
-
-
-async def get_ctx(request: Request) -> AppContext:
-    return request.app.state.ctx
 
 
 async def get_uow(request: Request) -> UnitOfWork:
@@ -22,7 +19,6 @@ async def get_read_uow(request: Request) -> UnitOfWork:
     return request.app.state.ctx.db.uow(write=False)
 
 
-Ctx = Annotated[AppContext, Depends(get_ctx)]
 # Not yet open: the route opens it with `async with uow:` around its one service call.
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 ReadUow = Annotated[UnitOfWork, Depends(get_read_uow)]

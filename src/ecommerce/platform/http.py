@@ -29,7 +29,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecommerce.platform import metrics
-from ecommerce.platform.database import driver_connection_errors
+from ecommerce.platform.engines import driver_connection_errors
 from ecommerce.platform.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from ecommerce.platform.logging import request_id
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
 from ecommerce.platform import metrics
-from ecommerce.platform.deps import Ctx
 from ecommerce.platform.http import JsonResponse
 
 router = APIRouter(tags=["operations"])
@@ -20,7 +19,8 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
-async def readyz(ctx: Ctx) -> JsonResponse:
+async def readyz(request: Request) -> JsonResponse:
+    ctx = request.app.state.ctx  # anything with `db` and `redis` (ecommerce.context)
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):

@@ -3,8 +3,9 @@ from fastapi import APIRouter, Request, Response
 
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import UserNotFound
+from ecommerce.context import Ctx
 from ecommerce.platform import idempotency
-from ecommerce.platform.deps import Ctx, ReadUow
+from ecommerce.platform.deps import ReadUow
 from ecommerce.platform.errors import (
     Forbidden,
     IdempotencyKeyInProgress,

@@ -1,14 +1,19 @@
-"""What a running app holds: settings, database, Redis, clock, limits. Built in the
-app's lifespan (never at import time) and reached by routes through dependencies."""
+"""The composition root's context: what a running app holds (settings, database, Redis,
+clock, limits, the domains' shared objects), built in the app's lifespan (never at import
+time), and `Ctx`, the dependency through which routes reach it. platform/ knows none of
+this: the domains are wired together here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
 
 from ecommerce.accounts.security import Passwords, Tokens
 from ecommerce.catalog.listing import Listings
 from ecommerce.coupons.gate import LocalGate, RedisGate
+from ecommerce.events.outbox import Outbox
 from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
@@ -39,7 +44,7 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database(settings.database_url, pool_size=settings.db_pool_size, events=Outbox())
         redis = gate_redis = None
         if settings.redis_url:
             from redis.asyncio import Redis
@@ -81,3 +86,11 @@ class AppContext:
         if isinstance(self.coupon_gate, RedisGate):
             await self.coupon_gate.close()
         await self.db.dispose()
+
+
+async def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
