@@ -1,4 +1,5 @@
-"""PostgreSQL's `shop_place_order` (migration 0006): each guard refuses and leaves nothing.
+"""PostgreSQL's `shop_place_order` (orders/place_order.sql): it writes what the portable path
+writes, and each guard refuses and leaves nothing.
 
 The API tests reach the function through every order on PostgreSQL, but not the races it
 guards against (a price, a coupon, the balance or the stock changing between the quote and
@@ -104,3 +105,126 @@ async def test_each_guard_refuses_and_changes_nothing(shop, client, db_kind):
     assert orjson.loads(payload)["orderId"] == order_id
     placed = await client.get(f"/api/orders/{order_id}", headers=user.headers)
     assert placed.json()["paidAmount"] == 2_000
+
+
+# One matrix of orders through shop_place_order and through the portable path, each on a
+# fresh database of its own (so every id matches), and every row they write compared.
+MATRIX = [  # (buyer, [(product, quantity)], coupon)
+    ("rich", [("pen", 2)], None),
+    ("rich", [("ink", 1), ("pen", 1), ("pad", 3)], "FLAT"),
+    ("rich", [("pad", 2), ("pad", 1)], None),            # repeated lines, merged
+    ("rich", [("pen", 1)], "PCT"),
+    ("rich", [("pen", 1)], "FLAT"),                       # FLAT used already: refused
+    ("rich", [("ink", 5)], None),                         # out of stock: refused
+    ("poor", [("pad", 1)], None),                         # balance too low: refused
+    ("poor", [("gone", 1)], None),                        # not on sale: refused
+    ("other", [("pen", 1)], "MIN"),                       # below the coupon's minimum
+    ("other", [("pen", 6), ("ink", 1)], "MIN"),           # the minimum reached
+    ("other", [("ink", 1)], None),                        # the last ink: stock 0
+]
+
+
+async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[dict]]:
+    from ecommerce.app import create_app
+    from ecommerce.coupons import service as coupon_service
+    from ecommerce.models import metadata
+    from ecommerce.orders import service
+    from tests.conftest import make_settings
+    from tests.factories import make_coupon as add_coupon
+
+    app = create_app(make_settings(database_url))
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    outcomes: list[dict] = []
+    async with app.router.lifespan_context(app):
+        shop = type("Shop", (), {})()
+        shop.ctx, shop.db = app.state.ctx, app.state.ctx.db
+        shop.clock = app.state.ctx.clock
+        shop.clock.freeze(now)
+        users = {name: await make_user(shop, balance=balance, username=name)
+                 for name, balance in (("rich", 500_000), ("poor", 500), ("other", 90_000))}
+        items = {name: await make_product(shop, price=price, stock=stock, name=name)
+                 for name, price, stock in (("pen", 1_200, 20), ("ink", 3_500, 3),
+                                            ("pad", 800, 10), ("gone", 100, 5))}
+        async with shop.db.uow() as uow:
+            await uow.conn.execute(update(products).where(products.c.id == items["gone"])
+                                   .values(active=False))
+        await add_coupon(shop, code="FLAT", value=1_000)
+        await add_coupon(shop, code="PCT", discount_type="PERCENT", value=15, max_discount=500)
+        await add_coupon(shop, code="MIN", value=2_000, min_order=10_000)
+        for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
+            await coupon_service.claim(shop.db, shop.ctx.coupon_gate, users[name].id, code, now)
+        for buyer, lines, code in MATRIX:
+            merged: dict[int, int] = {}
+            for product, quantity in lines:
+                merged[items[product]] = merged.get(items[product], 0) + quantity
+            try:
+                async with shop.db.uow(one_write=in_one_call) as uow:
+                    view = await service.place_order(
+                        uow, shop.ctx.listings, shop.ctx.settings.timezone,
+                        user_id=users[buyer].id, lines=sorted(merged.items()),
+                        coupon_code=code, now=now, in_one_call=in_one_call)
+                outcomes.append({"placed": view["order_id"], "paid": view["paid_amount"]})
+            except Exception as error:  # noqa: BLE001 - the refusal is part of the outcome
+                outcomes.append({"refused": getattr(error, "code", type(error).__name__),
+                                 "message": str(error)})
+        async with shop.db.uow(write=False) as uow:
+            found = {table.name: (await uow.conn.execute(
+                select(table).order_by(*table.primary_key.columns))).all()
+                for table in metadata.sorted_tables}
+    # Order ids are numbered apart: a refusal may come before the order's insert on one
+    # path and after it (a rolled-back insert still takes a number) on the other.
+    number = {row.id: n for n, row in enumerate(found["orders"], start=1)}
+    rows: dict[str, list[dict]] = {"outcomes": [
+        {**o, "placed": number[o["placed"]]} if "placed" in o else o for o in outcomes]}
+    for name, table_rows in found.items():
+        rows[name] = [_comparable(name, dict(row._mapping), number) for row in table_rows]
+    return rows
+
+
+def _comparable(table: str, row: dict, number: dict[int, int]) -> dict:
+    """A row as both paths must have written it: order ids by their order, event ids
+    left out (random), and the outbox payload parsed (PostgreSQL re-serialises it)."""
+    row.pop("password_hash", None)  # salted: differs every time
+    if table == "outbox":
+        payload = orjson.loads(row.pop("payload"))
+        payload.pop("eventId")
+        payload["orderId"] = number[payload["orderId"]]
+        row.pop("event_id")
+        row["payload"] = payload
+    for key in ("order_id", *(("id",) if table == "orders" else ())):
+        if row.get(key) is not None:
+            row[key] = number[row[key]]
+    return row
+
+
+async def test_the_function_writes_what_the_portable_path_writes(db_kind):
+    if db_kind != "postgres":
+        pytest.skip("shop_place_order is PostgreSQL's")
+    from ecommerce.platform.migrate import upgrade
+    from tests.backends import POSTGRES_URL
+    from tests.scratch import create_scratch_database, drop_scratch_database
+
+    written = {}
+    for in_one_call in (True, False):
+        url = await create_scratch_database(POSTGRES_URL, "ecommerce_test_matrix")
+        try:
+            upgrade(url)
+            written[in_one_call] = await _run_matrix(url, in_one_call)
+        finally:
+            await drop_scratch_database(POSTGRES_URL, url)
+    function, portable = written[True], written[False]
+    assert [o.get("refused") for o in function["outcomes"]].count(None) == 6, function
+    for table in portable:
+        assert function[table] == portable[table], table
+
+
+async def test_the_database_holds_the_function_in_place_order_sql(shop, db_kind):
+    if db_kind != "postgres":
+        pytest.skip("shop_place_order is PostgreSQL's")
+    from sqlalchemy import text
+
+    async with shop.db.uow(write=False) as uow:
+        source = (await uow.conn.execute(text(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'shop_place_order'"))).scalar_one()
+    body = repository.PLACE_ORDER_SQL.split("$$")[1]
+    assert source == body  # a change to place_order.sql needs a migration that applies it

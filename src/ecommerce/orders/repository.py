@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, text, update
@@ -103,6 +104,8 @@ class Refused(Exception):  # noqa: N818 - the database's answer, mapped to error
         self.detail = detail
 
 
+# The function's code: this file, applied by migration 0006 (see its header).
+PLACE_ORDER_SQL = (Path(__file__).parent / "place_order.sql").read_text(encoding="utf-8")
 _PLACE = text(
     "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
     ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
@@ -111,7 +114,7 @@ _PLACE = text(
 
 async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]
                             ) -> tuple[int, list[int]]:
-    """PostgreSQL: every write of a priced order in one round trip (migration 0006);
+    """PostgreSQL: every write of a priced order in one round trip (place_order.sql);
     (order id, each line's stock after). Refused if a guard failed; the transaction is
     then aborted and must be rolled back."""
     try:

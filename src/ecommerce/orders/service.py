@@ -32,17 +32,18 @@ def places_in_one_statement(dialect: str) -> bool:
 
 async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, user_id: int,
                       lines: Sequence[tuple[int, int]], coupon_code: str | None,
-                      now: datetime) -> dict[str, Any]:
+                      now: datetime, in_one_call: bool) -> dict[str, Any]:
     """Take the stock of every line, use the coupon, charge the balance, store the order,
     count the sale and record `order.completed`; any error leaves nothing changed.
 
     Every order and cancellation takes its locks in one order: the held coupon, the wallet,
     then product rows by id (and their sales rows), so overlapping orders never deadlock.
     The product rows come last because they are the ones every buyer in a sale wants: they
-    are held only for the last few statements before commit."""
+    are held only for the last few statements before commit. `in_one_call` (PostgreSQL
+    only): the same writes in one call of `shop_place_order` (place_order.sql)."""
     _, quoted, items = await _priced(uow, user_id, lines)
     subtotal = sum(item["line_total"] for item in items)
-    if places_in_one_statement(uow.dialect):
+    if in_one_call:  # PostgreSQL's shop_place_order (the use case chooses)
         return await _place_in_one_call(uow, listings, zone, user_id=user_id, lines=lines,
                                         items=items, subtotal=subtotal,
                                         coupon_code=coupon_code, now=now)

@@ -26,17 +26,19 @@ async def place(ctx: Any, caller: Principal, command: OrderIn, key: str | None
     statement (`shop_place_order`), so without a key its unit of work needs no
     BEGIN/COMMIT; with a key the key is written too."""
     ensure_self_or_admin(caller, command.user_id)
+    in_one_call = service.places_in_one_statement(ctx.db.dialect)
 
     async def work(uow: UnitOfWork) -> tuple[int, Any]:
         view = await service.place_order(
             uow, ctx.listings, ctx.settings.timezone, user_id=command.user_id,
-            lines=command.lines(), coupon_code=command.coupon_code, now=ctx.clock.now())
+            lines=command.lines(), coupon_code=command.coupon_code, now=ctx.clock.now(),
+            in_one_call=in_one_call)
         return 201, order_body(view)
 
     return await idempotency.run(
         ctx.db, user_id=caller.user_id, key=key, operation="orders.place",
         payload=command.model_dump() if key is not None else None, path=PLACE_PATH,
-        work=work, one_write=service.places_in_one_statement(ctx.db.dialect))
+        work=work, one_write=in_one_call)
 
 
 async def quote(ctx: Any, caller: Principal, command: OrderIn) -> tuple[int, Any]:
