@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ecommerce.accounts import service as accounts
+from ecommerce.accounts import usecases as accounts
 from ecommerce.wallet import service as wallet
 
 _names = itertools.count(1)

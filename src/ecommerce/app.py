@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ecommerce import __version__
-from ecommerce.accounts import service as accounts
+from ecommerce.accounts import usecases as accounts
 from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog import fastpath as catalog_fastpath
 from ecommerce.catalog.router import admin as catalog_admin_router

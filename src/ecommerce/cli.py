@@ -45,7 +45,7 @@ def create_admin(username: str = typer.Option(...), password: str = typer.Option
     _upgrade(settings)
 
     async def go() -> int:
-        from ecommerce.accounts import service
+        from ecommerce.accounts import usecases as service
         from ecommerce.context import AppContext
 
         ctx = AppContext.build(settings)

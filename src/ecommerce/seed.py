@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ecommerce.accounts import repository as accounts_repo
-from ecommerce.accounts import service as accounts
+from ecommerce.accounts import usecases as accounts
 from ecommerce.catalog import service as catalog
 from ecommerce.context import AppContext
 from ecommerce.coupons import service as coupons

@@ -325,14 +325,14 @@ class TestRedisGateSoldOutMemory:
     async def test_sold_out_is_remembered_briefly(self, shop, redis_url):
         from redis.asyncio import Redis
 
-        from ecommerce.coupons import service
+        from ecommerce.coupons import usecases
         from ecommerce.coupons.gate import PASS, SOLD_OUT, RedisGate
 
         await make_coupon(shop, code="MEMO", quantity=1)
         client = Redis.from_url(redis_url, decode_responses=True)
         gate = RedisGate(client, shop.settings.redis_prefix)
         gate.SOLD_OUT_MEMORY_SECONDS = 0.3
-        load = service.state_loader(shop.db)
+        load = usecases.state_loader(shop.db)
         try:
             now = shop.clock.now()
             assert await gate.enter("MEMO", 1, now, load) == PASS

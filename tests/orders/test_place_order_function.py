@@ -126,7 +126,7 @@ MATRIX = [  # (buyer, [(product, quantity)], coupon)
 
 async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[dict]]:
     from ecommerce.app import create_app
-    from ecommerce.coupons import service as coupon_service
+    from ecommerce.coupons import usecases as coupon_usecases
     from ecommerce.models import metadata
     from ecommerce.orders import service
     from tests.conftest import make_settings
@@ -152,7 +152,8 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
         await add_coupon(shop, code="PCT", discount_type="PERCENT", value=15, max_discount=500)
         await add_coupon(shop, code="MIN", value=2_000, min_order=10_000)
         for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
-            await coupon_service.claim(shop.db, shop.ctx.coupon_gate, users[name].id, code, now)
+            await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate, users[name].id,
+                                               code, now)
         for buyer, lines, code in MATRIX:
             merged: dict[int, int] = {}
             for product, quantity in lines:

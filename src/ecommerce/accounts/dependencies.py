@@ -1,4 +1,5 @@
-"""`CurrentUser` and `AdminUser`: the caller, from the bearer token."""
+"""`CurrentUser`: the caller, from the bearer token (what each route hands its use case;
+the use case decides what the caller may do)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ecommerce.platform.errors import Forbidden, Unauthorized
+from ecommerce.platform.errors import Unauthorized
 from ecommerce.platform.principal import Principal, bearer_token
 
 _bearer = HTTPBearer(auto_error=False)
@@ -27,11 +28,4 @@ async def current_user(request: Request,
     return principal
 
 
-async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("This needs an administrator")
-    return principal
-
-
 CurrentUser = Annotated[Principal, Depends(current_user)]
-AdminUser = Annotated[Principal, Depends(admin_user)]

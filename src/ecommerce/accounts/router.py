@@ -1,11 +1,10 @@
 from fastapi import APIRouter, Request
 
-from ecommerce.accounts import service
+from ecommerce.accounts import usecases as service
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNotFound
 from ecommerce.accounts.schemas import LoginIn, MeOut, SignupIn, TokenOut, UserOut
 from ecommerce.context import Ctx
-from ecommerce.platform.deps import ReadUow
 from ecommerce.platform.errors import RateLimited, ServerBusy, Unauthorized, responses
 
 router = APIRouter(tags=["auth"])
@@ -33,8 +32,5 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> TokenOut:
 
 @router.get("/api/users/me", response_model=MeOut, tags=["users"],
             responses=responses(Unauthorized, UserNotFound))
-async def me(principal: CurrentUser, uow: ReadUow) -> MeOut:
-    async with uow:
-        user = await service.get_user(uow, principal.user_id)
-    return MeOut(user_id=user.id, username=user.username, role=user.role,
-                 created_at=user.created_at)
+async def me(principal: CurrentUser, ctx: Ctx) -> MeOut:
+    return await service.me(ctx.db, principal)

@@ -4,7 +4,7 @@
 Their own work (a cache lookup and one indexed read) costs less than FastAPI's routing
 and parameter handling around it. A query that `ProductQuery` / `TopQuery` (the routes'
 own parameter models) accept, with no parameter unknown to them or given twice, is
-answered here by the same code as the route; anything else goes to the FastAPI route,
+answered here by the route's own use case; anything else goes to the FastAPI route,
 which gives the documented answer or refusal."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ValidationError
 from starlette.types import Scope
 
-from ecommerce.catalog.router import listed, summaries, top_sellers
+from ecommerce.catalog import usecases
 from ecommerce.catalog.schemas import ProductQuery, TopQuery
 
 LIST_PATH, TOP_PATH = "/api/products", "/api/products/top"
@@ -48,13 +48,12 @@ async def list_products(ctx: Any, scope: Scope) -> Answer | None:
     query = _query(ProductQuery, scope)
     if query is None:
         return None
-    async with ctx.db.uow(write=False) as uow:
-        rows, total = await listed(uow, ctx, query)
-    return 200, summaries(rows), {"X-Total-Count": str(total)}
+    views, total = await usecases.products(ctx, query)
+    return 200, views, {"X-Total-Count": str(total)}
 
 
 async def top_products(ctx: Any, scope: Scope) -> Answer | None:
     query = _query(TopQuery, scope)
     if query is None:
         return None
-    return 200, await top_sellers(ctx, query), None
+    return 200, await usecases.top_sellers(ctx, query), None

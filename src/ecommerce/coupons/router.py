@@ -1,11 +1,11 @@
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ecommerce.accounts.dependencies import AdminUser, CurrentUser
+from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.context import Ctx
-from ecommerce.coupons import service, usecases
+from ecommerce.coupons import usecases
 from ecommerce.coupons.errors import (
     CouponAlreadyClaimed,
     CouponCodeTaken,
@@ -21,11 +21,9 @@ from ecommerce.coupons.schemas import (
     HeldCouponOut,
     HeldStatus,
 )
-from ecommerce.platform.deps import ReadUow, Uow
 from ecommerce.platform.errors import Forbidden, RateLimited, Unauthorized, responses
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.principal import ensure_self_or_admin
 from ecommerce.platform.schemas import UserIdPath
 
 router = APIRouter(tags=["coupons"])
@@ -33,49 +31,37 @@ admin = APIRouter(prefix="/api/admin/coupons", tags=["admin: coupons"])
 _ADMIN = (Unauthorized, Forbidden)
 
 
-def _coupon(row: Any) -> CouponOut:
-    return CouponOut(**{**row._mapping,
-                        "remaining_quantity": row.total_quantity - row.issued_quantity})
-
-
 @admin.post("", status_code=201, response_model=CouponOut,
             responses=responses(*_ADMIN, CouponCodeTaken))
-async def create_coupon(body: CouponIn, _: AdminUser, ctx: Ctx, uow: Uow) -> CouponOut:
-    async with uow:
-        row = await service.create_coupon(uow, body.model_dump(), ctx.clock.now())
-    return _coupon(row)
+async def create_coupon(body: CouponIn, caller: CurrentUser, ctx: Ctx) -> CouponOut:
+    return await usecases.create(ctx, caller, body)
 
 
 @admin.get("", response_model=list[CouponOut], responses=responses(*_ADMIN))
-async def list_coupons(_: AdminUser, uow: ReadUow, page: PageParams, response: Response
+async def list_coupons(caller: CurrentUser, ctx: Ctx, page: PageParams, response: Response
                        ) -> list[CouponOut]:
-    async with uow:
-        rows, total = await service.list_coupons(uow, page.size, page.offset)
+    views, total = await usecases.all_coupons(ctx, caller, page)
     set_total(response, total)
-    return [_coupon(row) for row in rows]
+    return views
 
 
 @router.get("/api/coupons", response_model=list[CouponOut],
             responses=responses(Unauthorized))
-async def browse_coupons(_: CurrentUser, ctx: Ctx, uow: ReadUow, page: PageParams,
-                         response: Response,
+async def browse_coupons(_: CurrentUser, ctx: Ctx, page: PageParams, response: Response,
                          available: Annotated[bool, Query(
                              description="true (default): only coupons that can be claimed "
                                          "now; false: also upcoming and sold-out ones")] = True
                          ) -> list[CouponOut]:
-    async with uow:
-        rows, total = await service.browse(uow, available=available, now=ctx.clock.now(),
-                                           limit=page.size, offset=page.offset)
+    views, total = await usecases.browse(ctx, available, page)
     set_total(response, total)
-    return [_coupon(row) for row in rows]
+    return views
 
 
 @router.get("/api/coupons/{code}", response_model=CouponOut,
             responses=responses(Unauthorized, CouponNotFound))
 async def get_coupon(code: Annotated[str, Path(max_length=40)], _: CurrentUser,
-                     uow: ReadUow) -> CouponOut:
-    async with uow:
-        return _coupon(await service.get_coupon(uow, code))
+                     ctx: Ctx) -> CouponOut:
+    return await usecases.coupon(ctx, code)
 
 
 @router.post("/api/coupons/claim", response_model=ClaimOut,
@@ -89,13 +75,9 @@ async def claim(body: ClaimIn, principal: CurrentUser, ctx: Ctx) -> JsonResponse
 
 @router.get("/api/users/{userId}/coupons", response_model=list[HeldCouponOut],
             responses=responses(Unauthorized, Forbidden))
-async def held_coupons(user_id: UserIdPath,
-                       principal: CurrentUser, ctx: Ctx, uow: ReadUow, page: PageParams,
+async def held_coupons(user_id: UserIdPath, caller: CurrentUser, ctx: Ctx, page: PageParams,
                        response: Response, status: Annotated[HeldStatus | None, Query()] = None
                        ) -> list[HeldCouponOut]:
-    ensure_self_or_admin(principal, user_id)
-    async with uow:
-        views, total = await service.held_coupons(uow, user_id, status, ctx.clock.now(),
-                                                  page.size, page.offset)
+    views, total = await usecases.held(ctx, caller, user_id, status, page)
     set_total(response, total)
-    return [HeldCouponOut(**view) for view in views]
+    return views

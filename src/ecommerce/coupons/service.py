@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from ecommerce.accounts.errors import UserNotFound
 from ecommerce.coupons import repository
 from ecommerce.coupons.discount import discount_for
 from ecommerce.coupons.errors import (
@@ -27,9 +26,8 @@ from ecommerce.coupons.gate import (
     CouponState,
     LocalGate,
     RedisGate,
-    StateLoader,
 )
-from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.database import UnitOfWork
 from ecommerce.platform.errors import AppError, InvalidRequest
 
 Gate = LocalGate | RedisGate
@@ -101,84 +99,57 @@ def _why_not(coupon: Any, now: datetime) -> AppError:
     return CouponSoldOut()
 
 
-def state_loader(db: Database) -> StateLoader:
-    """How a gate loads a coupon's state (quantity, window, holders) from the database."""
-
-    async def load(code: str) -> CouponState | None:
-        async with db.uow(write=False) as uow:
-            coupon = await repository.get_by_code(uow.conn, code)
-            if coupon is None:
-                return None
-            holders = await repository.holders(uow.conn, coupon.id)
-        return CouponState(coupon.total_quantity, coupon.issue_starts_at,
-                           claim_window_end(coupon), holders)
-
-    return load
+async def gate_state(uow: UnitOfWork, code: str) -> CouponState | None:
+    """What a gate needs of a coupon (quantity, claim window, holders), or None."""
+    coupon = await repository.get_by_code(uow.conn, code)
+    if coupon is None:
+        return None
+    holders = await repository.holders(uow.conn, coupon.id)
+    return CouponState(coupon.total_quantity, coupon.issue_starts_at,
+                       claim_window_end(coupon), holders)
 
 
-async def claim(db: Database, gate: Gate, user_id: int, code: str, now: datetime) -> Claimed:
-    """Issue one coupon to the user, first come first served; durable once returned.
-
-    The gate may answer for the losers; the winners' claims are decided by the database."""
-    code = code.upper()
-    verdict = await gate.enter(code, user_id, now, state_loader(db))
-    if verdict == SOLD_OUT:
-        raise CouponSoldOut()
-    if verdict == ALREADY:
-        raise CouponAlreadyClaimed()
-    if verdict == NOT_ACTIVE:
-        raise CouponNotActive()
-    return await _claim_past_gate(db, gate, user_id, code, now)
+def gate_refusal(verdict: str) -> AppError | None:
+    """The error for a gate's early answer, or None to let the claim through."""
+    refusal = {SOLD_OUT: CouponSoldOut, ALREADY: CouponAlreadyClaimed,
+               NOT_ACTIVE: CouponNotActive}.get(verdict)
+    return refusal() if refusal is not None else None
 
 
-async def _claim_past_gate(db: Database, gate: Gate, user_id: int, code: str,
-                          now: datetime) -> Claimed:
-    """The database's decision for a claim the gate let through, in one transaction: the
-    conditional increment of the issued count, then the holder row (unique per coupon and
-    user), with its ledger entry. The gate hears the outcome."""
-    try:
-        async with db.uow() as uow:
-            coupon = await repository.get_by_code(uow.conn, code)
-            if coupon is None:
-                raise CouponNotFound()
-            if await repository.holds(uow.conn, coupon.id, user_id):
-                raise CouponAlreadyClaimed()
-            # The increment comes first: it takes the coupon row's exclusive lock before the
-            # holder insert's foreign-key check would take a shared one (on InnoDB, two
-            # claims holding shared locks and both wanting the exclusive one deadlock).
-            if not await repository.take_one(uow.conn, coupon.id, now):
-                raise _why_not(coupon, now)
-            expires_at = _held_expiry(coupon, now)
-            try:
-                held_id = await repository.add_held(uow.conn, coupon.id, user_id, now,
-                                                    expires_at)
-            except IntegrityError:  # the unique (coupon, user) key, or no such user
-                raise _HolderRefused(coupon.id) from None
-            await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None,
-                                       now)
-    except _HolderRefused as refused:  # rolled back; read why, outside the failed one
-        async with db.uow(write=False) as uow:
-            held = await repository.holds(uow.conn, refused.coupon_id, user_id)
-        reason = ALREADY if held else "ERROR"  # a user who does not exist holds no seat
-        await gate.lost(code, user_id, reason)
-        raise (CouponAlreadyClaimed() if held else UserNotFound()) from None
-    except CouponAlreadyClaimed:
-        await gate.lost(code, user_id, ALREADY)
-        raise
-    except CouponSoldOut:
-        await gate.lost(code, user_id, SOLD_OUT)
-        raise
-    except BaseException:
-        await gate.lost(code, user_id, "ERROR")
-        raise
-    await gate.won(code, user_id)
-    return Claimed(held_id, code, expires_at)
+class HolderRefused(Exception):  # noqa: N818 - a signal: the holder row was refused
+    """The holder insert broke the unique (coupon, user) key, or no such user exists."""
 
-
-class _HolderRefused(Exception):  # noqa: N818 - a signal inside `_claim_past_gate`
     def __init__(self, coupon_id: int):
         super().__init__(coupon_id)
         self.coupon_id = coupon_id
+
+
+async def issue(uow: UnitOfWork, user_id: int, code: str, now: datetime) -> Claimed:
+    """The database's decision for a claim the gate let through: the conditional increment
+    of the issued count, then the holder row (unique per coupon and user), with its ledger
+    entry. HolderRefused if the holder row is refused (the caller reads why, once this
+    transaction has rolled back)."""
+    coupon = await repository.get_by_code(uow.conn, code)
+    if coupon is None:
+        raise CouponNotFound()
+    if await repository.holds(uow.conn, coupon.id, user_id):
+        raise CouponAlreadyClaimed()
+    # The increment comes first: it takes the coupon row's exclusive lock before the
+    # holder insert's foreign-key check would take a shared one (on InnoDB, two claims
+    # holding shared locks and both wanting the exclusive one deadlock).
+    if not await repository.take_one(uow.conn, coupon.id, now):
+        raise _why_not(coupon, now)
+    expires_at = _held_expiry(coupon, now)
+    try:
+        held_id = await repository.add_held(uow.conn, coupon.id, user_id, now, expires_at)
+    except IntegrityError:
+        raise HolderRefused(coupon.id) from None
+    await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None, now)
+    return Claimed(held_id, code, expires_at)
+
+
+async def holds(uow: UnitOfWork, coupon_id: int, user_id: int) -> bool:
+    return bool(await repository.holds(uow.conn, coupon_id, user_id))
 
 
 async def held_coupons(uow: UnitOfWork, user_id: int, status: str | None, now: datetime,

@@ -2,15 +2,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ecommerce.accounts.dependencies import AdminUser, CurrentUser
+from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.catalog.errors import OutOfStock, ProductNotFound
 from ecommerce.context import Ctx
 from ecommerce.coupons.errors import CouponNotUsable
-from ecommerce.orders import service, usecases
+from ecommerce.orders import usecases
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, OrderStatus, QuoteOut
-from ecommerce.platform.deps import ReadUow
 from ecommerce.platform.errors import (
     Forbidden,
     IdempotencyKeyInProgress,
@@ -21,7 +20,6 @@ from ecommerce.platform.errors import (
 from ecommerce.platform.http import JsonResponse
 from ecommerce.platform.idempotency import IdempotencyKey
 from ecommerce.platform.pagination import PageParams, set_total
-from ecommerce.platform.principal import ensure_self_or_admin
 from ecommerce.platform.schemas import MAX_ID, IntText, OrderIdPath, UserIdPath
 from ecommerce.wallet.errors import InsufficientBalance
 
@@ -50,11 +48,8 @@ async def quote_order(body: OrderIn, principal: CurrentUser, ctx: Ctx) -> JsonRe
 
 @router.get("/api/orders/{orderId}", response_model=OrderOut,
             responses=responses(Unauthorized, OrderNotFound))
-async def get_order(order_id: OrderIdPath, principal: CurrentUser, uow: ReadUow) -> OrderOut:
-    async with uow:
-        view = await service.get_order(uow, order_id, user_id=principal.user_id,
-                                       is_admin=principal.is_admin)
-    return OrderOut(**view)
+async def get_order(order_id: OrderIdPath, principal: CurrentUser, ctx: Ctx) -> OrderOut:
+    return await usecases.order(ctx, principal, order_id)
 
 
 @router.post("/api/orders/{orderId}/cancel", response_model=OrderOut,
@@ -67,36 +62,27 @@ async def cancel_order(order_id: OrderIdPath, principal: CurrentUser, ctx: Ctx,
 
 @router.get("/api/users/{userId}/orders", response_model=list[OrderOut],
             responses=responses(Unauthorized, Forbidden))
-async def user_orders(user_id: UserIdPath,
-                      principal: CurrentUser, uow: ReadUow, page: PageParams,
+async def user_orders(user_id: UserIdPath, principal: CurrentUser, ctx: Ctx, page: PageParams,
                       response: Response) -> list[OrderOut]:
-    ensure_self_or_admin(principal, user_id)
-    async with uow:
-        views, total = await service.search(uow, user_id=user_id, status=None,
-                                            limit=page.size, offset=page.offset)
+    views, total = await usecases.orders_of(ctx, principal, user_id, page)
     set_total(response, total)
-    return [OrderOut(**view) for view in views]
+    return views
 
 
 @admin.get("", response_model=list[OrderOut], responses=responses(Unauthorized, Forbidden))
-async def admin_orders(_: AdminUser, uow: ReadUow, page: PageParams, response: Response,
+async def admin_orders(caller: CurrentUser, ctx: Ctx, page: PageParams, response: Response,
                        status: Annotated[OrderStatus | None, Query()] = None,
                        user_id: Annotated[int | None, Query(alias="userId", ge=1,
                                                             le=MAX_ID), IntText] = None
                        ) -> list[OrderOut]:
-    async with uow:
-        views, total = await service.search(uow, user_id=user_id, status=status,
-                                            limit=page.size, offset=page.offset)
+    views, total = await usecases.all_orders(ctx, caller, user_id, status, page)
     set_total(response, total)
-    return [OrderOut(**view) for view in views]
+    return views
 
 
 @sales.get("/api/admin/sales", response_model=list[DailySalesOut],
            responses=responses(Unauthorized, Forbidden))
-async def daily_sales(_: AdminUser, ctx: Ctx, uow: ReadUow,
+async def daily_sales(caller: CurrentUser, ctx: Ctx,
                       days: Annotated[int, Query(ge=1, le=366), IntText] = 30
                       ) -> list[DailySalesOut]:
-    async with uow:
-        rows = await service.daily_sales(uow, days=days, now=ctx.clock.now(),
-                                         zone=ctx.settings.timezone)
-    return [DailySalesOut(**row) for row in rows]
+    return await usecases.daily_sales(ctx, caller, days)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from ecommerce.orders import service
-from ecommerce.orders.schemas import OrderIn, OrderOut, QuoteOut
+from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
 from ecommerce.platform import idempotency
 from ecommerce.platform.database import UnitOfWork
-from ecommerce.platform.principal import Principal, ensure_self_or_admin
+from ecommerce.platform.pagination import Page
+from ecommerce.platform.principal import Principal, ensure_self_or_admin, require_admin
 
 PLACE_PATH = "/api/orders"
 
@@ -63,3 +64,39 @@ async def cancel(ctx: Any, caller: Principal, order_id: int, key: str | None
     return await idempotency.run(
         ctx.db, user_id=caller.user_id, key=key, operation="orders.cancel",
         payload={"orderId": order_id}, path=f"/api/orders/{order_id}/cancel", work=work)
+
+
+async def order(ctx: Any, caller: Principal, order_id: int) -> OrderOut:
+    """An order with its items; another customer's order does not exist for the caller."""
+    async with ctx.db.uow(write=False) as uow:
+        view = await service.get_order(uow, order_id, user_id=caller.user_id,
+                                       is_admin=caller.is_admin)
+    return OrderOut(**view)
+
+
+async def orders_of(ctx: Any, caller: Principal, user_id: int, page: Page
+                    ) -> tuple[list[OrderOut], int]:
+    ensure_self_or_admin(caller, user_id)
+    return await _search(ctx, user_id, None, page)
+
+
+async def all_orders(ctx: Any, caller: Principal, user_id: int | None, status: str | None,
+                     page: Page) -> tuple[list[OrderOut], int]:
+    require_admin(caller)
+    return await _search(ctx, user_id, status, page)
+
+
+async def _search(ctx: Any, user_id: int | None, status: str | None, page: Page
+                  ) -> tuple[list[OrderOut], int]:
+    async with ctx.db.uow(write=False) as uow:
+        views, total = await service.search(uow, user_id=user_id, status=status,
+                                            limit=page.size, offset=page.offset)
+    return [OrderOut(**view) for view in views], total
+
+
+async def daily_sales(ctx: Any, caller: Principal, days: int) -> list[DailySalesOut]:
+    require_admin(caller)
+    async with ctx.db.uow(write=False) as uow:
+        rows = await service.daily_sales(uow, days=days, now=ctx.clock.now(),
+                                         zone=ctx.settings.timezone)
+    return [DailySalesOut(**row) for row in rows]

@@ -25,6 +25,12 @@ def ensure_self_or_admin(caller: Principal, user_id: int) -> None:
         raise Forbidden()
 
 
+def require_admin(caller: Principal | None) -> None:
+    """An administrator's action (else 403)."""
+    if caller is None or not caller.is_admin:
+        raise Forbidden("This needs an administrator")
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
     if authorization is None:

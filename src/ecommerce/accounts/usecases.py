@@ -1,17 +1,20 @@
-"""Accounts: sign up, log in, look up, and the admin account."""
+"""Accounts: sign up, log in, look up, and the admin account. These are use cases, each
+opening its own transactions (a password hash runs outside any of them); the FastAPI
+routes, the CLI and the seed are adapters over them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from ecommerce.accounts import repository
 from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNotFound
+from ecommerce.accounts.schemas import MeOut
 from ecommerce.accounts.security import Passwords, Tokens
 from ecommerce.platform.clock import Clock
-from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.database import Database
+from ecommerce.platform.principal import Principal
 from ecommerce.platform.ratelimit import RateLimit
 from ecommerce.wallet import service as wallet
 
@@ -68,12 +71,14 @@ async def log_in(db: Database, passwords: Passwords, tokens: Tokens, clock: Cloc
     return tokens.issue(user.id, user.role, clock.now()), user.id
 
 
-async def get_user(uow: UnitOfWork, user_id: int) -> Any:
-    """The user row, or UserNotFound."""
-    user = await repository.get_by_id(uow.conn, user_id)
+async def me(db: Database, caller: Principal) -> MeOut:
+    """The caller's own account."""
+    async with db.uow(write=False) as uow:
+        user = await repository.get_by_id(uow.conn, caller.user_id)
     if user is None:
         raise UserNotFound()
-    return user
+    return MeOut(user_id=user.id, username=user.username, role=user.role,
+                 created_at=user.created_at)
 
 
 async def ensure_admin(db: Database, passwords: Passwords, clock: Clock, username: str,
