@@ -191,13 +191,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, redis_url: str | None, workers: int, port: int) -> subprocess.Popen:
+def start_server(url: str, redis_url: str | None, workers: int, port: int,
+                 server_src: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET, "ACCESS_LOG": "false",
            "LOG_LEVEL": "WARNING", "RATE_LIMIT_CLAIM": "0", "RATE_LIMIT_LOGIN": "0",
            "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}", "RUN_RELAY": "false"}
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if server_src:  # the server from another checkout (e.g. a worktree of the last commit)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_src, env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--port", str(port),
          "--workers", str(workers)], env=env, start_new_session=True,
@@ -276,7 +279,7 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
         upgrade(url)
         data = asyncio.run(load_fixtures(url))
         port = free_port()
-        server = start_server(url, redis_url, args.workers, port)
+        server = start_server(url, redis_url, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         warm = request_lines("order_many_products", data)[:200]
         run_wrk(port, warm, 1, 4, 1)
@@ -376,6 +379,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0,
                         help="seconds of the same load, unmeasured, before each scenario "
                              "(not the flash sale)")
+    parser.add_argument("--server-src", default=None,
+                        help="run the server from this src/ folder (another checkout's), to "
+                             "compare two commits with the same benchmark")
     parser.add_argument("--label", default="",
                         help="appended to the report's file name")
     args = parser.parse_args()
