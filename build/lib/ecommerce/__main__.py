@@ -1,3 +1,0 @@
-from ecommerce.cli import main
-
-main()
