@@ -9,7 +9,7 @@ which gives the documented answer or refusal."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,9 @@ from starlette.types import Scope
 
 from ecommerce.catalog import usecases
 from ecommerce.catalog.schemas import ProductQuery, TopQuery
+
+if TYPE_CHECKING:
+    from ecommerce.context import AppContext
 
 LIST_PATH, TOP_PATH = "/api/products", "/api/products/top"
 Answer = tuple[int, Any, dict[str, str] | None]
@@ -44,7 +47,7 @@ def _query(model: type[Q], scope: Scope) -> Q | None:
         return None
 
 
-async def list_products(ctx: Any, scope: Scope) -> Answer | None:
+async def list_products(ctx: AppContext, scope: Scope) -> Answer | None:
     query = _query(ProductQuery, scope)
     if query is None:
         return None
@@ -52,7 +55,7 @@ async def list_products(ctx: Any, scope: Scope) -> Answer | None:
     return 200, views, {"X-Total-Count": str(total)}
 
 
-async def top_products(ctx: Any, scope: Scope) -> Answer | None:
+async def top_products(ctx: AppContext, scope: Scope) -> Answer | None:
     query = _query(TopQuery, scope)
     if query is None:
         return None

@@ -4,7 +4,7 @@ or write transaction is opened here. The FastAPI routes and the lean reads
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecommerce.catalog import service
 from ecommerce.catalog.schemas import (
@@ -22,19 +22,22 @@ from ecommerce.catalog.schemas import (
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, require_admin
 
+if TYPE_CHECKING:
+    from ecommerce.context import AppContext
+
 
 def _product(row: Any, model: type = ProductOut) -> Any:
     return model.model_validate(row._mapping)
 
 
-async def categories(ctx: Any, page: Page) -> tuple[list[CategoryWithCountOut], int]:
+async def categories(ctx: AppContext, page: Page) -> tuple[list[CategoryWithCountOut], int]:
     """Every category with its product count, and the total."""
     async with ctx.db.uow(write=False) as uow:
         rows, total = await service.list_categories(uow, page.size, page.offset)
     return [CategoryWithCountOut.model_validate(row._mapping) for row in rows], total
 
 
-async def products(ctx: Any, query: ProductQuery) -> tuple[list[dict[str, Any]], int]:
+async def products(ctx: AppContext, query: ProductQuery) -> tuple[list[dict[str, Any]], int]:
     """A page of listed products (rendered straight from the rows: the response model
     documents the body, the API tests pin its fields), and the total."""
     page = Page(query.page, query.size)
@@ -47,7 +50,7 @@ async def products(ctx: Any, query: ProductQuery) -> tuple[list[dict[str, Any]],
              "category": row.category, "description": row.description} for row in rows], total
 
 
-async def top_sellers(ctx: Any, query: TopQuery) -> list[dict[str, Any]]:
+async def top_sellers(ctx: AppContext, query: TopQuery) -> list[dict[str, Any]]:
     """The top sellers of the last `days` shop days."""
     top = await ctx.top_sellers.top_products(ctx.clock.now(), query.days, query.limit)
     return [{"rank": rank, "productId": row.id, "name": row.name, "price": row.price,
@@ -55,12 +58,12 @@ async def top_sellers(ctx: Any, query: TopQuery) -> list[dict[str, Any]]:
             for rank, (row, sold) in enumerate(top, start=1)]
 
 
-async def product(ctx: Any, product_id: int) -> ProductOut:
+async def product(ctx: AppContext, product_id: int) -> ProductOut:
     async with ctx.db.uow(write=False) as uow:
         return _product(await service.get_product(uow, product_id))
 
 
-async def create_category(ctx: Any, caller: Principal, command: CategoryIn) -> CategoryOut:
+async def create_category(ctx: AppContext, caller: Principal, command: CategoryIn) -> CategoryOut:
     require_admin(caller)
     async with ctx.db.uow() as uow:
         category_id = await service.create_category(uow, command.slug, command.name,
@@ -68,7 +71,7 @@ async def create_category(ctx: Any, caller: Principal, command: CategoryIn) -> C
     return CategoryOut(id=category_id, slug=command.slug, name=command.name)
 
 
-async def admin_products(ctx: Any, caller: Principal, page: Page
+async def admin_products(ctx: AppContext, caller: Principal, page: Page
                          ) -> tuple[list[AdminProductOut], int]:
     require_admin(caller)
     async with ctx.db.uow(write=False) as uow:
@@ -76,7 +79,7 @@ async def admin_products(ctx: Any, caller: Principal, page: Page
     return [_product(row, AdminProductOut) for row in rows], total
 
 
-async def create_product(ctx: Any, caller: Principal, command: ProductIn) -> AdminProductOut:
+async def create_product(ctx: AppContext, caller: Principal, command: ProductIn) -> AdminProductOut:
     require_admin(caller)
     async with ctx.db.uow() as uow:
         row = await service.create_product(uow, ctx.listings, **command.model_dump(),
@@ -84,14 +87,14 @@ async def create_product(ctx: Any, caller: Principal, command: ProductIn) -> Adm
     return _product(row, AdminProductOut)
 
 
-async def admin_product(ctx: Any, caller: Principal, product_id: int) -> AdminProductOut:
+async def admin_product(ctx: AppContext, caller: Principal, product_id: int) -> AdminProductOut:
     require_admin(caller)
     async with ctx.db.uow(write=False) as uow:
         return _product(await service.get_product(uow, product_id, include_inactive=True),
                         AdminProductOut)
 
 
-async def update_product(ctx: Any, caller: Principal, product_id: int,
+async def update_product(ctx: AppContext, caller: Principal, product_id: int,
                          command: ProductPatch) -> AdminProductOut:
     require_admin(caller)
     async with ctx.db.uow() as uow:
@@ -101,7 +104,7 @@ async def update_product(ctx: Any, caller: Principal, product_id: int,
     return _product(row, AdminProductOut)
 
 
-async def change_stock(ctx: Any, caller: Principal, product_id: int,
+async def change_stock(ctx: AppContext, caller: Principal, product_id: int,
                        command: StockChangeIn) -> AdminProductOut:
     require_admin(caller)
     async with ctx.db.uow() as uow:

@@ -4,7 +4,7 @@ FastAPI routes and the lean path (platform/fastpath.py) are adapters over these.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.coupons import service
@@ -16,27 +16,31 @@ from ecommerce.platform.database import Database
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, ensure_self_or_admin, require_admin
 
+if TYPE_CHECKING:
+    from ecommerce.context import AppContext
+
 
 def _coupon(row: Any) -> CouponOut:
     return CouponOut(**{**row._mapping,
                         "remaining_quantity": row.total_quantity - row.issued_quantity})
 
 
-async def create(ctx: Any, caller: Principal, command: CouponIn) -> CouponOut:
+async def create(ctx: AppContext, caller: Principal, command: CouponIn) -> CouponOut:
     require_admin(caller)
     async with ctx.db.uow() as uow:
         row = await service.create_coupon(uow, command.model_dump(), ctx.clock.now())
     return _coupon(row)
 
 
-async def all_coupons(ctx: Any, caller: Principal, page: Page) -> tuple[list[CouponOut], int]:
+async def all_coupons(ctx: AppContext, caller: Principal, page: Page
+                      ) -> tuple[list[CouponOut], int]:
     require_admin(caller)
     async with ctx.db.uow(write=False) as uow:
         rows, total = await service.list_coupons(uow, page.size, page.offset)
     return [_coupon(row) for row in rows], total
 
 
-async def browse(ctx: Any, available: bool, page: Page) -> tuple[list[CouponOut], int]:
+async def browse(ctx: AppContext, available: bool, page: Page) -> tuple[list[CouponOut], int]:
     """Coupons a signed-in customer may look at (claimable now, or not yet ended)."""
     async with ctx.db.uow(write=False) as uow:
         rows, total = await service.browse(uow, available=available, now=ctx.clock.now(),
@@ -44,12 +48,12 @@ async def browse(ctx: Any, available: bool, page: Page) -> tuple[list[CouponOut]
     return [_coupon(row) for row in rows], total
 
 
-async def coupon(ctx: Any, code: str) -> CouponOut:
+async def coupon(ctx: AppContext, code: str) -> CouponOut:
     async with ctx.db.uow(write=False) as uow:
         return _coupon(await service.get_coupon(uow, code))
 
 
-async def held(ctx: Any, caller: Principal, user_id: int, status: str | None, page: Page
+async def held(ctx: AppContext, caller: Principal, user_id: int, status: str | None, page: Page
                ) -> tuple[list[HeldCouponOut], int]:
     ensure_self_or_admin(caller, user_id)
     async with ctx.db.uow(write=False) as uow:
@@ -58,7 +62,7 @@ async def held(ctx: Any, caller: Principal, user_id: int, status: str | None, pa
     return [HeldCouponOut(**view) for view in views], total
 
 
-async def claim(ctx: Any, caller: Principal, command: ClaimIn) -> tuple[int, Any]:
+async def claim(ctx: AppContext, caller: Principal, command: ClaimIn) -> tuple[int, Any]:
     """Claim a coupon for a user (themself, or anyone for an admin), within the user's
     claim rate: 200 with the held coupon, first come first served, durable once answered.
     The gate may answer for the losers; the winners are decided by the database."""

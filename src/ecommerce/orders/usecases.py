@@ -4,7 +4,7 @@ routes and the lean path (platform/fastpath.py) are adapters over these."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecommerce.orders import service
 from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
@@ -13,6 +13,9 @@ from ecommerce.platform.database import UnitOfWork
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, ensure_self_or_admin, require_admin
 
+if TYPE_CHECKING:
+    from ecommerce.context import AppContext
+
 PLACE_PATH = "/api/orders"
 
 
@@ -20,7 +23,7 @@ def order_body(view: dict[str, Any]) -> dict[str, Any]:
     return OrderOut(**view).model_dump(mode="json", by_alias=True)
 
 
-async def place(ctx: Any, caller: Principal, command: OrderIn, key: str | None
+async def place(ctx: AppContext, caller: Principal, command: OrderIn, key: str | None
                 ) -> tuple[int, Any]:
     """Place and pay an order for a user (themself, or anyone for an admin), at most once
     per Idempotency-Key: 201 with the order. On PostgreSQL the order's writes are one
@@ -42,7 +45,7 @@ async def place(ctx: Any, caller: Principal, command: OrderIn, key: str | None
         work=work, one_write=in_one_call)
 
 
-async def quote(ctx: Any, caller: Principal, command: OrderIn) -> tuple[int, Any]:
+async def quote(ctx: AppContext, caller: Principal, command: OrderIn) -> tuple[int, Any]:
     """What the order would cost now, by the order's own rules; nothing is held."""
     ensure_self_or_admin(caller, command.user_id)
     async with ctx.db.uow(write=False) as uow:
@@ -51,7 +54,7 @@ async def quote(ctx: Any, caller: Principal, command: OrderIn) -> tuple[int, Any
     return 200, QuoteOut(**view).model_dump(mode="json", by_alias=True)
 
 
-async def cancel(ctx: Any, caller: Principal, order_id: int, key: str | None
+async def cancel(ctx: AppContext, caller: Principal, order_id: int, key: str | None
                  ) -> tuple[int, Any]:
     """Cancel a paid order (the caller's own, or any for an admin), at most once per key:
     the refund, the stock and the coupon back, `order.cancelled` recorded."""
@@ -66,7 +69,7 @@ async def cancel(ctx: Any, caller: Principal, order_id: int, key: str | None
         payload={"orderId": order_id}, path=f"/api/orders/{order_id}/cancel", work=work)
 
 
-async def order(ctx: Any, caller: Principal, order_id: int) -> OrderOut:
+async def order(ctx: AppContext, caller: Principal, order_id: int) -> OrderOut:
     """An order with its items; another customer's order does not exist for the caller."""
     async with ctx.db.uow(write=False) as uow:
         view = await service.get_order(uow, order_id, user_id=caller.user_id,
@@ -74,19 +77,19 @@ async def order(ctx: Any, caller: Principal, order_id: int) -> OrderOut:
     return OrderOut(**view)
 
 
-async def orders_of(ctx: Any, caller: Principal, user_id: int, page: Page
+async def orders_of(ctx: AppContext, caller: Principal, user_id: int, page: Page
                     ) -> tuple[list[OrderOut], int]:
     ensure_self_or_admin(caller, user_id)
     return await _search(ctx, user_id, None, page)
 
 
-async def all_orders(ctx: Any, caller: Principal, user_id: int | None, status: str | None,
+async def all_orders(ctx: AppContext, caller: Principal, user_id: int | None, status: str | None,
                      page: Page) -> tuple[list[OrderOut], int]:
     require_admin(caller)
     return await _search(ctx, user_id, status, page)
 
 
-async def _search(ctx: Any, user_id: int | None, status: str | None, page: Page
+async def _search(ctx: AppContext, user_id: int | None, status: str | None, page: Page
                   ) -> tuple[list[OrderOut], int]:
     async with ctx.db.uow(write=False) as uow:
         views, total = await service.search(uow, user_id=user_id, status=status,
@@ -94,7 +97,7 @@ async def _search(ctx: Any, user_id: int | None, status: str | None, page: Page
     return [OrderOut(**view) for view in views], total
 
 
-async def daily_sales(ctx: Any, caller: Principal, days: int) -> list[DailySalesOut]:
+async def daily_sales(ctx: AppContext, caller: Principal, days: int) -> list[DailySalesOut]:
     require_admin(caller)
     async with ctx.db.uow(write=False) as uow:
         rows = await service.daily_sales(uow, days=days, now=ctx.clock.now(),

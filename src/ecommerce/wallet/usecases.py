@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecommerce.platform import idempotency
 from ecommerce.platform.database import UnitOfWork
@@ -11,15 +11,18 @@ from ecommerce.platform.principal import Principal, ensure_self_or_admin
 from ecommerce.wallet import service
 from ecommerce.wallet.schemas import BalanceOut, LedgerEntryOut, RechargeIn, RechargeOut
 
+if TYPE_CHECKING:
+    from ecommerce.context import AppContext
 
-async def balance(ctx: Any, caller: Principal, user_id: int) -> BalanceOut:
+
+async def balance(ctx: AppContext, caller: Principal, user_id: int) -> BalanceOut:
     ensure_self_or_admin(caller, user_id)
     async with ctx.db.uow(write=False) as uow:
         amount = await service.balance_of(uow, user_id)
     return BalanceOut(user_id=user_id, balance=amount)
 
 
-async def recharge(ctx: Any, caller: Principal, command: RechargeIn, key: str | None
+async def recharge(ctx: AppContext, caller: Principal, command: RechargeIn, key: str | None
                    ) -> tuple[int, Any]:
     """Top up a balance (one's own, or anyone's for an admin), at most once per key."""
     ensure_self_or_admin(caller, command.user_id)
@@ -35,7 +38,7 @@ async def recharge(ctx: Any, caller: Principal, command: RechargeIn, key: str | 
         payload=command.model_dump(), path="/api/balance/recharge", work=work)
 
 
-async def history(ctx: Any, caller: Principal, user_id: int, page: Page
+async def history(ctx: AppContext, caller: Principal, user_id: int, page: Page
                   ) -> tuple[list[LedgerEntryOut], int]:
     ensure_self_or_admin(caller, user_id)
     async with ctx.db.uow(write=False) as uow:
