@@ -25,11 +25,11 @@ PASSED_ON = [  # refused by the route, or left to it (unknown, repeated or blank
     "?size=0", "?size=101", "?page=0", "?sort=cheapest", "?minPrice=-1", "?maxPrice=x",
     "?keyword=", "?category=%00", "?inStock=maybe",
     "?colour=red", "?sort=name&sort=price_asc", "?category=", "?min_price=5",
-    "?minPrice=0.0", "?page=+2",
+    "?minPrice=0.5", "?page=+2",
 ]
 TOP_ANSWERED = ["", "?days=1", "?days=30&limit=50", "?limit=1"]
 TOP_PASSED_ON = ["?days=0", "?days=31", "?limit=51", "?days=", "?foo=1", "?days=2&days=3",
-                 "?days=2.0"]
+                 "?days=2.5"]
 
 
 @pytest.fixture

@@ -29,12 +29,13 @@ def _utc_z(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-_INTEGER_TEXT = re.compile(r"^-?[0-9]{1,30}$")
+_INTEGER_TEXT = re.compile(r"^-?[0-9]{1,30}(\.0+)?$")
 
 
 def _integer_text(value: Any) -> Any:
-    # A query or path value is text: lax pydantic would read "0.0", " 5 ", "+5" or "5_000"
-    # as integers, where the OpenAPI `integer` means the digits alone.
+    # A query or path value is text: lax pydantic would read " 5 ", "+5" or "5_000" as
+    # integers, where the OpenAPI `integer` means digits (a whole number written 130.0,
+    # as JSON Schema counts it, included).
     if isinstance(value, str) and not _INTEGER_TEXT.match(value):
         raise ValueError("must be a whole number written in digits")
     return value
