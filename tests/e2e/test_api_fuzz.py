@@ -20,6 +20,8 @@ from tests.e2e.conftest import live_server
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+# A fixed seed by default, so a run is repeatable (CI); FUZZ_SEED= (empty) for a new one.
+SEED = os.environ.get("FUZZ_SEED", "20261130")
 ROLES = ["anonymous", "customer", "admin"]
 
 
@@ -61,6 +63,8 @@ def test_schemathesis_with_every_check_finds_nothing(role, fuzz_target):
     command = [str(CLI), "--config-file", str(ROOT / "schemathesis.toml"), "run",
                f"{url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
                "--no-color", "--request-timeout", "30"]
+    if SEED:
+        command += ["--seed", SEED]
     if tokens[role]:
         command += ["-H", f"Authorization: Bearer {tokens[role]}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
