@@ -53,6 +53,10 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
         # Two test processes (pytest-xdist) may each run a server against the one
         # PostgreSQL of 100 connections: at most 6 + 10 overflow per worker process.
         "DB_POOL_SIZE": "6",
+        # A busy test process (two run at once) may read an answer late and reuse its
+        # connection seconds later: the server must not have closed it meanwhile (seen as
+        # a reset, httpx.ReadError, in storms). Clients drop idle connections after 1 s.
+        "KEEP_ALIVE_SECONDS": "60",
     })
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -84,7 +84,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn's default would
         # believe 127.0.0.1, so any local caller could pick its own address).
         proxy_headers=trusted is not None, forwarded_allow_ips=trusted or "",
-        timeout_worker_healthcheck=int(settings.worker_healthcheck_seconds))
+        timeout_worker_healthcheck=int(settings.worker_healthcheck_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds)
     if workers > 1:
         LoggedMultiprocess(config, sockets=[config.bind_socket()]).run()
     else:

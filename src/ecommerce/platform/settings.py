@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # The supervisor replaces a worker that has not answered its health check for this
     # long; a worker that is only busy (CPU-starved) must not be killed for it.
     worker_healthcheck_seconds: float = Field(default=60.0, gt=0)
+    # How long an idle client connection is kept open. Longer than any client's (or load
+    # balancer's) own idle timeout, or a request sent on a connection the server is just
+    # closing is lost (a reset, not an HTTP answer).
+    keep_alive_seconds: int = Field(default=5, ge=1)
     # Argon2 cost; tests lower it so that thousands of accounts can be made quickly.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
