@@ -80,6 +80,7 @@ class AppContext:
         )
 
     async def close(self) -> None:
+        self.passwords.close()
         await self.top_sellers.close()
         if self.redis is not None:
             await self.redis.aclose()

@@ -211,3 +211,17 @@ class TestPasswordChecksAreBounded:
         ok = await client.post("/api/auth/login",
                                json={"username": "ivan", "password": "password-1"})
         assert ok.status_code == 200  # the bound frees as checks finish
+
+
+async def test_password_checks_run_below_the_event_loops_cpu_priority(shop):
+    import os
+    import sys
+
+    from ecommerce.accounts.security import PASSWORD_THREAD_NICE
+
+    if sys.platform != "linux":
+        pytest.skip("per-thread nice values are Linux's")
+    loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    hashing_nice = await shop.ctx.passwords._bounded(os.getpriority, os.PRIO_PROCESS, 0)
+    assert hashing_nice == max(loop_nice, PASSWORD_THREAD_NICE) > loop_nice
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # the loop's thread unchanged
