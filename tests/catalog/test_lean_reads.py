@@ -96,3 +96,31 @@ async def test_what_the_lean_path_answers_and_what_it_passes_on(shop, stocked):
                 assert (await client.get(path + query)).status_code == 418, query
             assert behind.reached == [query.lstrip("?") for query in passed]
             behind.reached.clear()
+
+
+@pytest.mark.parametrize("injected", ["OperationalError", "DataError", "IntegrityError"])
+async def test_a_database_error_is_answered_alike_on_both_paths(shop, stocked, monkeypatch,
+                                                               injected):
+    """A failing read (injected at the service the use case calls) gets the same answer
+    from the lean path and from the route: the one error mapping serves both."""
+    import sqlalchemy.exc
+
+    from ecommerce.catalog import service
+
+    class Driver(Exception):
+        sqlstate = "22021" if injected == "DataError" else "23505"
+
+    async def fail(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise getattr(sqlalchemy.exc, injected)("SELECT 1", {}, Driver("injected"))
+
+    monkeypatch.setattr(service, "list_products", fail)
+    route_only = httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app.api),
+                                   base_url="http://shop.test")
+    async with route_only:
+        lean = await shop.client.get("/api/products?sort=name")
+        full = await route_only.get("/api/products?sort=name")
+    expected = {"OperationalError": 503, "DataError": 400, "IntegrityError": 409}[injected]
+    assert lean.status_code == full.status_code == expected
+    assert {k: v for k, v in lean.json().items() if k != "timestamp"} == {
+        k: v for k, v in full.json().items() if k != "timestamp"}
+    assert lean.headers.get("retry-after") == full.headers.get("retry-after")
