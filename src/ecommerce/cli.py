@@ -1,4 +1,4 @@
-"""The `ecommerce` command: a thin layer over the services."""
+"""The `ecommerce` command: a thin layer over the use cases."""
 
 from __future__ import annotations
 
@@ -45,12 +45,12 @@ def create_admin(username: str = typer.Option(...), password: str = typer.Option
     _upgrade(settings)
 
     async def go() -> int:
-        from ecommerce.accounts import usecases as service
+        from ecommerce.accounts import usecases
         from ecommerce.context import AppContext
 
         ctx = AppContext.build(settings)
         try:
-            return await service.ensure_admin(ctx.db, ctx.passwords, ctx.clock, username,
+            return await usecases.ensure_admin(ctx.db, ctx.passwords, ctx.clock, username,
                                               password)
         finally:
             await ctx.close()

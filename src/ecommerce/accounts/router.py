@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Request
 
-from ecommerce.accounts import usecases as service
+from ecommerce.accounts import usecases
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNotFound
 from ecommerce.accounts.schemas import LoginIn, MeOut, SignupIn, TokenOut, UserOut
@@ -13,9 +13,9 @@ router = APIRouter(tags=["auth"])
 @router.post("/api/auth/signup", status_code=201, response_model=UserOut,
              responses=responses(UsernameTaken, ServerBusy))
 async def signup(body: SignupIn, ctx: Ctx) -> UserOut:
-    user_id = await service.sign_up(ctx.db, ctx.passwords, ctx.clock, body.username,
+    user_id = await usecases.sign_up(ctx.db, ctx.passwords, ctx.clock, body.username,
                                     body.password)
-    return UserOut(user_id=user_id, username=service.normalise(body.username), role="CUSTOMER")
+    return UserOut(user_id=user_id, username=usecases.normalise(body.username), role="CUSTOMER")
 
 
 @router.post("/api/auth/login", response_model=TokenOut,
@@ -24,13 +24,13 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> TokenOut:
     # The peer address, or X-Forwarded-For's when the peer is one of TRUSTED_PROXIES
     # (uvicorn's proxy headers middleware decides, see cli.serve).
     client = request.client.host if request.client else "unknown"
-    token, user_id = await service.log_in(
+    token, user_id = await usecases.log_in(
         ctx.db, ctx.passwords, ctx.tokens, ctx.clock, body.username, body.password,
-        limits=service.LoginLimits(ctx.login_limit, ctx.login_account_limit), client=client)
+        limits=usecases.LoginLimits(ctx.login_limit, ctx.login_account_limit), client=client)
     return TokenOut(access_token=token, expires_in=ctx.settings.jwt_ttl_seconds, user_id=user_id)
 
 
 @router.get("/api/users/me", response_model=MeOut, tags=["users"],
             responses=responses(Unauthorized, UserNotFound))
 async def me(principal: CurrentUser, ctx: Ctx) -> MeOut:
-    return await service.me(ctx.db, principal)
+    return await usecases.me(ctx.db, principal)

@@ -101,21 +101,39 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     RedisConnectionError, RedisTimeoutError, *driver_connection_errors())
 
 
+class _RouteMethods:
+    """Each route's methods, read once from the app (its routes are fixed once it serves):
+    by literal path (a dict lookup, for every request) and by path pattern (for a 405)."""
+
+    def __init__(self, app: FastAPI):
+        self.literal: dict[str, set[str]] = {}
+        self.patterns = []
+        for route in iter_route_contexts(app.routes):
+            if not route.methods:
+                continue
+            if "{" in route.path:
+                self.patterns.append((compile_path(route.path)[0], set(route.methods)))
+            else:
+                self.literal.setdefault(route.path, set()).update(route.methods)
+
+
+def route_methods(app: FastAPI) -> _RouteMethods:
+    table = getattr(app.state, "route_methods", None)
+    if table is None:
+        table = app.state.route_methods = _RouteMethods(app)
+    return table
+
+
 def allowed_methods(app: FastAPI, path: str) -> tuple[set[str], bool]:
     """The methods this path has, and whether a route names it literally. A literal route
     (`/api/balance/recharge`) is the resource even where a templated one
     (`/api/balance/{userId}`) would also match."""
-    table = getattr(app.state, "method_table", None)
-    if table is None:  # the routes are fixed once the app serves: compile them once
-        table = [(compile_path(route.path)[0], "{" in route.path, set(route.methods))
-                 for route in iter_route_contexts(app.routes) if route.methods]
-        app.state.method_table = table
-    literal: set[str] = set()
-    templated: set[str] = set()
-    for regex, has_parameters, methods in table:
-        if regex.match(path):
-            (templated if has_parameters else literal).update(methods)
-    return (literal, True) if literal else (templated, False)
+    table = route_methods(app)
+    literal = table.literal.get(path)
+    if literal is not None:
+        return literal, True
+    return {method for regex, methods in table.patterns if regex.match(path)
+            for method in methods}, False
 
 
 def method_not_allowed(request: Request, allowed: set[str]) -> JsonResponse:
@@ -133,16 +151,10 @@ class MethodGuard:
     def __init__(self, app: ASGIApp, api: FastAPI):
         self.app = app
         self.api = api
-        self._literal: dict[str, set[str]] | None = None  # path -> methods, built once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self._literal is None:
-                self._literal = {}
-                for route in iter_route_contexts(self.api.routes):
-                    if route.methods and "{" not in route.path:
-                        self._literal.setdefault(route.path, set()).update(route.methods)
-            allowed = self._literal.get(scope["path"])
+            allowed = route_methods(self.api).literal.get(scope["path"])
             if allowed is not None and scope["method"] not in allowed:
                 await method_not_allowed(Request(scope), allowed)(scope, receive, send)
                 return
