@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from ecommerce.accounts.security import Passwords, Tokens
 from ecommerce.catalog.listing import Listings
 from ecommerce.coupons.gate import LocalGate, RedisGate
+from ecommerce.coupons.issuer import Issuer
 from ecommerce.events.outbox import Outbox
 from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
 from ecommerce.platform.clock import Clock
@@ -40,6 +41,7 @@ class AppContext:
     listings: Listings
     top_sellers: TopSellers
     coupon_gate: LocalGate | RedisGate
+    coupon_issuer: Issuer
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +77,7 @@ class AppContext:
             listings=Listings(cache, shared_generation=redis is not None),
             coupon_gate=(RedisGate(gate_redis, settings.redis_prefix)
                          if gate_redis is not None else LocalGate()),
+            coupon_issuer=Issuer(db),
             top_sellers=TopSellers(db, cache, settings.timezone,
                                    settings.top_sellers_cache_seconds),
         )

@@ -152,8 +152,8 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
         await add_coupon(shop, code="PCT", discount_type="PERCENT", value=15, max_discount=500)
         await add_coupon(shop, code="MIN", value=2_000, min_order=10_000)
         for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
-            await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate, users[name].id,
-                                               code, now)
+            await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate,
+                                               shop.ctx.coupon_issuer, users[name].id, code, now)
         for buyer, lines, code in MATRIX:
             merged: dict[int, int] = {}
             for product, quantity in lines:

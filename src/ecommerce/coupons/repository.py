@@ -52,28 +52,32 @@ async def list_where(conn: AsyncConnection, condition: Any, limit: int, offset: 
                                .limit(limit).offset(offset))).all()
 
 
-async def take_one(conn: AsyncConnection, coupon_id: int, now: datetime) -> bool:
-    """Count one more issued, if any are left, the issue window is open and the coupon
-    has not expired (one conditional UPDATE: concurrent claims queue on the row lock and
-    re-check)."""
+async def lock_by_code(conn: AsyncConnection, code: str) -> Any:
+    """The coupon, its row locked until the transaction ends (FOR NO KEY UPDATE on
+    PostgreSQL, so that holder and ledger rows referring to it are not held up; SQLite's
+    write transactions are serial anyway)."""
+    return (await conn.execute(select(coupons).where(coupons.c.code == code)
+                               .with_for_update(key_share=True))).first()
+
+
+async def take(conn: AsyncConnection, coupon_id: int, count: int) -> None:
+    """Count `count` more issued (the caller holds the row lock and has checked that they
+    are left; the table's check constraint refuses more than the total anyway)."""
+    await conn.execute(update(coupons).where(coupons.c.id == coupon_id)
+                       .values(issued_quantity=coupons.c.issued_quantity + count))
+
+
+async def add_held(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Holder rows in one statement; their ids, in the order given. Raises IntegrityError
+    if a user already holds the coupon (unique key) or does not exist."""
     result = await conn.execute(
-        update(coupons)
-        .where(coupons.c.id == coupon_id,
-               coupons.c.issued_quantity < coupons.c.total_quantity,
-               coupons.c.issue_starts_at <= now,
-               or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > now),
-               or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > now))
-        .values(issued_quantity=coupons.c.issued_quantity + 1))
-    return result.rowcount == 1
+        insert(user_coupons).returning(user_coupons.c.id, sort_by_parameter_order=True),
+        [{**row, "status": "AVAILABLE"} for row in rows])
+    return list(result.scalars())
 
 
-async def add_held(conn: AsyncConnection, coupon_id: int, user_id: int, issued_at: datetime,
-                   expires_at: datetime) -> int:
-    """Raises IntegrityError if the user already holds this coupon (unique key)."""
-    result = await conn.execute(insert(user_coupons).values(
-        coupon_id=coupon_id, user_id=user_id, status="AVAILABLE", issued_at=issued_at,
-        expires_at=expires_at))
-    return int(result.inserted_primary_key[0])
+async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(coupon_events), rows)
 
 
 async def add_event(conn: AsyncConnection, user_coupon_id: int, coupon_id: int, user_id: int,
@@ -87,6 +91,13 @@ async def holds(conn: AsyncConnection, coupon_id: int, user_id: int) -> bool:
     return (await conn.execute(select(user_coupons.c.id).where(
         user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id == user_id))
     ).first() is not None
+
+
+async def holding(conn: AsyncConnection, coupon_id: int, user_ids: list[int]) -> set[int]:
+    """Which of these users hold the coupon."""
+    return set((await conn.execute(select(user_coupons.c.user_id).where(
+        user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id.in_(user_ids))
+    )).scalars())
 
 
 async def holders(conn: AsyncConnection, coupon_id: int) -> list[int]:

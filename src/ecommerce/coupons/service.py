@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 
@@ -92,11 +92,9 @@ def claim_window_end(coupon: Any) -> datetime | None:
     return min(ends) if ends else None
 
 
-def _why_not(coupon: Any, now: datetime) -> AppError:
+def _claimable_at(coupon: Any, now: datetime) -> bool:
     ends = claim_window_end(coupon)
-    if coupon.issue_starts_at > now or (ends is not None and ends <= now):
-        return CouponNotActive()
-    return CouponSoldOut()
+    return coupon.issue_starts_at <= now and (ends is None or now < ends)
 
 
 async def gate_state(uow: UnitOfWork, code: str) -> CouponState | None:
@@ -124,28 +122,52 @@ class HolderRefused(Exception):  # noqa: N818 - a signal: the holder row was ref
         self.coupon_id = coupon_id
 
 
-async def issue(uow: UnitOfWork, user_id: int, code: str, now: datetime) -> Claimed:
-    """The database's decision for a claim the gate let through: the conditional increment
-    of the issued count, then the holder row (unique per coupon and user), with its ledger
-    entry. HolderRefused if the holder row is refused (the caller reads why, once this
-    transaction has rolled back)."""
-    coupon = await repository.get_by_code(uow.conn, code)
+Outcome = Claimed | AppError
+
+
+async def issue(uow: UnitOfWork, code: str, claims: Sequence[tuple[int, datetime]]
+                ) -> list[Outcome]:
+    """The database's decision for claims the gate let through: (user id, when claimed)
+    in arrival order, each user at most once. Under the coupon's row lock, each claim in
+    turn is refused if the user holds the coupon, the claim window was not open when they
+    claimed, or none are left; the rest are issued: the issued count, one holder row each
+    (unique per coupon and user) and their ledger entries. One outcome per claim.
+    HolderRefused if a holder row is refused (the caller reads why, once this
+    transaction has rolled back). CouponNotFound for them all if there is no such code."""
+    coupon = await repository.lock_by_code(uow.conn, code)
     if coupon is None:
         raise CouponNotFound()
-    if await repository.holds(uow.conn, coupon.id, user_id):
-        raise CouponAlreadyClaimed()
-    # The increment comes first: it takes the coupon row's exclusive lock before the
-    # holder insert's foreign-key check would take a shared one (on InnoDB, two claims
-    # holding shared locks and both wanting the exclusive one deadlock).
-    if not await repository.take_one(uow.conn, coupon.id, now):
-        raise _why_not(coupon, now)
-    expires_at = _held_expiry(coupon, now)
-    try:
-        held_id = await repository.add_held(uow.conn, coupon.id, user_id, now, expires_at)
-    except IntegrityError:
-        raise HolderRefused(coupon.id) from None
-    await repository.add_event(uow.conn, held_id, coupon.id, user_id, "ISSUED", None, now)
-    return Claimed(held_id, code, expires_at)
+    held = await repository.holding(uow.conn, coupon.id, [user_id for user_id, _ in claims])
+    left = coupon.total_quantity - coupon.issued_quantity
+    outcomes: list[Outcome | None] = []  # None: issued, below
+    winners: list[dict[str, Any]] = []
+    for user_id, now in claims:
+        if user_id in held:
+            outcomes.append(CouponAlreadyClaimed())
+        elif not _claimable_at(coupon, now):
+            outcomes.append(CouponNotActive())
+        elif len(winners) >= left:
+            outcomes.append(CouponSoldOut())
+        else:
+            outcomes.append(None)
+            winners.append({"coupon_id": coupon.id, "user_id": user_id, "issued_at": now,
+                            "expires_at": _held_expiry(coupon, now)})
+    if winners:
+        await repository.take(uow.conn, coupon.id, len(winners))
+        try:
+            held_ids = await repository.add_held(uow.conn, winners)
+        except IntegrityError:
+            raise HolderRefused(coupon.id) from None
+        await repository.add_events(uow.conn, [
+            {"user_coupon_id": held_id, "coupon_id": coupon.id, "user_id": row["user_id"],
+             "kind": "ISSUED", "order_id": None, "created_at": row["issued_at"]}
+            for row, held_id in zip(winners, held_ids, strict=True)])
+        issued = iter(zip(winners, held_ids, strict=True))
+        for index, outcome in enumerate(outcomes):
+            if outcome is None:
+                row, held_id = next(issued)
+                outcomes[index] = Claimed(held_id, code, row["expires_at"])
+    return cast(list[Outcome], outcomes)
 
 
 async def holds(uow: UnitOfWork, coupon_id: int, user_id: int) -> bool:

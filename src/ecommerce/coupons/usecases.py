@@ -10,6 +10,7 @@ from ecommerce.accounts.errors import UserNotFound
 from ecommerce.coupons import service
 from ecommerce.coupons.errors import CouponAlreadyClaimed, CouponSoldOut
 from ecommerce.coupons.gate import ALREADY, SOLD_OUT, CouponState, StateLoader
+from ecommerce.coupons.issuer import Issuer
 from ecommerce.coupons.schemas import ClaimIn, ClaimOut, CouponIn, CouponOut, HeldCouponOut
 from ecommerce.coupons.service import Gate
 from ecommerce.platform.database import Database
@@ -68,7 +69,7 @@ async def claim(ctx: AppContext, caller: Principal, command: ClaimIn) -> tuple[i
     The gate may answer for the losers; the winners are decided by the database."""
     ensure_self_or_admin(caller, command.user_id)
     await ctx.claim_limit.hit(str(command.user_id))
-    claimed = await claim_coupon(ctx.db, ctx.coupon_gate, command.user_id,
+    claimed = await claim_coupon(ctx.db, ctx.coupon_gate, ctx.coupon_issuer, command.user_id,
                                  command.coupon_code, ctx.clock.now())
     return 200, ClaimOut(user_id=command.user_id, coupon_code=claimed.code,
                          user_coupon_id=claimed.user_coupon_id,
@@ -85,17 +86,17 @@ def state_loader(db: Database) -> StateLoader:
     return load
 
 
-async def claim_coupon(db: Database, gate: Gate, user_id: int, code: str, now: datetime
-                       ) -> service.Claimed:
-    """One claim through the gate and, if it lets it through, the database's one
-    transaction; the gate hears the outcome (a seat is kept only for a real holder)."""
+async def claim_coupon(db: Database, gate: Gate, issuer: Issuer, user_id: int, code: str,
+                       now: datetime) -> service.Claimed:
+    """One claim through the gate and, if it lets it through, the database's decision
+    (written with the other claims waiting for the same coupon); the gate hears the outcome
+    (a seat is kept only for a real holder)."""
     code = code.upper()
     refusal = service.gate_refusal(await gate.enter(code, user_id, now, state_loader(db)))
     if refusal is not None:
         raise refusal
     try:
-        async with db.uow() as uow:
-            claimed = await service.issue(uow, user_id, code, now)
+        claimed = await issuer.issue(code, user_id, now)
     except service.HolderRefused as refused:  # rolled back: read why in a read of its own
         async with db.uow(write=False) as uow:
             held = await service.holds(uow, refused.coupon_id, user_id)
