@@ -49,14 +49,24 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _shopper_line(port: int, requests: list[bytes], cursor: list[int],
-                        answers: list[Answer], errors: list[str]) -> None:
+                        answers: list[Answer], errors: list[str], started: float,
+                        rate: float) -> None:
     """One connection: takes the next claimer until none is left; reconnects after an error
-    (that claimer's answer is lost: counted as an error, not retried)."""
+    (that claimer's answer is lost: counted as an error, not retried). With a `rate`,
+    claimer i arrives at `started + i / rate`: the connection waits for that moment, and a
+    claimer who arrives while every connection is busy has waited from the moment they
+    arrived (their latency counts it)."""
     reader = writer = None
     while cursor[0] < len(requests):
-        request = requests[cursor[0]]
+        index = cursor[0]
+        request = requests[index]
         cursor[0] += 1
         sent = time.monotonic()
+        if rate:
+            arrives = started + index / rate
+            if arrives > sent:
+                await asyncio.sleep(arrives - sent)
+            sent = arrives
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -75,14 +85,14 @@ async def _shopper_line(port: int, requests: list[bytes], cursor: list[int],
         writer.close()
 
 
-async def _sale(port: int, requests: list[bytes], connections: int
+async def _sale(port: int, requests: list[bytes], connections: int, rate: float
                 ) -> tuple[list[Answer], list[str], float]:
     answers: list[Answer] = []
     errors: list[str] = []
     cursor = [0]
     started = time.monotonic()
-    await asyncio.gather(*(_shopper_line(port, requests, cursor, answers, errors)
-                           for _ in range(connections)))
+    await asyncio.gather(*(_shopper_line(port, requests, cursor, answers, errors, started,
+                                         rate) for _ in range(connections)))
     return answers, errors, started
 
 
@@ -125,11 +135,13 @@ def summarise(answers: list[Answer], errors: list[str], started: float) -> dict[
     return summary
 
 
-def run_sale(port: int, requests: list[bytes], connections: int) -> dict[str, Any]:
-    """Every request once over `connections` connections; the summary."""
+def run_sale(port: int, requests: list[bytes], connections: int, rate: float = 0
+             ) -> dict[str, Any]:
+    """Every request once over `connections` connections, at `rate` arrivals a second (0:
+    each connection sends its next as soon as it is answered); the summary."""
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
-    return summarise(*runner(_sale(port, requests, connections)))
+    return summarise(*runner(_sale(port, requests, connections, rate)))

@@ -54,9 +54,12 @@ class AppContext:
             redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                    socket_timeout=2, socket_connect_timeout=2,
                                    health_check_interval=10, max_connections=200)
-            # The coupon gate bounds each call itself (asyncio.timeout) instead.
+            # The coupon gate bounds each call itself (asyncio.timeout) instead: redis-py's
+            # socket timeout (5 s unless told None) wraps every send in asyncio.wait_for,
+            # a task per call, a third of a flash sale winner's time in the worker.
             gate_redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                        socket_connect_timeout=2, max_connections=200)
+                                        socket_timeout=None, socket_connect_timeout=2,
+                                        max_connections=200)
         clock = clock or Clock()
         cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
                         else MemoryCache())

@@ -126,6 +126,7 @@ class RedisGate:
         self._install = redis.register_script(_INSTALL)
         self._down_until = 0.0
         self._sold_out_until: dict[str, float] = {}
+        self._loading: dict[str, asyncio.Future[bool]] = {}
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -152,15 +153,29 @@ class RedisGate:
                     self._remember_sold_out(code)
                 if verdict != "MISS":
                     return verdict
-                state = await load(code)
-                if state is None:
+                if not await self._loaded(code, load):
                     return PASS  # unknown code: the database path answers 404
-                async with asyncio.timeout(self.TIMEOUT_SECONDS * 5):
-                    await self._load(code, state)
             return PASS
         except REDIS_DOWN as error:
             self._step_aside(error)
             return PASS
+
+    async def _loaded(self, code: str, load: StateLoader) -> bool:
+        """Load the coupon's state into Redis, once per process however many claims found
+        it missing at once (a sale's first moment); False if there is no such coupon."""
+        loading = self._loading.get(code)
+        if loading is None:
+            loading = self._loading[code] = asyncio.ensure_future(self._load_from(code, load))
+            loading.add_done_callback(lambda _: self._loading.pop(code, None))
+        return await asyncio.shield(loading)
+
+    async def _load_from(self, code: str, load: StateLoader) -> bool:
+        state = await load(code)
+        if state is None:
+            return False
+        async with asyncio.timeout(self.TIMEOUT_SECONDS * 5):
+            await self._load(code, state)
+        return True
 
     async def _load(self, code: str, state: CouponState) -> None:
         meta, holders = self._keys(code)

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons
@@ -52,19 +66,47 @@ async def list_where(conn: AsyncConnection, condition: Any, limit: int, offset: 
                                .limit(limit).offset(offset))).all()
 
 
-async def lock_by_code(conn: AsyncConnection, code: str) -> Any:
-    """The coupon, its row locked until the transaction ends (FOR NO KEY UPDATE on
-    PostgreSQL, so that holder and ledger rows referring to it are not held up; SQLite's
-    write transactions are serial anyway)."""
-    return (await conn.execute(select(coupons).where(coupons.c.code == code)
-                               .with_for_update(key_share=True))).first()
+async def with_holders(conn: AsyncConnection, code: str, user_ids: list[int], *,
+                       lock: bool) -> tuple[Any, set[int]]:
+    """The coupon (None if there is no such code) and which of these users hold it, in one
+    query. `lock`: the coupon's row stays locked until the transaction ends (FOR NO KEY
+    UPDATE on PostgreSQL, so that rows referring to it are not held up; SQLite's write
+    transactions are serial anyway)."""
+    among = (user_coupons.c.user_id == any_(bindparam("users", user_ids,
+                                                       type_=ARRAY(BigInteger)))
+             if conn.dialect.name == "postgresql"  # one statement text for every batch size
+             else user_coupons.c.user_id.in_(user_ids))
+    query = (select(coupons, user_coupons.c.user_id.label("holder"))
+             .outerjoin(user_coupons, and_(user_coupons.c.coupon_id == coupons.c.id, among))
+             .where(coupons.c.code == code))
+    if lock:
+        query = query.with_for_update(of=coupons, key_share=True)
+    rows = (await conn.execute(query)).all()
+    if not rows:
+        return None, set()
+    return rows[0], {row.holder for row in rows if row.holder is not None}
 
 
-async def take(conn: AsyncConnection, coupon_id: int, count: int) -> None:
-    """Count `count` more issued (the caller holds the row lock and has checked that they
-    are left; the table's check constraint refuses more than the total anyway)."""
-    await conn.execute(update(coupons).where(coupons.c.id == coupon_id)
-                       .values(issued_quantity=coupons.c.issued_quantity + count))
+def _window_guard(first: datetime, last: datetime) -> Any:
+    return and_(coupons.c.issue_starts_at <= first,
+                or_(coupons.c.issue_ends_at.is_(None), coupons.c.issue_ends_at > last),
+                or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > last))
+
+
+async def take(conn: AsyncConnection, coupon_id: int, count: int, first: datetime,
+               last: datetime) -> bool:
+    """Count `count` more issued if that many are left and the claim window was open from
+    `first` to `last` (the claims' times); False if not (what the caller read is stale).
+    The conditional UPDATE takes the coupon's row lock, before the holder rows' foreign-key
+    checks would take a shared one (on InnoDB, two batches holding shared locks and both
+    wanting the exclusive one deadlock)."""
+    result = await conn.execute(
+        update(coupons)
+        .where(coupons.c.id == coupon_id,
+               coupons.c.issued_quantity + count <= coupons.c.total_quantity,
+               _window_guard(first, last))
+        .values(issued_quantity=coupons.c.issued_quantity + count))
+    return result.rowcount == 1
 
 
 async def add_held(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
@@ -80,6 +122,39 @@ async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     await conn.execute(insert(coupon_events), rows)
 
 
+class Stale(Exception):  # noqa: N818 - a signal: decide again, under the row lock
+    """Fewer coupons were left, or the window had changed, when the winners were written."""
+
+
+# The function's code: this file, applied by migration 0007 (see its header).
+ISSUE_COUPONS_SQL = (Path(__file__).parent / "issue_coupons.sql").read_text(encoding="utf-8")
+_ISSUE = text("SELECT user_id, held_id FROM shop_issue_coupons(:coupon, :users, :issued, "
+              ":expires)")
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+async def issue_in_one_call(conn: AsyncConnection, coupon_id: int,
+                            winners: list[dict[str, Any]]) -> list[int]:
+    """PostgreSQL: the winners' writes in one round trip (issue_coupons.sql); their holder
+    row ids, in the order given. Stale if the guard refused (nothing was written);
+    IntegrityError if a holder row was refused."""
+    try:
+        rows = (await conn.execute(_ISSUE, {
+            "coupon": coupon_id, "users": [w["user_id"] for w in winners],
+            "issued": [_naive(w["issued_at"]) for w in winners],
+            "expires": [_naive(w["expires_at"]) for w in winners]})).all()
+    except DBAPIError as error:
+        cause = error.orig.__cause__ if error.orig is not None else None
+        if str(getattr(cause, "message", "") or "") == "shop:STALE":
+            raise Stale() from None
+        raise
+    held = {row.user_id: row.held_id for row in rows}
+    return [int(held[w["user_id"]]) for w in winners]
+
+
 async def add_event(conn: AsyncConnection, user_coupon_id: int, coupon_id: int, user_id: int,
                     kind: str, order_id: int | None, now: datetime) -> None:
     await conn.execute(insert(coupon_events).values(
@@ -91,13 +166,6 @@ async def holds(conn: AsyncConnection, coupon_id: int, user_id: int) -> bool:
     return (await conn.execute(select(user_coupons.c.id).where(
         user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id == user_id))
     ).first() is not None
-
-
-async def holding(conn: AsyncConnection, coupon_id: int, user_ids: list[int]) -> set[int]:
-    """Which of these users hold the coupon."""
-    return set((await conn.execute(select(user_coupons.c.user_id).where(
-        user_coupons.c.coupon_id == coupon_id, user_coupons.c.user_id.in_(user_ids))
-    )).scalars())
 
 
 async def holders(conn: AsyncConnection, coupon_id: int) -> list[int]:

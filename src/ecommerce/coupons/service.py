@@ -123,21 +123,34 @@ class HolderRefused(Exception):  # noqa: N818 - a signal: the holder row was ref
 
 
 Outcome = Claimed | AppError
+Stale = repository.Stale
 
 
-async def issue(uow: UnitOfWork, code: str, claims: Sequence[tuple[int, datetime]]
-                ) -> list[Outcome]:
+def issues_in_one_statement(dialect: str) -> bool:
+    """Whether `issue` writes its winners in one statement on this database (PostgreSQL)."""
+    return dialect == "postgresql"
+
+
+async def issue(uow: UnitOfWork, code: str, claims: Sequence[tuple[int, datetime]], *,
+                locked: bool, in_one_call: bool) -> list[Outcome]:
     """The database's decision for claims the gate let through: (user id, when claimed)
-    in arrival order, each user at most once. Under the coupon's row lock, each claim in
-    turn is refused if the user holds the coupon, the claim window was not open when they
-    claimed, or none are left; the rest are issued: the issued count, one holder row each
-    (unique per coupon and user) and their ledger entries. One outcome per claim.
-    HolderRefused if a holder row is refused (the caller reads why, once this
-    transaction has rolled back). CouponNotFound for them all if there is no such code."""
-    coupon = await repository.lock_by_code(uow.conn, code)
+    in arrival order, each user at most once. Each claim in turn is refused if the user
+    holds the coupon, the claim window was not open when they claimed, or none are left;
+    the rest are issued: the issued count, one holder row each (unique per coupon and
+    user) and their ledger entries. One outcome per claim.
+
+    The coupon is read without a lock and the writes are guarded (that many left, the
+    window open), so the row is locked only from the count's update to the commit; Stale
+    if the guard refuses (another process issued some meanwhile): decide again with
+    `locked`, which reads under the row lock, so that the decision cannot go stale.
+    `in_one_call` (PostgreSQL): the writes in one call of `shop_issue_coupons`
+    (issue_coupons.sql). HolderRefused if a holder row is refused (the caller reads why,
+    once this transaction has rolled back). CouponNotFound for them all if there is no
+    such code."""
+    coupon, held = await repository.with_holders(
+        uow.conn, code, [user_id for user_id, _ in claims], lock=locked)
     if coupon is None:
         raise CouponNotFound()
-    held = await repository.holding(uow.conn, coupon.id, [user_id for user_id, _ in claims])
     left = coupon.total_quantity - coupon.issued_quantity
     outcomes: list[Outcome | None] = []  # None: issued, below
     winners: list[dict[str, Any]] = []
@@ -153,21 +166,32 @@ async def issue(uow: UnitOfWork, code: str, claims: Sequence[tuple[int, datetime
             winners.append({"coupon_id": coupon.id, "user_id": user_id, "issued_at": now,
                             "expires_at": _held_expiry(coupon, now)})
     if winners:
-        await repository.take(uow.conn, coupon.id, len(winners))
-        try:
-            held_ids = await repository.add_held(uow.conn, winners)
-        except IntegrityError:
-            raise HolderRefused(coupon.id) from None
-        await repository.add_events(uow.conn, [
-            {"user_coupon_id": held_id, "coupon_id": coupon.id, "user_id": row["user_id"],
-             "kind": "ISSUED", "order_id": None, "created_at": row["issued_at"]}
-            for row, held_id in zip(winners, held_ids, strict=True)])
+        held_ids = await _write_winners(uow, coupon.id, winners, in_one_call)
         issued = iter(zip(winners, held_ids, strict=True))
         for index, outcome in enumerate(outcomes):
             if outcome is None:
                 row, held_id = next(issued)
                 outcomes[index] = Claimed(held_id, code, row["expires_at"])
     return cast(list[Outcome], outcomes)
+
+
+async def _write_winners(uow: UnitOfWork, coupon_id: int, winners: list[dict[str, Any]],
+                         in_one_call: bool) -> list[int]:
+    try:
+        if in_one_call:
+            return await repository.issue_in_one_call(uow.conn, coupon_id, winners)
+        times = [row["issued_at"] for row in winners]
+        if not await repository.take(uow.conn, coupon_id, len(winners), min(times),
+                                     max(times)):
+            raise Stale()
+        held_ids = await repository.add_held(uow.conn, winners)
+    except IntegrityError:
+        raise HolderRefused(coupon_id) from None
+    await repository.add_events(uow.conn, [
+        {"user_coupon_id": held_id, "coupon_id": coupon_id, "user_id": row["user_id"],
+         "kind": "ISSUED", "order_id": None, "created_at": row["issued_at"]}
+        for row, held_id in zip(winners, held_ids, strict=True)])
+    return held_ids
 
 
 async def holds(uow: UnitOfWork, coupon_id: int, user_id: int) -> bool:

@@ -8,12 +8,19 @@ a pipe every half second and kills one that does not answer within
 worker, which needs the GIL and a core; under a burst of sign-ups (argon2 hashes in
 threads, both cores busy) it can miss 5 s and a healthy, merely busy worker was killed
 with its requests in flight. The timeout is now `WORKER_HEALTHCHECK_SECONDS` (60 s), and
-password hashing is bounded (accounts.security.Passwords), so a busy worker answers."""
+password hashing is bounded (accounts.security.Passwords), so a busy worker answers.
+
+Each worker listens on a socket of its own, all bound to the address with SO_REUSEPORT, so
+that the kernel spreads new connections evenly over the workers. On uvicorn's one shared
+socket, the worker whose accept loop woke first took a whole burst of connections: a flash
+sale's 32 clients all landed on one of two workers and the other sat idle (issue 20). A
+replaced worker takes over its predecessor's socket, with the connections waiting on it."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -36,12 +43,49 @@ def exit_reason(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that other SO_REUSEPORT sockets may share."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 class LoggedMultiprocess(Multiprocess):
-    """uvicorn's supervisor, with a log line for every worker that exits or is replaced."""
+    """uvicorn's supervisor, with a socket per worker and a log line for every worker that
+    exits or is replaced."""
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config, [reuse_port_socket(config.host, config.port)
+                                  for _ in range(config.workers)])
+
+    def _worker(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        return process
 
     def init_processes(self) -> None:
-        super().init_processes()
+        self.processes = [self._worker(index) for index in range(self.processes_num)]
         log.info("workers started", extra={"pids": [p.pid for p in self.processes]})
+
+    def restart_all(self) -> None:
+        """SIGHUP: each worker replaced in turn, its successor serving before it retires."""
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._worker(index)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck,
+                                        self.should_exit):
+                new.kill()
+                new.join()
+                log.error("replacement worker not ready in time; restart stopped",
+                          extra={"pid": new.pid, "kept": old.pid})
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
@@ -62,8 +106,7 @@ class LoggedMultiprocess(Multiprocess):
                 return
             if self.should_exit.is_set():
                 return
-            replacement = Process(self.config, self.sockets)
-            replacement.start()
+            replacement = self._worker(index)
             self.processes[index] = replacement
             log.error("worker replaced", extra={"pid": process.pid, "reason": reason,
                                                 "replacement": replacement.pid})
@@ -87,6 +130,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         timeout_worker_healthcheck=int(settings.worker_healthcheck_seconds),
         timeout_keep_alive=settings.keep_alive_seconds)
     if workers > 1:
-        LoggedMultiprocess(config, sockets=[config.bind_socket()]).run()
+        LoggedMultiprocess(config).run()
     else:
         uvicorn.Server(config).run()

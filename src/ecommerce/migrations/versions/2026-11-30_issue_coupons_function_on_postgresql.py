@@ -1,0 +1,30 @@
+"""a batch of coupon claims' writes as one PostgreSQL function
+
+`shop_issue_coupons` writes the winners of a batch of claims that the service has already
+decided: the issued count (guarded: that many left, the claim window open), a holder row
+and an ISSUED ledger entry each, in one call (docs/decisions.md 49). Its code is
+`src/ecommerce/coupons/issue_coupons.sql`, beside the repository that calls it.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 18:00:00
+"""
+from alembic import op
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        from ecommerce.coupons.repository import ISSUE_COUPONS_SQL
+
+        op.execute(ISSUE_COUPONS_SQL)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS shop_issue_coupons")
