@@ -35,6 +35,7 @@ from ecommerce.platform.http import (
 )
 from ecommerce.platform.logging import configure_logging
 from ecommerce.platform.openapi import document_errors_truthfully, serve_docs_offline
+from ecommerce.platform.ops import lean_livez
 from ecommerce.platform.ops import router as ops_router
 from ecommerce.platform.settings import Settings
 from ecommerce.wallet.router import router as wallet_router
@@ -90,7 +91,8 @@ class ShopApp:
         lean = LeanRoutes(
             api, {"/api/coupons/claim": LeanPost(coupon_usecases.claim),
                   "/api/orders": LeanPost(order_usecases.place, keyed=True)},
-            {("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
+            {("GET", "/livez"): lean_livez,
+             ("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
              ("GET", catalog_fastpath.TOP_PATH): catalog_fastpath.top_products})
         guarded = MethodGuard(BodyGuard(lean, max_bytes=max_body_bytes), api)
         self._entry = RequestContextMiddleware(guarded, access_log=access_log)

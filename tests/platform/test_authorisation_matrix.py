@@ -45,6 +45,7 @@ class World:
 MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("GET", "/"): (dict.fromkeys(ROLES, 307), lambda w, r: ("/", None)),  # to the storefront
     ("GET", "/healthz"): (PUBLIC, lambda w, r: ("/healthz", None)),
+    ("GET", "/livez"): (PUBLIC, lambda w, r: ("/livez", None)),
     ("GET", "/readyz"): (PUBLIC, lambda w, r: ("/readyz", None)),
     ("GET", "/metrics"): (PUBLIC, lambda w, r: ("/metrics", None)),
     ("GET", "/openapi.json"): (PUBLIC, lambda w, r: ("/openapi.json", None)),

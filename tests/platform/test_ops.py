@@ -21,6 +21,11 @@ async def test_health_ready_metrics_docs(client):
     metrics = await client.get("/metrics")
     assert ('http_requests_total{handler="lean",method="GET",route="/api/products",'
             'status="200"}' in metrics.text)
+    # /livez answers as /healthz does, on the lean path (the benchmarks' two ceilings).
+    assert (await client.get("/livez")).json() == {"status": "ok"}
+    metrics = await client.get("/metrics")
+    assert ('http_requests_total{handler="lean",method="GET",route="/livez",status="200"}'
+            in metrics.text)
     docs = await client.get("/docs")
     assert docs.status_code == 200
     # Swagger UI's files come from this server, not a CDN (it works offline).

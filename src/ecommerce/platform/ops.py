@@ -13,9 +13,26 @@ from ecommerce.platform.http import JsonResponse
 router = APIRouter(tags=["operations"])
 
 
+def alive() -> dict[str, str]:
+    return {"status": "ok"}
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    """Liveness, through FastAPI."""
+    return alive()
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """Liveness on the lean path, ahead of FastAPI (this route answers only if the lean
+    path passes it on): the cheapest request the server answers, a load balancer's
+    natural probe, and the lean path's ceiling in the benchmarks beside /healthz's."""
+    return alive()
+
+
+async def lean_livez(ctx: object, scope: object) -> tuple[int, dict[str, str], None]:
+    return 200, alive(), None
 
 
 @router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
