@@ -48,8 +48,8 @@ SCENARIO ?= all
 BACKEND  ?= embedded,postgres+redis
 DURATION ?= 10
 RATE     ?= 0
-CONNECTIONS ?= 64
-WARMUP   ?= 0
+CONNECTIONS ?= 32
+WARMUP   ?= 3
 LABEL    ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -82,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="embedded,postgres+redis")
-    parser.add_argument("--scenario", default="baseline,product_list,top_sellers,product_detail")
+    parser.add_argument("--scenario",
+                        default="healthz,livez,product_list,top_sellers,product_detail")
     parser.add_argument("--warm", type=int, default=3000)
     parser.add_argument("--count", type=int, default=3000)
     args = parser.parse_args()

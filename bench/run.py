@@ -1,13 +1,32 @@
-"""`make bench`: load scenarios against a real server, with wrk driving from its own process.
+"""`make bench`: load scenarios against a real server, as its shoppers meet it.
 
-    python -m bench.run [--scenario NAME|all] [--backend embedded|postgres|postgres+redis|
-                        mysql+redis] [--workers 2] [--duration 10] [--connections 64]
+    python -m bench.run [--scenario NAME[,NAME...]|all] [--backend embedded|postgres|
+                        postgres+redis|mysql+redis] [--workers 2] [--duration 10]
+                        [--connections 32] [--warmup 3] [--rate 0]
 
-For each backend: a fresh database (dropped afterwards), migrations, fixture data, then
-`ecommerce serve --workers N`. Each scenario replays pre-generated requests through wrk
-(bench/wrk/replay.lua), reports requests/s, p50/p90/p99, answers by status and error code,
-its ratio to the bare baseline route measured in the same run, and `ecommerce audit`
-afterwards. Results go to bench/results/ as Markdown and JSON."""
+For each backend: a fresh database (dropped afterwards), migrations, fixture data, a local
+data platform (`ecommerce dev-sink`), then `ecommerce serve --workers N` with the
+production defaults: rate limits on, the relay on (to the sink and, with Redis, the
+stream), access log on. The one setting the benchmark adds is TRUSTED_PROXIES=127.0.0.1:
+wrk stands for the proxy in front of many shoppers, each request carrying its shopper's
+address in X-Forwarded-For, so that the per-address login limit applies per shopper, as it
+would behind a real proxy. Every scenario runs in the same server, in the order given.
+
+* ceilings: GET /healthz (through FastAPI) and GET /livez (the lean path): each scenario's
+  ratio is to the ceiling of the path that answers it.
+* Each wrk scenario replays pre-generated requests (bench/wrk/replay.lua), warmed up for
+  --warmup seconds with requests of their own (an order's Idempotency-Key is never
+  replayed), and reports requests/s, p50/p90/p99 and answers by status and error code.
+  Orders carry an Idempotency-Key, a share use a held coupon, a share buy products that
+  sell out, a share come from customers whose balance runs short.
+* coupon_flash_sale (bench/sale.py): 10,000 customers each claim a coupon of 1,000 once;
+  it reports the time to sell out, issues per second, the winners' latency and, apart, the
+  refusals'.
+* sale_day: browsing, logins, orders, balances and histories at fixed rates, all at once,
+  with a flash sale starting halfway; each route's p50/p99 and the whole.
+
+Every scenario is followed by `ecommerce audit`. Results go to bench/results/ as Markdown and
+JSON."""
 
 from __future__ import annotations
 
@@ -24,14 +43,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from argon2 import PasswordHasher
 from sqlalchemy import insert, select
 from tests.scratch import create_scratch_database, drop_scratch_database
 
@@ -40,7 +61,7 @@ from ecommerce.accounts.models import users
 from ecommerce.accounts.security import Tokens
 from ecommerce.audit import audit_database
 from ecommerce.catalog.models import categories, products, stock_movements
-from ecommerce.coupons.models import coupons
+from ecommerce.coupons.models import coupon_events, coupons, user_coupons
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.migrate import upgrade
@@ -55,14 +76,26 @@ BACKENDS = {
     "postgres+redis": ("postgresql://postgres@127.0.0.1:5432/test", "redis://127.0.0.1:6379"),
     "mysql+redis": ("mysql://root@127.0.0.1:3306/test", "redis://127.0.0.1:6379"),
 }
-SCENARIOS = ["baseline", "product_list", "product_detail", "top_sellers", "balance_read",
-             "recharge", "coupon_flash_sale", "order_many_products", "order_hot_product",
-             "product_list_login_flood"]
+SCENARIOS = ["ceilings", "product_list", "product_detail", "top_sellers", "balance_read",
+             "recharge", "order_mix", "order_hot_product", "coupon_flash_sale",
+             "product_list_login_flood", "sale_day"]
+# Which path answers each scenario: its ratio is to that path's ceiling.
+LEAN = {"livez", "product_list", "top_sellers", "order_mix", "order_hot_product",
+        "product_list_login_flood"}
 # product_list_login_flood: the product list measured while another wrk sends FLOOD_RATE
 # wrong logins a second over FLOOD_LOGINS connections (unknown usernames: each costs a real
 # argon2 check), about twenty times what the machine can check.
 FLOOD_LOGINS, FLOOD_RATE = 60, 200
-USERS, PRODUCTS, COUPONS = 10_000, 1_000, 1_000
+USERS, PRODUCTS, FLASH_COUPONS = 10_000, 1_000, 1_000
+SHORT_USERS = 2_000  # the last ones: 20,000 won, which runs short after an order or two
+HOLDERS = 3_000  # the first ones hold an ORDERS coupon (1,000 won off), usable once
+SCARCE = 50  # the last products: 2 in stock each, sold out during the order scenarios
+LOGIN_USERS, LOGIN_PASSWORD = 1_000, "bench-password-1"
+SORTS = ["newest", "price_asc", "price_desc", "name", "popular"]
+# sale_day: requests/s per route group, and the flash sale that starts halfway.
+SALE_DAY_RATES = {"browse_list": 120, "browse_detail": 80, "top_sellers": 40, "login": 4,
+                  "order_mix": 60, "balance_and_history": 40}
+SALE_DAY_CLAIMERS, SALE_DAY_CLAIM_RATE = 5_000, 1_000
 
 
 # Fixture data -----------------------------------------------------------------------------
@@ -81,10 +114,14 @@ async def drop_database(backend: str, url: str) -> None:
 
 
 async def load_fixtures(url: str) -> dict[str, Any]:
-    """10,000 customers with 10,000,000 won, 1,000 products, a coupon of 1,000."""
+    """10,000 customers (the last 2,000 with 20,000 won, the others 10,000,000; the first
+    3,000 hold an ORDERS coupon; the first 1,000 can log in), 1,000 products (the last 50
+    with 2 in stock, the others 1,000,000), and two flash-sale coupons of 1,000: FLASH for
+    the flash sale, DAYSALE for the sale day's."""
     now = datetime.now(UTC)
     db = Database(url, pool_size=1)
     rng = random.Random(42)
+    password_hash = PasswordHasher().hash(LOGIN_PASSWORD)
     try:
         async with db.uow() as uow:
             await uow.conn.execute(insert(categories), [
@@ -95,94 +132,166 @@ async def load_fixtures(url: str) -> dict[str, Any]:
             for i in range(PRODUCTS):
                 name = f"Product {i} {rng.choice(['red', 'blue', 'green'])} 상품"
                 description = f"Bench item number {i}, {rng.choice(['cotton', 'steel', 'oak'])}"
+                stock = 2 if i >= PRODUCTS - SCARCE else 1_000_000
                 rows.append({"category_id": category_ids[i % 10], "name": name,
                              "description": description,
                              "search_text": f"{name} {description}".lower(),
-                             "price": rng.randint(10, 1000) * 100, "stock": 1_000_000,
+                             "price": rng.randint(10, 1000) * 100, "stock": stock,
                              "sold_quantity": 0, "active": True, "created_at": now,
                              "updated_at": now})
             await uow.conn.execute(insert(products), rows)
-            product_ids = list((await uow.conn.execute(select(products.c.id))).scalars())
+            product_rows = (await uow.conn.execute(
+                select(products.c.id, products.c.stock).order_by(products.c.id))).all()
             await uow.conn.execute(insert(stock_movements), [
-                {"product_id": pid, "kind": "INITIAL", "delta": 1_000_000,
-                 "stock_after": 1_000_000, "order_id": None, "created_at": now}
-                for pid in product_ids])
+                {"product_id": row.id, "kind": "INITIAL", "delta": row.stock,
+                 "stock_after": row.stock, "order_id": None, "created_at": now}
+                for row in product_rows])
             for start in range(0, USERS, 2_000):
                 await uow.conn.execute(insert(users), [
-                    {"username": f"bench{i}", "password_hash": "!", "role": "CUSTOMER",
-                     "created_at": now} for i in range(start, start + 2_000)])
+                    {"username": f"bench{i}",
+                     "password_hash": password_hash if i < LOGIN_USERS else "!",
+                     "role": "CUSTOMER", "created_at": now}
+                    for i in range(start, start + 2_000)])
             user_ids = list((await uow.conn.execute(
                 select(users.c.id).order_by(users.c.id))).scalars())
             for start in range(0, USERS, 2_000):
-                chunk = user_ids[start:start + 2_000]
+                chunk = list(enumerate(user_ids[start:start + 2_000], start))
+                money = {uid: 20_000 if i >= USERS - SHORT_USERS else 10_000_000
+                         for i, uid in chunk}
                 await uow.conn.execute(insert(wallets), [
-                    {"user_id": uid, "balance": 10_000_000, "updated_at": now} for uid in chunk])
+                    {"user_id": uid, "balance": money[uid], "updated_at": now}
+                    for _, uid in chunk])
                 await uow.conn.execute(insert(balance_ledger), [
-                    {"user_id": uid, "type": "RECHARGE", "amount": 10_000_000,
-                     "balance_after": 10_000_000, "order_id": None, "created_at": now}
-                    for uid in chunk])
+                    {"user_id": uid, "type": "RECHARGE", "amount": money[uid],
+                     "balance_after": money[uid], "order_id": None, "created_at": now}
+                    for _, uid in chunk])
+            for code in ("FLASH", "DAYSALE"):
+                await uow.conn.execute(insert(coupons).values(
+                    code=code, name="Flash sale", discount_type="FIXED", discount_value=1_000,
+                    min_order_amount=0, total_quantity=FLASH_COUPONS, issued_quantity=0,
+                    issue_starts_at=now, valid_days=7, created_at=now))
             await uow.conn.execute(insert(coupons).values(
-                code="FLASH", name="Flash sale", discount_type="FIXED", discount_value=1_000,
-                min_order_amount=0, total_quantity=COUPONS, issued_quantity=0,
-                issue_starts_at=now, valid_days=7, created_at=now))
+                code="ORDERS", name="Order coupon", discount_type="FIXED",
+                discount_value=1_000, min_order_amount=0, total_quantity=HOLDERS,
+                issued_quantity=HOLDERS, issue_starts_at=now, valid_days=30, created_at=now))
+            coupon_id = (await uow.conn.execute(
+                select(coupons.c.id).where(coupons.c.code == "ORDERS"))).scalar_one()
+            expires = now + timedelta(days=30)
+            await uow.conn.execute(insert(user_coupons), [
+                {"coupon_id": coupon_id, "user_id": uid, "status": "AVAILABLE",
+                 "issued_at": now, "expires_at": expires} for uid in user_ids[:HOLDERS]])
+            held = (await uow.conn.execute(
+                select(user_coupons.c.id, user_coupons.c.user_id)
+                .where(user_coupons.c.coupon_id == coupon_id))).all()
+            await uow.conn.execute(insert(coupon_events), [
+                {"user_coupon_id": row.id, "coupon_id": coupon_id, "user_id": row.user_id,
+                 "kind": "ISSUED", "order_id": None, "created_at": now} for row in held])
     finally:
         await db.dispose()
     tokens = Tokens(Settings(_env_file=None, jwt_secret=SECRET, jwt_ttl_seconds=86_400),
                     Clock())
-    return {"users": user_ids, "products": product_ids,
+    ids = [row.id for row in product_rows]
+    return {"users": user_ids, "products": ids[:PRODUCTS - SCARCE],
+            "scarce": ids[PRODUCTS - SCARCE:],
             "tokens": {uid: tokens.issue(uid, "CUSTOMER", now) for uid in user_ids}}
 
 
-def sale_requests(data: dict[str, Any]) -> list[bytes]:
-    """The flash sale: every customer claims the coupon once, in a random order."""
-    rng = random.Random("coupon_flash_sale")
-    return [claim_request(data["tokens"][uid], uid, "FLASH")
-            for uid in rng.sample(data["users"], len(data["users"]))]
+def sale_requests(data: dict[str, Any], claimers: int | None = None, code: str = "FLASH"
+                  ) -> list[bytes]:
+    """A flash sale: every customer (or the first `claimers` of a random order) claims
+    the coupon once."""
+    rng = random.Random(f"sale:{code}")
+    order = rng.sample(data["users"], len(data["users"]))[:claimers]
+    return [claim_request(data["tokens"][uid], uid, code) for uid in order]
 
 
-def request_lines(scenario: str, data: dict[str, Any]) -> list[str]:
-    """Tab-separated METHOD, PATH, TOKEN, BODY lines for the scenario."""
-    rng = random.Random(scenario)
+def _address(rng: random.Random) -> str:
+    return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def request_lines(scenario: str, data: dict[str, Any], phase: str = "measure") -> list[str]:
+    """Tab-separated METHOD, PATH, TOKEN, BODY, HEADERS ("Name: value|...") lines for the
+    scenario; `phase` ("warmup" or "measure") draws its own requests, so a measured order
+    never replays a warm-up's Idempotency-Key."""
+    rng = random.Random(f"{scenario}:{phase}")
     users_, products_, tokens = data["users"], data["products"], data["tokens"]
+    rich = users_[HOLDERS:USERS - SHORT_USERS]
+    # each phase its own coupon holders, each of whom uses the coupon once
+    holders = {"prime": users_[:200], "warmup": users_[200:HOLDERS // 2]}.get(
+        phase, users_[HOLDERS // 2:HOLDERS])
+    short = users_[USERS - SHORT_USERS:]
     hot = products_[0]
 
     def body(value: dict[str, Any]) -> str:
         return json.dumps(value, separators=(",", ":"))
 
+    def key() -> str:
+        return f"Idempotency-Key: {uuid.UUID(int=rng.getrandbits(128), version=4)}"
+
+    def order() -> tuple[str, ...]:
+        share = rng.random()
+        if share < 0.1 and holders:  # with a held coupon, each used once
+            uid, code = holders.pop(), "ORDERS"
+            picks = rng.sample(products_, rng.randint(1, 2))
+        elif share < 0.2:  # products that sell out
+            uid, code, picks = rng.choice(rich), None, [rng.choice(data["scarce"])]
+        elif share < 0.3:  # a customer whose balance runs short
+            uid, code, picks = rng.choice(short), None, rng.sample(products_, rng.randint(1, 3))
+        else:
+            uid, code, picks = rng.choice(rich), None, rng.sample(products_, rng.randint(1, 3))
+        value: dict[str, Any] = {
+            "userId": uid, "items": [{"productId": p, "quantity": rng.randint(1, 2)}
+                                     for p in picks]}
+        if code:
+            value["couponCode"] = code
+        return ("POST", "/api/orders", tokens[uid], body(value), key())
+
+    def product_list() -> tuple[str, ...]:
+        query = [f"page={rng.randint(1, 5)}", "size=20", f"sort={rng.choice(SORTS)}"]
+        if rng.random() < 0.5:
+            query.append(f"category=cat-{rng.randint(0, 9)}")
+        if rng.random() < 0.2:
+            query.append(f"keyword={quote(rng.choice(['red', 'steel', 'oak', '상품']))}")
+        return ("GET", "/api/products?" + "&".join(query), "", "", "")
+
     lines = []
-    for _ in range(20_000):
+    for _ in range(30_000):
         uid = rng.choice(users_)
-        if scenario == "baseline":
-            lines.append(("GET", "/healthz", "", ""))
+        if scenario in ("healthz", "livez"):
+            lines.append(("GET", f"/{scenario}", "", "", ""))
         elif scenario == "login_flood":
             lines.append(("POST", "/api/auth/login", "", body({
-                "username": f"intruder{rng.randrange(10**9)}", "password": "wrong-guess"})))
-        elif scenario in ("product_list", "product_list_login_flood"):
-            query = [f"page={rng.randint(1, 5)}", "size=20",
-                     f"sort={rng.choice(['newest', 'price_asc', 'price_desc', 'name'])}"]
-            if rng.random() < 0.5:
-                query.append(f"category=cat-{rng.randint(0, 9)}")
-            if rng.random() < 0.2:
-                keyword = rng.choice(["red", "steel", "oak", "상품"])
-                query.append(f"keyword={quote(keyword)}")
-            lines.append(("GET", "/api/products?" + "&".join(query), "", ""))
-        elif scenario == "product_detail":
-            lines.append(("GET", f"/api/products/{rng.choice(products_)}", "", ""))
+                "username": f"intruder{rng.randrange(10**9)}", "password": "wrong-guess"}),
+                f"X-Forwarded-For: {_address(rng)}"))
+        elif scenario == "login":  # a customer signing in (one in ten mistypes)
+            name = f"bench{rng.randrange(LOGIN_USERS)}"
+            password = LOGIN_PASSWORD if rng.random() < 0.9 else "mistyped-password"
+            lines.append(("POST", "/api/auth/login", "",
+                          body({"username": name, "password": password}),
+                          f"X-Forwarded-For: {_address(rng)}"))
+        elif scenario in ("product_list", "product_list_login_flood", "browse_list"):
+            lines.append(product_list())
+        elif scenario in ("product_detail", "browse_detail"):
+            lines.append(("GET", f"/api/products/{rng.choice(products_)}", "", "", ""))
         elif scenario == "top_sellers":
-            lines.append(("GET", "/api/products/top?days=3&limit=5", "", ""))
+            lines.append(("GET", "/api/products/top?days=3&limit=5", "", "", ""))
         elif scenario == "balance_read":
-            lines.append(("GET", f"/api/balance/{uid}", tokens[uid], ""))
+            lines.append(("GET", f"/api/balance/{uid}", tokens[uid], "", ""))
+        elif scenario == "balance_and_history":
+            path = rng.choice([f"/api/balance/{uid}", f"/api/balance/{uid}/history",
+                               f"/api/users/{uid}/orders"])
+            lines.append(("GET", path, tokens[uid], "", ""))
         elif scenario == "recharge":
             lines.append(("POST", "/api/balance/recharge", tokens[uid],
-                          body({"userId": uid, "amount": 1})))
-        elif scenario == "order_many_products":
-            picks = rng.sample(products_, rng.randint(1, 3))
-            lines.append(("POST", "/api/orders", tokens[uid], body({
-                "userId": uid,
-                "items": [{"productId": p, "quantity": rng.randint(1, 2)} for p in picks]})))
+                          body({"userId": uid, "amount": 1}), ""))
+        elif scenario == "order_mix":
+            lines.append(order())
         elif scenario == "order_hot_product":
+            uid = rng.choice(rich)
             lines.append(("POST", "/api/orders", tokens[uid], body({
-                "userId": uid, "items": [{"productId": hot, "quantity": 1}]})))
+                "userId": uid, "items": [{"productId": hot, "quantity": 1}]}), key()))
+        else:
+            raise ValueError(f"no requests for {scenario}")
     return ["\t".join(line) for line in lines]
 
 
@@ -194,20 +303,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, redis_url: str | None, workers: int, port: int,
-                 server_src: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET, "ACCESS_LOG": "false",
-           "LOG_LEVEL": "WARNING", "RATE_LIMIT_CLAIM": "0", "RATE_LIMIT_LOGIN": "0",
-           "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}", "RUN_RELAY": "false"}
-    env.pop("REDIS_URL", None)
+def start_sink(port: int) -> subprocess.Popen:
+    """The local data platform the relay delivers to."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port), "--quiet"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the data platform sink did not start")
+
+
+def server_settings(url: str, redis_url: str | None, sink_port: int) -> dict[str, str]:
+    """The environment the server runs with: the production defaults, except what the
+    report names (TRUSTED_PROXIES: wrk is the proxy)."""
+    settings = {"DATABASE_URL": url, "JWT_SECRET": SECRET, "TRUSTED_PROXIES": "127.0.0.1",
+                "DATA_PLATFORM_URL": f"http://127.0.0.1:{sink_port}/events",
+                "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}"}
     if redis_url:
-        env["REDIS_URL"] = redis_url
+        settings["REDIS_URL"] = redis_url
+    return settings
+
+
+def start_server(settings: dict[str, str], workers: int, port: int,
+                 server_src: str | None = None) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items()
+           if not Settings.model_fields.get(key.lower())}  # nothing of this shell's settings
+    env.update(settings)
     if server_src:  # the server from another checkout (e.g. a worktree of the last commit)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_src, env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--port", str(port),
          "--workers", str(workers)], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=open(ROOT / "results" / "server.log", "w"))  # noqa: SIM115
+        stdout=subprocess.DEVNULL,  # the access log (on, as by default), not kept
+        stderr=open(ROOT / "results" / "server.log", "w"))  # noqa: SIM115
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -273,63 +405,137 @@ def machine() -> dict[str, Any]:
             "os": platform.platform(), "wrk": (wrk_version.split("\n")[0] or "wrk").strip()}
 
 
+def _merged_percentiles(parts: list[dict[str, Any]], shares: tuple[float, ...]
+                       ) -> dict[str, float | None]:
+    """Percentiles of several wrk runs taken together: each run's latency distribution
+    (its quantiles at every half percent) weighted by its requests."""
+    points = []
+    for part in parts:
+        quantiles = part.get("quantiles_ms") or []
+        weight = part["requests"] / max(len(quantiles), 1)
+        points += [(value, weight) for value in quantiles]
+    points.sort()
+    total = sum(weight for _, weight in points)
+    result: dict[str, float | None] = {}
+    for share in shares:
+        running, found = 0.0, None
+        for value, weight in points:
+            running, found = running + weight, value
+            if running >= share * total:
+                break
+        result[f"p{round(share * 100)}_ms"] = round(found, 2) if found is not None else None
+    return result
+
+
+def run_scenario(scenario: str, port: int, data: dict[str, Any], args: argparse.Namespace
+                 ) -> dict[str, Any]:
+    """One wrk scenario: warm-up requests of its own, then the measured run."""
+    if args.warmup:  # every pooled connection prepares its statements, caches fill
+        run_wrk(port, request_lines(scenario, data, "warmup"), args.warmup, args.connections,
+                args.threads, args.rate)
+    flood = None
+    if scenario == "product_list_login_flood":
+        flood = start_wrk(port, request_lines("login_flood", data), args.duration + 2,
+                          FLOOD_LOGINS, 1, FLOOD_RATE)
+        time.sleep(1)  # the flood is on before the measured list starts
+    summary = run_wrk(port, request_lines(scenario, data), args.duration, args.connections,
+                      args.threads, args.rate)
+    if flood is not None:
+        logins = finish_wrk(flood, FLOOD_RATE)
+        summary["flood"] = {"rps": logins["rps"], "codes": logins["codes"],
+                            "p50_ms": logins["p50_ms"], "p99_ms": logins["p99_ms"]}
+    return summary
+
+
+def run_sale_day(port: int, data: dict[str, Any], args: argparse.Namespace
+                 ) -> dict[str, Any]:
+    """Every route group at its fixed rate, all at once, and halfway a flash sale."""
+    duration = max(2 * args.duration, 20)
+    for group in SALE_DAY_RATES:  # warm, briefly and apart, with requests of their own
+        run_wrk(port, request_lines(group, data, "warmup"), 1, 2, 1, SALE_DAY_RATES[group])
+    running = {group: start_wrk(port, request_lines(group, data), duration,
+                                max(4, rate // 20), 1, rate)
+               for group, rate in SALE_DAY_RATES.items()}
+    sale: dict[str, Any] = {}
+
+    def flash_sale() -> None:
+        time.sleep(duration / 2)
+        sale.update(run_sale(port, sale_requests(data, SALE_DAY_CLAIMERS, "DAYSALE"), 64,
+                             SALE_DAY_CLAIM_RATE))
+
+    seller = threading.Thread(target=flash_sale)
+    seller.start()
+    routes = {group: finish_wrk(started, SALE_DAY_RATES[group])
+              for group, started in running.items()}
+    seller.join()
+    whole = _merged_percentiles(list(routes.values()), (0.5, 0.99))
+    return {"duration_s": duration, "routes": routes, "sale": sale,
+            "whole": {"rps": round(sum(r["rps"] for r in routes.values()), 1),
+                      "target_rps": sum(SALE_DAY_RATES.values()), **whole,
+                      "late": sum(r["late"] for r in routes.values())}}
+
+
+def _line(backend: str, name: str, summary: dict[str, Any]) -> str:
+    if "issued" in summary:
+        keys = ("issued", "sell_out_s", "issues_per_s", "won_p50_ms", "won_p99_ms",
+                "refusals", "refused_p99_ms", "codes")
+        return f"  {backend:15} {name:24} " + "  ".join(f"{k} {summary.get(k)}" for k in keys)
+    if "routes" in summary:
+        whole = summary["whole"]
+        return (f"  {backend:15} {name:24} {whole['rps']} req/s of {whole['target_rps']}  "
+                f"p50 {whole['p50_ms']} ms  p99 {whole['p99_ms']} ms; sale issued "
+                f"{summary['sale'].get('issued')} in {summary['sale'].get('sell_out_s')} s")
+    return (f"  {backend:15} {name:24} {summary['rps']:>9} req/s  "
+            f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
+            f"{summary['codes']}")
+
+
 def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) -> dict[str, Any]:
     url = asyncio.run(create_database(backend))
     _, redis_url = BACKENDS[backend]
-    server = None
+    server = sink = None
     results: dict[str, Any] = {}
     try:
         upgrade(url)
         data = asyncio.run(load_fixtures(url))
-        port = free_port()
-        server = start_server(url, redis_url, args.workers, port, args.server_src)
+        port, sink_port = free_port(), free_port()
+        sink = start_sink(sink_port)
+        server = start_server(server_settings(url, redis_url, sink_port), args.workers, port,
+                              args.server_src)
         # A few orders first, so that top sellers has something to rank.
-        warm = request_lines("order_many_products", data)[:200]
-        run_wrk(port, warm, 1, 4, 1)
-        wanted = ["baseline"] + [s for s in scenarios if s != "baseline"]
-        for scenario in wanted:
-            if scenario == "coupon_flash_sale":  # a sale is cold by nature: no warm-up
-                sale = run_sale(port, sale_requests(data), args.connections)
-                sale["audit"] = asyncio.run(audit(url))
-                results[scenario] = sale
-                print(f"  {backend:15} {scenario:20} {json.dumps(sale)}", flush=True)
-                continue
-            lines = request_lines(scenario, data)
-            if args.warmup:
-                # Unmeasured: every pooled connection prepares its statements, every
-                # worker fills its caches, as on a server that has been up for a while.
-                run_wrk(port, lines, args.warmup, args.connections, args.threads, args.rate)
-            flood = None
-            if scenario == "product_list_login_flood":
-                flood = start_wrk(port, request_lines("login_flood", data), args.duration + 2,
-                                  FLOOD_LOGINS, 1, FLOOD_RATE)
-                time.sleep(1)  # the flood is on before the measured list starts
-            summary = run_wrk(port, lines, args.duration, args.connections, args.threads,
-                              args.rate)
-            if flood is not None:
-                logins = finish_wrk(flood, FLOOD_RATE)
-                summary["flood"] = {"rps": logins["rps"], "codes": logins["codes"],
-                                    "p50_ms": logins["p50_ms"], "p99_ms": logins["p99_ms"]}
-                print(f"  {'':15} {'(the login flood)':20} {logins['rps']:>9} req/s  "
-                      f"p50 {logins['p50_ms']:.2f} ms  p99 {logins['p99_ms']:.2f} ms  "
-                      f"{logins['codes']}", flush=True)
-            summary["audit"] = asyncio.run(audit(url))
-            results[scenario] = summary
-            print(f"  {backend:15} {scenario:20} {summary['rps']:>9} req/s  "
-                  f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
-                  f"{'late ' + str(summary['late']) + '  ' if args.rate else ''}"
-                  f"{summary['codes']}  audit {'clean' if not summary['audit'] else 'BROKEN'}",
-                  flush=True)
+        run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
+        for scenario in ["ceilings"] + [s for s in scenarios if s != "ceilings"]:
+            if scenario == "ceilings":
+                found = {path: run_scenario(path, port, data, args)
+                         for path in ("healthz", "livez")}
+            elif scenario == "coupon_flash_sale":  # a sale is cold by nature: no warm-up
+                found = {scenario: run_sale(port, sale_requests(data), args.connections)}
+            elif scenario == "sale_day":
+                found = {scenario: run_sale_day(port, data, args)}
+            else:
+                found = {scenario: run_scenario(scenario, port, data, args)}
+            problems = asyncio.run(audit(url))
+            for name, summary in found.items():
+                summary["audit"] = problems
+                results[name] = summary
+                print(_line(backend, name, summary) + "  audit "
+                      + ("clean" if not problems else "BROKEN"), flush=True)
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        for process in (server, sink):
+            if process is not None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
         asyncio.run(drop_database(backend, url))
-    base = results["baseline"]["rps"]
-    for summary in results.values():
-        if "rps" in summary:
-            summary["ratio_to_baseline"] = round(summary["rps"] / base, 3) if base else None
+    for name, summary in results.items():
+        if "rps" in summary and name not in ("healthz", "livez") and "healthz" in results:
+            ceiling = results["livez" if name in LEAN else "healthz"]["rps"]
+            summary["ceiling"] = "livez" if name in LEAN else "healthz"
+            summary["ratio_to_ceiling"] = round(summary["rps"] / ceiling, 3) if ceiling else None
     return results
+
+
+def _answers(codes: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
 
 
 def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
@@ -337,39 +543,89 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
                                                                 if args.label else "")
     info = {"when": stamp, "machine": machine(), "workers": args.workers,
             "duration_s": args.duration, "warmup_s": args.warmup,
-            "connections": args.connections,
-            "threads": args.threads, "rate": args.rate or None, "results": results}
+            "connections": args.connections, "threads": args.threads,
+            "rate": args.rate or None, "server_src": args.server_src, "results": results}
     load = (f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s"
             + (f", paced at {args.rate} requests/s" if args.rate else ", as fast as it can")
-            + (f", after {args.warmup} s of the same load unmeasured" if args.warmup else ""))
+            + (f", after {args.warmup} s of warm-up requests of its own" if args.warmup
+               else ""))
     out = ROOT / "results"
     (out / f"{stamp}.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
     lines = [f"# Benchmark {stamp}", "",
              f"Machine: {info['machine']['cores']} cores, {info['machine']['cpu']}, Python "
              f"{info['machine']['python']}, {info['machine']['wrk']}. Server: "
-             f"`ecommerce serve --workers {args.workers}` (uvicorn); load: {load}, from "
-             "another process.",
-             "", "| backend | scenario | req/s | × baseline | p50 ms | p90 ms | p99 ms | "
-             "late sends | answers | audit |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+             f"`ecommerce serve --workers {args.workers}`"
+             + (f" from `{args.server_src}`" if args.server_src else "")
+             + " with the production defaults (rate limits, relay to a local sink and the "
+             "stream, access log) and TRUSTED_PROXIES=127.0.0.1 (wrk is the proxy: each "
+             f"request names its shopper's address); load: {load}, from another process.",
+             "", "| backend | scenario | path | req/s | × its ceiling | p50 ms | p90 ms | "
+             "p99 ms | late sends | answers | audit |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    sales, days = [], []
     for backend, scenarios in results.items():
         for name, s in scenarios.items():
-            if "rps" not in s:
+            if "issued" in s:
+                sales.append((backend, name, s))
                 continue
-            answers = ", ".join(f"{k}: {v}" for k, v in sorted(s["codes"].items()))
+            if "routes" in s:
+                days.append((backend, s))
+                continue
+            answers = _answers(s["codes"])
             errors = {k: v for k, v in s["errors"].items() if v}
             if errors:
                 answers += f"; socket errors {errors}"
             if "flood" in s:
                 flood = s["flood"]
                 answers += (f"; during {FLOOD_RATE} wrong logins/s on {FLOOD_LOGINS} "
-                            "connections: "
-                            f"{flood['rps']:,.0f} logins/s answered, p99 {flood['p99_ms']:.0f}"
-                            f" ms, {', '.join(f'{k}: {v}' for k, v in flood['codes'].items())}")
-            lines.append(f"| {backend} | {name} | {s['rps']:,.0f} | {s['ratio_to_baseline']} | "
-                         f"{s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
+                            f"connections: {flood['rps']:,.0f} logins/s answered, p99 "
+                            f"{flood['p99_ms']:.0f} ms, {_answers(flood['codes'])}")
+            path = "lean" if name in LEAN else "FastAPI"
+            lines.append(f"| {backend} | {name} | {path} | {s['rps']:,.0f} | "
+                         f"{s.get('ratio_to_ceiling', '–')} | {s['p50_ms']:.2f} | "
+                         f"{s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
                          f"{s['late'] if args.rate else '–'} | {answers} | "
                          f"{'clean' if not s['audit'] else 'VIOLATIONS'} |")
+    if sales:
+        lines += ["", f"Flash sale: {USERS:,} customers each claim a coupon of "
+                  f"{FLASH_COUPONS:,} once, over {args.connections} keep-alive connections "
+                  "(bench/sale.py); sell-out is from the first claim sent to the last coupon "
+                  "answered.", "",
+                  "| backend | issued | sell-out s | first to last issue s | issues/s | "
+                  "winners p50 ms | winners p99 ms | refusals | refusals/s | refusals p50 ms "
+                  "| refusals p99 ms | answers | audit |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                  "| --- | --- |"]
+        for backend, _, s in sales:
+            lines.append(
+                f"| {backend} | {s['issued']} | {s.get('sell_out_s')} | "
+                f"{s.get('first_to_last_issue_s')} | {s.get('issues_per_s')} | "
+                f"{s.get('won_p50_ms')} | {s.get('won_p99_ms')} | {s.get('refusals', 0)} | "
+                f"{s.get('refusals_per_s')} | {s.get('refused_p50_ms')} | "
+                f"{s.get('refused_p99_ms')} | {_answers(s['codes'])}"
+                f"{'; socket errors ' + str(s['socket_errors']) if s['socket_errors'] else ''}"
+                f" | {'clean' if not s['audit'] else 'VIOLATIONS'} |")
+    for backend, day in days:
+        sale = day["sale"]
+        lines += ["", f"Sale day on {backend} ({day['duration_s']} s, every group paced at "
+                  f"its rate at once; at {day['duration_s'] / 2:g} s a flash sale: "
+                  f"{SALE_DAY_CLAIMERS:,} customers arriving at {SALE_DAY_CLAIM_RATE:,}/s "
+                  f"claim a coupon of {FLASH_COUPONS:,}; audit after: "
+                  f"{'clean' if not day['audit'] else 'VIOLATIONS'}).", "",
+                  "| route group | target req/s | req/s | p50 ms | p99 ms | late sends | "
+                  "answers |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for group, r in day["routes"].items():
+            lines.append(f"| {group} | {r['target_rps']} | {r['rps']:,.0f} | "
+                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['late']} | "
+                         f"{_answers(r['codes'])} |")
+        whole = day["whole"]
+        lines.append(f"| **the whole** (merged) | {whole['target_rps']} | {whole['rps']:,.0f} "
+                     f"| {whole['p50_ms']} | {whole['p99_ms']} | {whole['late']} | |")
+        lines.append(f"| flash sale (claims) | {SALE_DAY_CLAIM_RATE} | "
+                     f"{sale.get('refusals_per_s')} refusals/s | winners "
+                     f"{sale.get('won_p50_ms')} | winners {sale.get('won_p99_ms')} | | "
+                     f"issued {sale.get('issued')} in {sale.get('sell_out_s')} s; "
+                     f"{_answers(sale.get('codes', {}))} |")
     (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
     shutil.copy(out / f"{stamp}.md", out / "latest.md")
     shutil.copy(out / f"{stamp}.json", out / "latest.json")
@@ -384,13 +640,14 @@ def main() -> None:
                         help=f"comma-separated, of {list(BACKENDS)}")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=32,
+                        help="wrk's connections (and the flash sale's): 32 stays within the "
+                             "2 workers' pools of 20")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rate", type=int, default=0,
                         help="requests/s to hold (0: as fast as possible, i.e. saturation)")
-    parser.add_argument("--warmup", type=int, default=0,
-                        help="seconds of the same load, unmeasured, before each scenario "
-                             "(not the flash sale)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="seconds of warm-up requests before each wrk scenario (0: none)")
     parser.add_argument("--server-src", default=None,
                         help="run the server from this src/ folder (another checkout's), to "
                              "compare two commits with the same benchmark")

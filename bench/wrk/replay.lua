@@ -1,5 +1,6 @@
--- Replays pre-generated requests (one per line: METHOD \t PATH \t TOKEN \t BODY) and counts
--- answers by status and error code. Each wrk thread starts at its own offset in the file.
+-- Replays pre-generated requests (one per line: METHOD \t PATH \t TOKEN \t BODY \t HEADERS,
+-- the last "Name: value|Name: value") and counts answers by status and error code. Each wrk
+-- thread starts at its own offset in the file.
 --
 -- BENCH_RATE (requests/s over all threads, 0 = as fast as possible) paces the load: each
 -- thread hands out send slots on a fixed schedule, so the rate is held whatever the answer
@@ -42,6 +43,12 @@ function init(args)
     local f = split(line)
     local headers = {}
     if f[3] ~= "" then headers["Authorization"] = "Bearer " .. f[3] end
+    if f[5] ~= nil and f[5] ~= "" then
+      for pair in (f[5] .. "|"):gmatch("([^|]*)|") do
+        local name, value = pair:match("^([^:]+):%s*(.*)$")
+        if name then headers[name] = value end
+      end
+    end
     local body = nil
     if f[4] ~= nil and f[4] ~= "" then
       headers["Content-Type"] = "application/json"
@@ -94,12 +101,17 @@ function done(summary, latency, requests)
   end
   local parts = {}
   for k, v in pairs(merged) do parts[#parts + 1] = string.format('"%s": %d', k, v) end
+  -- the distribution at every half percent, so that several runs can be merged
+  local quantiles = {}
+  for step = 1, 200 do
+    quantiles[#quantiles + 1] = string.format("%.3f", latency:percentile(step / 2) / 1000)
+  end
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "seconds": %.3f, "errors": {"connect": %d, "read": %d, ' ..
     '"write": %d, "timeout": %d}, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, ' ..
-    '"max_ms": %.3f, "late": %d, "codes": {%s}}\n',
+    '"max_ms": %.3f, "late": %d, "codes": {%s}, "quantiles_ms": [%s]}\n',
     summary.requests, summary.duration / 1e6, summary.errors.connect, summary.errors.read,
     summary.errors.write, summary.errors.timeout, latency:percentile(50) / 1000,
     latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    behind, table.concat(parts, ", ")))
+    behind, table.concat(parts, ", "), table.concat(quantiles, ", ")))
 end

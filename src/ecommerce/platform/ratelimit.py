@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ class RateLimit:
     neither fails requests nor lifts the limit."""
 
     BACKOFF_SECONDS = 3.0
+    TIMEOUT_SECONDS = 2.0
 
     def __init__(self, name: str, rate: str, limiter: SlidingWindowCounterRateLimiter | None,
                  fallback: SlidingWindowCounterRateLimiter | None = None):
@@ -52,11 +54,14 @@ class RateLimit:
         if self.fallback is not None and time.monotonic() < self._down_until:
             limiter = self.fallback
         try:
-            allowed = (await limiter.hit(self.item, *identifiers) if count
-                       else await limiter.test(self.item, *identifiers))
-            if allowed:
-                return
-            stats = await limiter.get_window_stats(self.item, *identifiers)
+            # A deadline here rather than redis-py's socket timeout (off in make_storage),
+            # whose asyncio.wait_for costs a task per call: every claim is counted.
+            async with asyncio.timeout(self.TIMEOUT_SECONDS):
+                allowed = (await limiter.hit(self.item, *identifiers) if count
+                           else await limiter.test(self.item, *identifiers))
+                if allowed:
+                    return
+                stats = await limiter.get_window_stats(self.item, *identifiers)
         except REDIS_DOWN as error:
             if self.fallback is None or limiter is self.fallback:
                 raise
@@ -71,7 +76,8 @@ def make_storage(redis_url: str | None, prefix: str = "ecommerce") -> Storage:
     if redis_url:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1)
-        return RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}:rl")
+        return RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}:rl",
+                            socket_timeout=None, socket_connect_timeout=2)
     return MemoryStorage()
 
 
