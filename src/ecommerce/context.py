@@ -15,7 +15,7 @@ from ecommerce.catalog.listing import Listings
 from ecommerce.coupons.gate import LocalGate, RedisGate
 from ecommerce.coupons.issuer import Issuer
 from ecommerce.events.outbox import Outbox
-from ecommerce.platform.cache import Cache, MemoryCache, RedisCache
+from ecommerce.platform.cache import Cache, MemoryCache, RedisCache, redis_client
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.ratelimit import RateLimit, make_limiter, make_storage
@@ -49,17 +49,15 @@ class AppContext:
         db = Database(settings.database_url, pool_size=settings.db_pool_size, events=Outbox())
         redis = gate_redis = None
         if settings.redis_url:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                   socket_timeout=2, socket_connect_timeout=2,
-                                   health_check_interval=10, max_connections=200)
+            redis = redis_client(settings.redis_url, decode_responses=True,
+                                 socket_timeout=2, socket_connect_timeout=2,
+                                 health_check_interval=10, max_connections=200)
             # The coupon gate bounds each call itself (asyncio.timeout) instead: redis-py's
             # socket timeout (5 s unless told None) wraps every send in asyncio.wait_for,
             # a task per call, a third of a flash sale winner's time in the worker.
-            gate_redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                        socket_timeout=None, socket_connect_timeout=2,
-                                        max_connections=200)
+            gate_redis = redis_client(settings.redis_url, decode_responses=True,
+                                      socket_timeout=None, socket_connect_timeout=2,
+                                      max_connections=200)
         clock = clock or Clock()
         cache: Cache = (RedisCache(redis, settings.redis_prefix) if redis is not None
                         else MemoryCache())

@@ -59,13 +59,13 @@ async def test_a_batch_decides_each_claim_as_it_would_alone(shop, db_kind):
         await make_coupon(shop, code=code, quantity=3, starts_at=now - timedelta(hours=1),
                           valid_days=7)
         async with shop.db.uow() as uow:  # the first user already holds one
-            await service.issue(uow, code, [(users[0], now)], locked=True,
+            await service.issue(uow, code, [(users[0], now)], terms=None, locked=True,
                                 in_one_call=in_one_call)
         claims = [(users[0], now), (users[1], now), (users[2], now - timedelta(hours=2)),
                   (users[3], now), (users[4], now), (users[5], now)]
         async with shop.db.uow() as uow:
-            outcomes = await service.issue(uow, code, claims, locked=False,
-                                           in_one_call=in_one_call)
+            _, outcomes = await service.issue(uow, code, claims, terms=None, locked=False,
+                                              in_one_call=in_one_call)
         assert [_kind(o) for o in outcomes] == [
             "CouponAlreadyClaimed", "Claimed", "CouponNotActive", "Claimed", "CouponSoldOut",
             "CouponSoldOut"]
@@ -97,17 +97,20 @@ async def test_the_database_holds_the_function_this_checkout_ships(shop, db_kind
 
 
 async def test_a_batch_that_went_stale_is_decided_again_under_the_lock(shop):
-    """The batch reads 5 left and decides both its claimers win; before it writes, another
-    transaction (another process) issues 4 and commits. Its guarded write is refused, and
-    decided again under the lock: the first claimer wins the last coupon, the second is
-    told it is sold out."""
-    await make_coupon(shop, code="RACE", quantity=5)
+    """The batch decides both its claimers win (5 are left, or, knowing the coupon's terms,
+    without reading); before it writes, another transaction (another process) issues 4 and
+    commits. Its guarded write is refused, and decided again: the first claimer wins the
+    last coupon, the second is told it is sold out."""
+    await make_coupon(shop, code="RACE", quantity=6)
     others = [(await make_user(shop)).id for _ in range(4)]
-    first, second = (await make_user(shop)).id, (await make_user(shop)).id
+    first, second, early = [(await make_user(shop)).id for _ in range(3)]
     now = shop.clock.now()
     issuer = Issuer(shop.db)
+    # A first claim: the issuer now knows the coupon's terms, and decides the next batch
+    # without reading (the writes' guards check it).
+    assert isinstance(await issuer.issue("RACE", early, now), service.Claimed)
     async with shop.db.uow() as uow:  # holds the coupon's row lock until it commits
-        await service.issue(uow, "RACE", [(u, now) for u in others], locked=True,
+        await service.issue(uow, "RACE", [(u, now) for u in others], terms=None, locked=True,
                             in_one_call=False)
         late = [asyncio.ensure_future(issuer.issue("RACE", user, now))
                 for user in (first, second)]
@@ -117,8 +120,8 @@ async def test_a_batch_that_went_stale_is_decided_again_under_the_lock(shop):
     assert isinstance(won, service.Claimed)
     assert isinstance(lost, CouponSoldOut)
     rows = await _rows(shop, "RACE")
-    assert rows["issued"] == 5
-    assert sorted(held[0] for held in rows["held"]) == sorted([*others, first])
+    assert rows["issued"] == 6
+    assert sorted(held[0] for held in rows["held"]) == sorted([*others, first, early])
     assert not any((await audit_database(shop.db)).values())
 
 
@@ -167,6 +170,25 @@ async def test_a_storm_of_claims_shares_transactions(shop):
     assert [_kind(o) for o in outcomes[:40]] == ["Claimed"] * 40  # first come, first served
     assert 1 <= len(inserts) <= 3, inserts
     assert (await _rows(shop, "STORM"))["issued"] == 40
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_batch_decided_without_reading_is_decided_again_when_a_holder_is_refused(
+        shop):
+    """Knowing the terms, the issuer writes a batch without reading who holds the coupon;
+    a claimer who already holds it (claimed past the gate, e.g. while Redis was away)
+    breaks the insert, and the batch is decided again from a read: the holder is told so,
+    the others win."""
+    await make_coupon(shop, code="AGAIN", quantity=10)
+    users = [(await make_user(shop)).id for _ in range(4)]
+    now = shop.clock.now()
+    issuer = Issuer(shop.db)
+    assert isinstance(await issuer.issue("AGAIN", users[0], now), service.Claimed)
+    outcomes = await asyncio.gather(*(issuer.issue("AGAIN", user, now) for user in users),
+                                    return_exceptions=True)
+    assert [_kind(o) for o in outcomes] == [
+        "CouponAlreadyClaimed", "Claimed", "Claimed", "Claimed"]
+    assert (await _rows(shop, "AGAIN"))["issued"] == 4
     assert not any((await audit_database(shop.db)).values())
 
 

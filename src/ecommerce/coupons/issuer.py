@@ -48,6 +48,7 @@ class Issuer:
         self._writing: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._enough: dict[str, tuple[int, asyncio.Future[None]]] = {}
+        self._terms: dict[str, service.Terms] = {}
 
     async def issue(self, code: str, user_id: int, now: datetime) -> service.Claimed:
         """The user's claim, written with whichever others are waiting for the same coupon:
@@ -126,12 +127,8 @@ class Issuer:
 
     async def _settle(self, code: str, batch: Sequence[_Waiting]) -> None:
         outcomes: Sequence[service.Outcome | Exception]
-        claims = [(waiting.user_id, waiting.now) for waiting in batch]
         try:
-            try:
-                outcomes = await self._decide(code, claims, locked=False)
-            except service.Stale:  # another process issued some meanwhile
-                outcomes = await self._decide(code, claims, locked=True)
+            outcomes = await self._decide(code, [(w.user_id, w.now) for w in batch])
         except service.HolderRefused as refused:
             if len(batch) > 1:
                 for waiting in batch:
@@ -148,9 +145,30 @@ class Issuer:
             else:
                 waiting.answer.set_result(outcome)
 
-    async def _decide(self, code: str, claims: list[tuple[int, datetime]], *, locked: bool
+    async def _decide(self, code: str, claims: list[tuple[int, datetime]]
                       ) -> list[service.Outcome]:
+        """With the coupon's terms known, nothing is read (the writes' guards check the
+        count, the window and each holder); if a guard refuses, the batch is decided again
+        from a read, and if the count's guard refuses again, under the row lock."""
+        terms = self._terms.get(code)
+        if terms is not None:
+            try:
+                return await self._decide_once(code, claims, terms, locked=False)
+            except (service.Stale, service.HolderRefused):
+                pass
+        try:
+            return await self._decide_once(code, claims, None, locked=False)
+        except service.Stale:  # another process issued some meanwhile
+            return await self._decide_once(code, claims, None, locked=True)
+
+    async def _decide_once(self, code: str, claims: list[tuple[int, datetime]],
+                           terms: service.Terms | None, *, locked: bool
+                           ) -> list[service.Outcome]:
         # On PostgreSQL the unlocked reads and the one write call need no BEGIN and COMMIT.
         async with self._db.uow(one_write=self._in_one_call and not locked) as uow:
-            return await service.issue(uow, code, claims, locked=locked,
-                                       in_one_call=self._in_one_call)
+            terms, outcomes = await service.issue(uow, code, claims, terms=terms,
+                                                  locked=locked, in_one_call=self._in_one_call)
+        if len(self._terms) > 10_000:
+            self._terms.clear()
+        self._terms[code] = terms
+        return outcomes

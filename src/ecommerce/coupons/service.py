@@ -131,48 +131,73 @@ def issues_in_one_statement(dialect: str) -> bool:
     return dialect == "postgresql"
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What deciding a claim needs of a coupon, none of which changes once it is created
+    (coupons are never edited): a process may keep them."""
+
+    id: int
+    total_quantity: int
+    issue_starts_at: datetime
+    issue_ends_at: datetime | None
+    expires_at: datetime | None
+    valid_days: int | None
+
+    @classmethod
+    def of(cls, coupon: Any) -> Terms:
+        return cls(coupon.id, coupon.total_quantity, coupon.issue_starts_at,
+                   coupon.issue_ends_at, coupon.expires_at, coupon.valid_days)
+
+
 async def issue(uow: UnitOfWork, code: str, claims: Sequence[tuple[int, datetime]], *,
-                locked: bool, in_one_call: bool) -> list[Outcome]:
+                terms: Terms | None, locked: bool, in_one_call: bool
+                ) -> tuple[Terms, list[Outcome]]:
     """The database's decision for claims the gate let through: (user id, when claimed)
     in arrival order, each user at most once. Each claim in turn is refused if the user
     holds the coupon, the claim window was not open when they claimed, or none are left;
     the rest are issued: the issued count, one holder row each (unique per coupon and
-    user) and their ledger entries. One outcome per claim.
+    user) and their ledger entries. The coupon's terms and one outcome per claim.
 
-    The coupon is read without a lock and the writes are guarded (that many left, the
-    window open), so the row is locked only from the count's update to the commit; Stale
-    if the guard refuses (another process issued some meanwhile): decide again with
-    `locked`, which reads under the row lock, so that the decision cannot go stale.
-    `in_one_call` (PostgreSQL): the writes in one call of `shop_issue_coupons`
-    (issue_coupons.sql). HolderRefused if a holder row is refused (the caller reads why,
-    once this transaction has rolled back). CouponNotFound for them all if there is no
+    Without `terms`, the coupon and which claimers hold it are read without a lock, and the
+    writes are guarded (that many left, the window open), so the row is locked only from
+    the count's update to the commit. With the `terms` (kept from an earlier batch),
+    nothing is read: each claimer is taken not to hold the coupon and enough to be left,
+    which the writes' guards then check. Stale if the count's guard refuses (another
+    process issued some meanwhile): decide again with `locked`, which reads under the row
+    lock, so that the decision cannot go stale. HolderRefused if a holder row is refused
+    (unique key, or no such user): decide again with the reads, or read why once this
+    transaction has rolled back. `in_one_call` (PostgreSQL): the writes in one call of
+    `shop_issue_coupons` (issue_coupons.sql). CouponNotFound for them all if there is no
     such code."""
-    coupon, held = await repository.with_holders(
-        uow.conn, code, [user_id for user_id, _ in claims], lock=locked)
-    if coupon is None:
-        raise CouponNotFound()
-    left = coupon.total_quantity - coupon.issued_quantity
+    if terms is None or locked:
+        coupon, held = await repository.with_holders(
+            uow.conn, code, [user_id for user_id, _ in claims], lock=locked)
+        if coupon is None:
+            raise CouponNotFound()
+        terms, left = Terms.of(coupon), coupon.total_quantity - coupon.issued_quantity
+    else:
+        held, left = set(), terms.total_quantity  # the writes' guards say otherwise
     outcomes: list[Outcome | None] = []  # None: issued, below
     winners: list[dict[str, Any]] = []
     for user_id, now in claims:
         if user_id in held:
             outcomes.append(CouponAlreadyClaimed())
-        elif not _claimable_at(coupon, now):
+        elif not _claimable_at(terms, now):
             outcomes.append(CouponNotActive())
         elif len(winners) >= left:
             outcomes.append(CouponSoldOut())
         else:
             outcomes.append(None)
-            winners.append({"coupon_id": coupon.id, "user_id": user_id, "issued_at": now,
-                            "expires_at": _held_expiry(coupon, now)})
+            winners.append({"coupon_id": terms.id, "user_id": user_id, "issued_at": now,
+                            "expires_at": _held_expiry(terms, now)})
     if winners:
-        held_ids = await _write_winners(uow, coupon.id, winners, in_one_call)
+        held_ids = await _write_winners(uow, terms.id, winners, in_one_call)
         issued = iter(zip(winners, held_ids, strict=True))
         for index, outcome in enumerate(outcomes):
             if outcome is None:
                 row, held_id = next(issued)
                 outcomes[index] = Claimed(held_id, code, row["expires_at"])
-    return cast(list[Outcome], outcomes)
+    return terms, cast(list[Outcome], outcomes)
 
 
 async def _write_winners(uow: UnitOfWork, coupon_id: int, winners: list[dict[str, Any]],

@@ -5,10 +5,12 @@ read the database, which is the source of truth."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
@@ -20,6 +22,21 @@ log = logging.getLogger("ecommerce.cache")
 # RuntimeError is uvloop's "handler is closed", seen when Redis dies while redis-py is
 # (re)connecting; inside a Redis call it means the same thing.
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError, RuntimeError)
+
+
+@functools.cache
+def redis_driver() -> DriverInfo:
+    """The one description of our Redis client that every connection is given: without it
+    redis-py 8 reads its own version from the installed package's metadata for each new
+    connection (0.6 ms here), and a flash sale's burst opens them by the dozen."""
+    return DriverInfo()
+
+
+def redis_client(url: str, **options: Any) -> Redis:
+    """A Redis client (with its own connection pool) for `url`."""
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url, driver_info=redis_driver(), **options)
 
 
 class Cache(Protocol):

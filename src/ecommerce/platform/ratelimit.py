@@ -11,7 +11,7 @@ from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPe
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from ecommerce.platform.cache import REDIS_DOWN
+from ecommerce.platform.cache import REDIS_DOWN, redis_driver
 from ecommerce.platform.errors import RateLimited
 from ecommerce.platform.settings import parse_rate
 
@@ -77,7 +77,8 @@ def make_storage(redis_url: str | None, prefix: str = "ecommerce") -> Storage:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1)
         return RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}:rl",
-                            socket_timeout=None, socket_connect_timeout=2)
+                            socket_timeout=None, socket_connect_timeout=2,
+                            driver_info=redis_driver())
     return MemoryStorage()
 
 
