@@ -384,6 +384,19 @@ def run_wrk(port: int, lines: list[str], duration: int, connections: int,
     return finish_wrk(start_wrk(port, lines, duration, connections, threads, rate), rate)
 
 
+def forget_redis(redis_url: str, prefix: str) -> None:
+    """Delete the run's keys (its event stream does not expire) from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+    finally:
+        client.close()
+
+
 async def audit(url: str) -> list[str]:
     db = Database(url, pool_size=1)
     try:
@@ -494,14 +507,15 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
     url = asyncio.run(create_database(backend))
     _, redis_url = BACKENDS[backend]
     server = sink = None
+    settings: dict[str, str] = {}
     results: dict[str, Any] = {}
     try:
         upgrade(url)
         data = asyncio.run(load_fixtures(url))
         port, sink_port = free_port(), free_port()
         sink = start_sink(sink_port)
-        server = start_server(server_settings(url, redis_url, sink_port), args.workers, port,
-                              args.server_src)
+        settings = server_settings(url, redis_url, sink_port)
+        server = start_server(settings, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
         for scenario in ["ceilings"] + [s for s in scenarios if s != "ceilings"]:
@@ -526,6 +540,8 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
         asyncio.run(drop_database(backend, url))
+        if redis_url and settings:
+            forget_redis(redis_url, settings["REDIS_PREFIX"])
     for name, summary in results.items():
         if "rps" in summary and name not in ("healthz", "livez") and "healthz" in results:
             ceiling = results["livez" if name in LEAN else "healthz"]["rps"]

@@ -10,7 +10,7 @@ from ecommerce.audit import audit_database
 from ecommerce.coupons.models import coupon_events
 from tests.backends import REDIS_URL, require
 from tests.conftest import wipe_redis
-from tests.factories import assert_error, make_admin, make_coupon, make_user
+from tests.factories import assert_error, make_admin, make_coupon, make_product, make_user
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 
@@ -345,3 +345,39 @@ class TestRedisGateSoldOutMemory:
             assert await gate.enter("MEMO", 3, now, load) == PASS  # Redis is asked again
         finally:
             await client.aclose()
+
+
+class TestRedisKeysExpire:
+    """Every key the shop writes to Redis expires, but the two that must not: the catalog's
+    generation counter (cached pages name it; losing it could bring a stale page back) and
+    the event stream (capped at about a million entries)."""
+
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"redis_url": require("redis", REDIS_URL), "top_sellers_cache_seconds": 30,
+                "rate_limit_claim": "5/second", "rate_limit_login": "10/minute",
+                "rate_limit_login_account": "30/hour"}
+
+    async def test_after_a_day_of_traffic_every_key_has_a_lifetime(self, shop, client):
+        from ecommerce.catalog.listing import _KEY as GENERATION
+
+        prefix = shop.settings.redis_prefix
+        await make_coupon(shop, code="KEYS", quantity=2)
+        users = [await make_user(shop, password="password-123") for _ in range(3)]
+        for user in users:  # two issued, one sold out; the claim limit counts each
+            await claim(client, user, "KEYS")
+        for password in ("password-123", "wrong-password"):  # login limits, both kinds
+            await client.post("/api/auth/login",
+                              json={"username": users[0].username, "password": password})
+        assert (await client.get("/api/products?sort=price_asc")).status_code == 200
+        assert (await client.get("/api/products/top")).status_code == 200
+        last_one = await make_product(shop, stock=1)  # sold out below: the generation moves
+        buyer = await make_user(shop, balance=10_000)
+        sold = await client.post("/api/orders", headers=buyer.headers, json={
+            "userId": buyer.id, "items": [{"productId": last_one, "quantity": 1}]})
+        assert sold.status_code == 201, sold.text
+        keys = [key async for key in shop.ctx.redis.scan_iter(match=f"{prefix}:*")]
+        families = {key.removeprefix(f"{prefix}:").split(":")[0] for key in keys}
+        assert {"coupon", "rl", "catalog", "ranking"} <= families, keys  # each kind written
+        lasting = {key for key in keys if await shop.ctx.redis.pttl(key) < 0}
+        assert lasting <= {f"{prefix}:{GENERATION}", shop.settings.stream_key}, lasting

@@ -95,6 +95,20 @@ def _bad_value(error: DBAPIError) -> bool:
     return False
 
 
+def _lost(error: DBAPIError) -> bool:
+    """The driver lost the connection under SQLAlchemy's generic wrapper: a connection
+    error class, SQLSTATE 08 (connection exception) or 57P (the server shutting it down).
+    Seen when a pool's very first connection is cut while SQLAlchemy initialises it."""
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None),
+                      getattr(getattr(error.orig, "__cause__", None), "__cause__", None)):
+        if isinstance(candidate, UNAVAILABLE):
+            return True
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(("08", "57P")):
+            return True
+    return False
+
+
 # A backing service (database, Redis) that cannot be reached: 503 with Retry-After.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError,
@@ -209,7 +223,7 @@ def error_answer(exc: BaseException, path: str) -> tuple[int, dict[str, Any],
         return 409, error_body(409, "CONFLICT", "The request conflicts with the current state",
                                path), None
     if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError)
-                                        and exc.connection_invalidated):
+                                        and (exc.connection_invalidated or _lost(exc))):
         log.error("backing service unavailable",
                   extra={"error": type(exc).__name__, "detail": str(exc).splitlines()[0][:300]
                          if str(exc) else ""})
