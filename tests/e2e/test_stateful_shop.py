@@ -253,7 +253,7 @@ class Shop(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 def test_random_sequences_keep_the_model_and_every_invariant(database_url):
-    examples = int(os.environ.get("STATEFUL_EXAMPLES", "12"))
+    examples = int(os.environ.get("STATEFUL_EXAMPLES", "8"))
     with asyncio.Runner() as runner:
         stack = AsyncExitStack()
         runner.run(wipe(database_url))
