@@ -19,7 +19,7 @@ from tests.e2e.conftest import live_server
 # stateful), valid and invalid requests. FUZZ_EXAMPLES raises the examples per operation.
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "schemathesis"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 # A fixed seed by default, so a run is repeatable (CI); FUZZ_SEED= (empty) for a new one.
 SEED = os.environ.get("FUZZ_SEED", "20261130")
 ROLES = ["anonymous", "customer", "admin"]
