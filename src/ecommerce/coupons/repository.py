@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons
+from ecommerce.platform.database import shop_refusal
 
 
 async def add_coupon(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -151,8 +152,7 @@ async def issue_in_one_call(conn: AsyncConnection, coupon_id: int,
             "issued": [_naive(w["issued_at"]) for w in winners],
             "expires": [_naive(w["expires_at"]) for w in winners]})).all()
     except DBAPIError as error:
-        cause = error.orig.__cause__ if error.orig is not None else None
-        if str(getattr(cause, "message", "") or "") == "shop:STALE":
+        if (shop_refusal(error) or ("",))[0] == "STALE":
             raise Stale() from None
         raise
     held = {row.user_id: row.held_id for row in rows}

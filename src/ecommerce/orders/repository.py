@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.catalog.models import products
 from ecommerce.orders.models import order_items, orders
+from ecommerce.platform.database import shop_refusal
 from ecommerce.wallet.models import wallets
 
 
@@ -120,10 +121,8 @@ async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]
     try:
         row = (await conn.execute(_PLACE, values)).one()
     except DBAPIError as error:
-        cause = error.orig.__cause__ if error.orig is not None else None
-        message = str(getattr(cause, "message", "") or "")
-        if message.startswith("shop:"):
-            raise Refused(message.removeprefix("shop:"), getattr(cause, "detail", None)
-                          ) from None
+        refusal = shop_refusal(error)
+        if refusal is not None:
+            raise Refused(*refusal) from None
         raise
     return int(row.order_id), [int(stock) for stock in row.stocks]

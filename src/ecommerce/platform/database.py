@@ -203,3 +203,14 @@ def is_deadlock(error: BaseException) -> bool:
                                              "could not serialize"))
 
 
+
+
+def shop_refusal(error: BaseException) -> tuple[str, str | None] | None:
+    """What a PostgreSQL function of ours refused with (`RAISE EXCEPTION 'shop:<REASON>'`,
+    SQLSTATE P0001): (reason, detail), or None if the error is anything else."""
+    orig = getattr(error, "orig", None)
+    cause = orig.__cause__ if orig is not None else None
+    message = str(getattr(cause, "message", "") or "")
+    if not message.startswith("shop:"):
+        return None
+    return message.removeprefix("shop:"), getattr(cause, "detail", None)
