@@ -22,21 +22,23 @@ def _url() -> str:
 
 def _migrate(connection: Connection) -> None:
     dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(text(f"SELECT pg_advisory_lock({_LOCK})"))
-    elif dialect == "mysql":
+    if dialect == "mysql":  # DDL commits as it goes in MySQL: a lock for the session
         connection.execute(text(f"SELECT GET_LOCK('ecommerce_migrate_{_LOCK}', 120)"))
-    connection.commit()
+        connection.commit()
     try:
         context.configure(connection=connection, target_metadata=metadata,
                           render_as_batch=dialect == "sqlite", compare_type=True)
         with context.begin_transaction():
+            if dialect == "postgresql":
+                # PostgreSQL runs every migration in this one transaction, so the lock is
+                # the transaction's: released at its end, also through PgBouncer in
+                # transaction mode, where a session's lock would stay on a server
+                # connection that another client gets next.
+                connection.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
             context.run_migrations()
         connection.commit()
     finally:
-        if dialect == "postgresql":
-            connection.execute(text(f"SELECT pg_advisory_unlock({_LOCK})"))
-        elif dialect == "mysql":
+        if dialect == "mysql":
             connection.execute(text(f"SELECT RELEASE_LOCK('ecommerce_migrate_{_LOCK}')"))
         connection.commit()
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ecommerce.platform.engines import (
     InlineConnection,
     ThreadedConnection,
+    behind_pgbouncer,
     create_engine,
     create_inline_reader,
 )
@@ -51,6 +52,10 @@ class Database:
         self.events = events  # set by the composition root; None: recording is refused
         self.engine = create_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name  # "sqlite", "postgresql" or "mysql"
+        # Through PgBouncer in transaction mode a statement outside a transaction may run
+        # its Parse on one server connection and its Bind on another: every unit of work
+        # then runs in a transaction (decision 54).
+        self.autocommit_allowed = self.dialect == "postgresql" and not behind_pgbouncer(url)
         self.inline_reader = create_inline_reader(url, pool_size=pool_size)
         # SQLite has one writer at a time: queue this process's writers here instead of
         # letting them spin on the file lock (other processes still wait on busy_timeout).
@@ -81,7 +86,7 @@ class UnitOfWork:
         # anyway) a unit of work that reads, or writes in one statement, needs no BEGIN
         # and COMMIT: two round trips fewer. asyncpg's autocommit is a client-side
         # switch, free to set and reset. (On MySQL the switch is a round trip itself.)
-        self.autocommit = db.dialect == "postgresql" and (one_write or not write)
+        self.autocommit = db.autocommit_allowed and (one_write or not write)
         self._conn: AsyncConnection | None = None
         self.inline = not write and db.inline_reader is not None
         self._after_commit: list[AfterCommit] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -42,6 +43,20 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+PGBOUNCER_FLAG = "pgbouncer"
+
+
+def behind_pgbouncer(url: str) -> bool:
+    """Whether a PostgreSQL URL says it reaches the database through PgBouncer in
+    transaction mode (`?pgbouncer=true`, the flag other clients use for the same)."""
+    value = make_url(url).query.get(PGBOUNCER_FLAG, "")
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
 def _sqlite_file(url: str) -> str | None:
     database = make_url(url).database
     return None if not database or database == ":memory:" else database
@@ -71,7 +86,26 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if dialect == "mysql":
         # READ COMMITTED: conditional updates see the latest row and InnoDB takes no gap locks.
         options["isolation_level"] = "READ COMMITTED"
+    if dialect == "postgresql" and PGBOUNCER_FLAG in make_url(url).query:
+        pooled = behind_pgbouncer(url)
+        url = make_url(url).difference_update_query([PGBOUNCER_FLAG]).render_as_string(
+            hide_password=False)
+        if pooled:
+            url, options["connect_args"] = _through_pgbouncer(url)
     return create_async_engine(url, **options)
+
+
+def _through_pgbouncer(url: str) -> tuple[str, dict[str, Any]]:
+    """PgBouncer in transaction mode (1.18, as Debian ships it, keeps no prepared
+    statement across transactions) hands each transaction whichever server connection is
+    free, so a statement prepared in one may be gone, or another client's of the same
+    name may be there, in the next (decision 54). asyncpg and SQLAlchemy then keep no
+    statement cache, and every statement asyncpg still prepares gets a name of its own.
+    Each statement costs a Parse more; the order and the claims are one call each, so
+    they lose least."""
+    url = make_url(url).update_query_dict({"prepared_statement_cache_size": "0"})
+    return (url.render_as_string(hide_password=False),
+            {"statement_cache_size": 0, "prepared_statement_name_func": _unique_statement_name})
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
