@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lock lint bench clean browser package-check screenshots
+.PHONY: run test install lock lint bench clean browser services package-check screenshots \
+	cluster-test
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -26,10 +27,24 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      $(BROWSER_PKGS) >/dev/null; } || echo "could not install $(BROWSER_PKGS)"
 
+# PgBouncer (tests/e2e/test_pgbouncer.py) and, for the cluster test, HAProxy and the
+# network tools, from Debian's packages.
+SERVICE_PKGS := pgbouncer haproxy iproute2 redis-server
+services:
+	@{ command -v pgbouncer || test -x /usr/sbin/pgbouncer; } >/dev/null && \
+	  { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $(SERVICE_PKGS) >/dev/null; } || echo "could not install $(SERVICE_PKGS)"
+
 # Two test processes (pytest-xdist), each with its own databases and Redis prefix.
 TEST_WORKERS ?= 2
-test: $(STAMP) browser
+test: $(STAMP) browser services
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The shop on network namespaces: PostgreSQL + PgBouncer, Redis, three app hosts and
+# HAProxy, with storms and faults (tests/cluster/run.py, docs/deploy.md). Needs root.
+cluster-test: $(STAMP) services
+	$(BIN)/python -m tests.cluster.run $(CLUSTER_ARGS)
 
 # Build the wheel, install it into a fresh virtualenv, serve from an empty directory.
 package-check: $(STAMP)

@@ -48,7 +48,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length) if length else b""
 
 
-async def _shopper_line(port: int, requests: list[bytes], cursor: list[int],
+async def _shopper_line(host: str, port: int, requests: list[bytes], cursor: list[int],
                         answers: list[Answer], errors: list[str], started: float,
                         rate: float) -> None:
     """One connection: takes the next claimer until none is left; reconnects after an error
@@ -69,7 +69,7 @@ async def _shopper_line(port: int, requests: list[bytes], cursor: list[int],
             sent = arrives
         try:
             if writer is None:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                reader, writer = await asyncio.open_connection(host, port)
             writer.write(request)
             status, body = await _read_answer(reader)  # type: ignore[arg-type]
         except (OSError, asyncio.IncompleteReadError, ValueError) as error:
@@ -85,14 +85,14 @@ async def _shopper_line(port: int, requests: list[bytes], cursor: list[int],
         writer.close()
 
 
-async def _sale(port: int, requests: list[bytes], connections: int, rate: float
+async def _sale(host: str, port: int, requests: list[bytes], connections: int, rate: float
                 ) -> tuple[list[Answer], list[str], float]:
     answers: list[Answer] = []
     errors: list[str] = []
     cursor = [0]
     started = time.monotonic()
-    await asyncio.gather(*(_shopper_line(port, requests, cursor, answers, errors, started,
-                                         rate) for _ in range(connections)))
+    await asyncio.gather(*(_shopper_line(host, port, requests, cursor, answers, errors,
+                                         started, rate) for _ in range(connections)))
     return answers, errors, started
 
 
@@ -135,13 +135,13 @@ def summarise(answers: list[Answer], errors: list[str], started: float) -> dict[
     return summary
 
 
-def run_sale(port: int, requests: list[bytes], connections: int, rate: float = 0
-             ) -> dict[str, Any]:
-    """Every request once over `connections` connections, at `rate` arrivals a second (0:
-    each connection sends its next as soon as it is answered); the summary."""
+def run_sale(port: int, requests: list[bytes], connections: int, rate: float = 0, *,
+             host: str = "127.0.0.1") -> dict[str, Any]:
+    """Every request once over `connections` connections to host:port, at `rate` arrivals a
+    second (0: each connection sends its next as soon as it is answered); the summary."""
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
-    return summarise(*runner(_sale(port, requests, connections, rate)))
+    return summarise(*runner(_sale(host, port, requests, connections, rate)))
