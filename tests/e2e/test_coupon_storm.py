@@ -100,7 +100,7 @@ def winners(responses) -> list[int]:  # noqa: ANN001
                                               == "COUPON_ALREADY_CLAIMED"))
 
 
-@pytest.mark.parametrize("users, quantity", [(1500, 100)])
+@pytest.mark.parametrize("users, quantity", [(1000, 100)])
 async def test_flash_sale_on_a_server_database_with_redis(clean_db, db_kind, clean_redis,
                                                           users, quantity):
     if db_kind == "sqlite":
