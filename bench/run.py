@@ -1,8 +1,12 @@
 """`make bench`: load scenarios against a real server, as its shoppers meet it.
 
     python -m bench.run [--scenario NAME[,NAME...]|all] [--backend embedded|postgres|
-                        postgres+redis|mysql+redis] [--workers 2] [--duration 10]
-                        [--connections 32] [--warmup 3] [--rate 0]
+                        postgres+redis|postgres+redis+pgbouncer|mysql+redis]
+                        [--workers 2] [--duration 10] [--connections 32] [--warmup 3]
+                        [--rate 0]
+
+(`postgres+redis+pgbouncer`: the server reaches PostgreSQL through a private PgBouncer in
+transaction mode, with `?pgbouncer=true`.)
 
 For each backend: a fresh database (dropped afterwards), migrations, fixture data, a local
 data platform (`ecommerce dev-sink`), then `ecommerce serve --workers N` with the
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -54,7 +59,7 @@ from urllib.parse import quote
 import httpx
 from argon2 import PasswordHasher
 from sqlalchemy import insert, select
-from tests.scratch import create_scratch_database, drop_scratch_database
+from tests.scratch import create_scratch_database, drop_scratch_database, pgbouncer_in_front
 
 from bench.sale import claim_request, run_sale
 from ecommerce.accounts.models import users
@@ -74,6 +79,10 @@ BACKENDS = {
     "embedded": (None, None),
     "postgres": ("postgresql://postgres@127.0.0.1:5432/test", None),
     "postgres+redis": ("postgresql://postgres@127.0.0.1:5432/test", "redis://127.0.0.1:6379"),
+    # The server reaches PostgreSQL through a private PgBouncer (transaction mode, 20 server
+    # connections) with ?pgbouncer=true (decision 54): what that setting costs.
+    "postgres+redis+pgbouncer": ("postgresql://postgres@127.0.0.1:5432/test",
+                                 "redis://127.0.0.1:6379"),
     "mysql+redis": ("mysql://root@127.0.0.1:3306/test", "redis://127.0.0.1:6379"),
 }
 SCENARIOS = ["ceilings", "product_list", "product_detail", "top_sellers", "balance_read",
@@ -512,12 +521,15 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
     server = sink = None
     settings: dict[str, str] = {}
     results: dict[str, Any] = {}
+    bouncer = contextlib.ExitStack()
     try:
         upgrade(url)
         data = asyncio.run(load_fixtures(url))
         port, sink_port = free_port(), free_port()
         sink = start_sink(sink_port)
-        settings = server_settings(url, redis_url, sink_port)
+        served = (bouncer.enter_context(pgbouncer_in_front(url))[0]
+                  if backend.endswith("+pgbouncer") else url)
+        settings = server_settings(served, redis_url, sink_port)
         server = start_server(settings, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
@@ -542,6 +554,7 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
             if process is not None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+        bouncer.close()
         asyncio.run(drop_database(backend, url))
         if redis_url and settings:
             forget_redis(redis_url, settings["REDIS_PREFIX"])

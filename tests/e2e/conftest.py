@@ -236,47 +236,9 @@ def service_binary(name: str) -> str:
 def own_pgbouncer(database_url: str, *, pool_size: int = 4):
     """A private PgBouncer in transaction mode in front of this PostgreSQL database, with
     a server pool smaller than the clients' so that they share server connections; yields
-    the database's URL through it (`?pgbouncer=true`). Stopped on exit."""
-    import tempfile
-    import time
-    from pathlib import Path
+    the database's URL through it (`?pgbouncer=true`) and the process. Stopped on exit."""
+    from tests.scratch import pgbouncer_in_front
 
-    from sqlalchemy.engine import make_url
-
-    binary = service_binary("pgbouncer")
-    target = make_url(database_url)
-    folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    folder.chmod(0o777)  # pgbouncer refuses to run as root: it runs as postgres here
-    port = free_port()
-    (folder / "users.txt").write_text(f'"{target.username or "postgres"}" ""\n')
-    ini = folder / "pgbouncer.ini"
-    ini.write_text(
-        f"[databases]\n* = host={target.host or '127.0.0.1'} port={target.port or 5432}\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\npool_mode = transaction\n"
-        f"default_pool_size = {pool_size}\nmax_client_conn = 1000\n"
-        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
-        "ignore_startup_parameters = extra_float_digits,options\n")
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    command = [binary, str(ini)]
-    if os.geteuid() == 0:
-        command[1:1] = ["-u", "postgres"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-            break
-        time.sleep(0.05)
-    else:
-        process.kill()
-        raise RuntimeError(f"pgbouncer did not start: {process.poll()}")
-    through = target.set(host="127.0.0.1", port=port).update_query_dict({"pgbouncer": "true"})
-    try:
-        yield through.render_as_string(hide_password=False), process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with pgbouncer_in_front(database_url, binary=service_binary("pgbouncer"),
+                            pool_size=pool_size) as found:
+        yield found
