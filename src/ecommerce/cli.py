@@ -157,6 +157,28 @@ def dev_sink(port: int = 9000, host: str = "127.0.0.1",
     uvicorn.run(sink_app(secret, record, quiet, delay), host=host, port=port, log_level="warning")
 
 
+@app.command("dev-pg")
+def dev_pg(port: int = 9100, host: str = "127.0.0.1",
+           secret_key: str = typer.Option("test_sk_sandbox", help="The API's secret key."),
+           client_key: str = typer.Option("test_ck_sandbox", help="The checkout's client key."),
+           latency: float = typer.Option(0.0, help="Seconds added to every API call."),
+           timeout_delay: float = typer.Option(
+               30.0, help="Seconds the 'answered late' test card holds its answer.")) -> None:
+    """A local stand-in for the card payment gateway (Toss Payments v1 API shape), with a
+    checkout page and test cards; point PAYMENT_GATEWAY_URL at it."""
+    import uvicorn
+
+    from ecommerce.payments.sandbox import TEST_CARDS, sandbox_app
+
+    typer.echo(f"dev-pg on http://{host}:{port}: PAYMENT_GATEWAY_URL=http://{host}:{port} "
+               f"PAYMENT_SECRET_KEY={secret_key} PAYMENT_CLIENT_KEY={client_key}")
+    for number, meaning in TEST_CARDS:
+        typer.echo(f"  {number}  {meaning}")
+    uvicorn.run(sandbox_app(secret_key=secret_key, client_key=client_key, latency=latency,
+                            timeout_delay=timeout_delay),
+                host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     from pydantic import ValidationError
 

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     access_log: bool = True
     # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
     top_sellers_cache_seconds: float = 0.5
+    # The card payment gateway (Toss Payments v1 API shape; `ecommerce dev-pg` locally).
+    # Unset: card payment is off.
+    payment_gateway_url: str | None = None
+    payment_secret_key: str | None = None
+    payment_client_key: str | None = None
+    # A gateway call that takes longer leaves the payment's outcome unknown (settled later
+    # from the gateway's lookup, never charged twice).
+    payment_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a card order holds its stock, coupon and balance part before it expires.
+    payment_hold_seconds: int = Field(default=600, ge=1)
 
     @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account")
     @classmethod
@@ -117,7 +127,8 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
         return value.strip()
 
-    @field_validator("redis_url", "data_platform_url", "admin_username", "admin_password")
+    @field_validator("redis_url", "data_platform_url", "admin_username", "admin_password",
+                     "payment_gateway_url", "payment_secret_key", "payment_client_key")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -1,0 +1,155 @@
+"""The card payment gateway's client: the Toss Payments v1 API shape, over httpx.
+
+Four calls: confirm a payment the customer authorised at the gateway's checkout, look one
+up by our order id or by its payment key, and cancel (refund) it with an Idempotency-Key.
+Basic auth with the secret key (`<secret>:` in base64), every call bounded by
+`PAYMENT_TIMEOUT_SECONDS`. Three outcomes a caller must tell apart:
+
+* an answer: the payment as the gateway now holds it (`GatewayPayment`);
+* a refusal (`GatewayRefused`, a 4xx with the gateway's `{code, message}`): nothing
+  happened at the gateway, e.g. `REJECT_CARD_PAYMENT`;
+* no answer (`GatewayUnreachable`: a timeout, a connection error, a 5xx or a body that is
+  not the gateway's): the call may or may not have taken effect, and only a lookup tells.
+
+Never await these while a database transaction or row lock is open: a slow gateway would
+hold them for its whole timeout."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+# Payment statuses of the v1 API that matter here.
+DONE = "DONE"  # approved: the card was charged
+CANCELED, PARTIAL_CANCELED = "CANCELED", "PARTIAL_CANCELED"
+APPROVED_STATUSES = frozenset({DONE, CANCELED, PARTIAL_CANCELED})
+
+
+class GatewayError(Exception):
+    """A gateway call that did not give a payment."""
+
+
+class GatewayRefused(GatewayError):
+    """The gateway answered with an error: the call did not take effect."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class GatewayUnreachable(GatewayError):
+    """No usable answer (timeout, connection, 5xx): the outcome is unknown."""
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    amount: int
+    reason: str
+    canceled_at: datetime | None
+    transaction_key: str | None
+
+
+@dataclass(frozen=True)
+class GatewayPayment:
+    """A payment as the gateway holds it."""
+
+    payment_key: str
+    order_id: str
+    status: str
+    total_amount: int
+    balance_amount: int  # what is left to cancel
+    approved_at: datetime | None
+    cancels: tuple[Cancellation, ...]
+
+    @property
+    def approved(self) -> bool:
+        """The card was charged (and possibly refunded since, in part or whole)."""
+        return self.status in APPROVED_STATUSES
+
+    @property
+    def refunded(self) -> int:
+        return sum(cancel.amount for cancel in self.cancels)
+
+    @classmethod
+    def from_body(cls, body: Any) -> GatewayPayment:
+        try:
+            return cls(
+                payment_key=str(body["paymentKey"]), order_id=str(body["orderId"]),
+                status=str(body["status"]), total_amount=int(body["totalAmount"]),
+                balance_amount=int(body.get("balanceAmount", body["totalAmount"])),
+                approved_at=_moment(body.get("approvedAt")),
+                cancels=tuple(Cancellation(
+                    amount=int(item["cancelAmount"]), reason=str(item.get("cancelReason", "")),
+                    canceled_at=_moment(item.get("canceledAt")),
+                    transaction_key=item.get("transactionKey"))
+                    for item in body.get("cancels") or ()))
+        except (KeyError, TypeError, ValueError) as error:
+            raise GatewayUnreachable(f"not a payment: {error!r}") from None
+
+
+def _moment(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class Gateway:
+    """One client per process; `close()` on shutdown."""
+
+    def __init__(self, base_url: str, secret_key: str, *, timeout: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        token = base64.b64encode(f"{secret_key}:".encode()).decode()
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout),
+            headers={"Authorization": f"Basic {token}"}, transport=transport)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def confirm(self, payment_key: str, order_id: str, amount: int) -> GatewayPayment:
+        """Approve the payment the customer authorised: the card is charged `amount`.
+        A repeat of a confirmed payment is refused (`ALREADY_PROCESSED_PAYMENT`)."""
+        return await self._payment("POST", "/v1/payments/confirm", json={
+            "paymentKey": payment_key, "orderId": order_id, "amount": amount})
+
+    async def by_order_id(self, order_id: str) -> GatewayPayment | None:
+        """The payment made for our order id; None if there is none."""
+        return await self._lookup(f"/v1/payments/orders/{order_id}")
+
+    async def by_payment_key(self, payment_key: str) -> GatewayPayment | None:
+        return await self._lookup(f"/v1/payments/{payment_key}")
+
+    async def cancel(self, payment_key: str, amount: int, reason: str,
+                     idempotency_key: str) -> GatewayPayment:
+        """Refund `amount` of an approved payment. The same Idempotency-Key always gets
+        the same answer and refunds once, so a retry after no answer is safe."""
+        return await self._payment(
+            "POST", f"/v1/payments/{payment_key}/cancel",
+            json={"cancelReason": reason, "cancelAmount": amount},
+            headers={"Idempotency-Key": idempotency_key})
+
+    async def _lookup(self, path: str) -> GatewayPayment | None:
+        try:
+            return await self._payment("GET", path)
+        except GatewayRefused as refused:
+            if refused.status == 404:
+                return None
+            raise
+
+    async def _payment(self, method: str, path: str, **options: Any) -> GatewayPayment:
+        try:
+            response = await self._http.request(method, path, **options)
+        except httpx.HTTPError as error:  # timeouts, refused or reset connections
+            raise GatewayUnreachable(f"{method} {path}: {type(error).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 500 or not isinstance(body, dict):
+            raise GatewayUnreachable(f"{method} {path}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise GatewayRefused(response.status_code, str(body.get("code", "UNKNOWN")),
+                                 str(body.get("message", "")))
+        return GatewayPayment.from_body(body)
