@@ -145,21 +145,16 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
             await asyncio.sleep(timeout_delay)
         return JSONResponse(payment.body())
 
-    async def lookup_by_key(request: Request) -> Response:
+    async def lookup(request: Request) -> Response:
+        """By payment key, or by the shop's order id (the payment made for it)."""
         if (refused := await api_call(request)) is not None:
             return refused
-        payment = payments.get(request.path_params["payment_key"])
+        key = request.path_params.get("payment_key") or by_order.get(
+            request.path_params.get("order_id", ""), "")
+        payment = payments.get(key)
         if payment is None:
             return _error(404, "NOT_FOUND_PAYMENT")
         return JSONResponse(payment.body())
-
-    async def lookup_by_order(request: Request) -> Response:
-        if (refused := await api_call(request)) is not None:
-            return refused
-        key = by_order.get(request.path_params["order_id"])
-        if key is None:
-            return _error(404, "NOT_FOUND_PAYMENT")
-        return JSONResponse(payments[key].body())
 
     async def cancel(request: Request) -> Response:
         if (refused := await api_call(request)) is not None:
@@ -264,8 +259,8 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
         Route("/checkout", checkout_page, methods=["GET"]),
         Route("/checkout", checkout_submit, methods=["POST"]),
         Route("/v1/payments/confirm", confirm, methods=["POST"]),
-        Route("/v1/payments/orders/{order_id}", lookup_by_order, methods=["GET"]),
-        Route("/v1/payments/{payment_key}", lookup_by_key, methods=["GET"]),
+        Route("/v1/payments/orders/{order_id}", lookup, methods=["GET"]),
+        Route("/v1/payments/{payment_key}", lookup, methods=["GET"]),
         Route("/v1/payments/{payment_key}/cancel", cancel, methods=["POST"]),
     ])
 
