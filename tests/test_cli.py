@@ -71,3 +71,37 @@ async def test_admin_from_environment_exists_after_start(database_url):
     finally:
         await db.dispose()
     assert admin is not None and admin.role == "ADMIN"
+
+
+async def test_several_processes_migrating_a_new_database_at_once_all_succeed(db_kind):
+    """Several `serve` processes starting together each migrate first: the migrations
+    serialise on a lock (PostgreSQL: a transaction's advisory lock, which PgBouncer's
+    transaction mode keeps too; MySQL: a named lock), so each succeeds and the schema is
+    built once."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from tests.backends import MYSQL_URL, POSTGRES_URL, RUN_ID
+    from tests.scratch import create_scratch_database, drop_scratch_database
+
+    if db_kind == "sqlite":
+        import pytest
+
+        pytest.skip("SQLite: one file, one writer at a time, no lock to take")
+    server = POSTGRES_URL if db_kind == "postgres" else MYSQL_URL
+    url = await create_scratch_database(server, f"ecommerce_migrate_{RUN_ID}")
+    try:
+        runs = await asyncio.gather(*[asyncio.to_thread(ecommerce, url, "db", "upgrade")
+                                      for _ in range(3)])
+        assert [run.returncode for run in runs] == [0, 0, 0], [run.stderr[-800:] for run in runs]
+        db = Database(url, pool_size=1)
+        try:
+            async with db.uow(write=False) as uow:
+                versions = (await uow.conn.execute(
+                    text("SELECT version_num FROM alembic_version"))).scalars().all()
+        finally:
+            await db.dispose()
+        assert len(versions) == 1
+    finally:
+        await drop_scratch_database(server, url)
