@@ -52,9 +52,10 @@ class Database:
         self.events = events  # set by the composition root; None: recording is refused
         self.engine = create_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name  # "sqlite", "postgresql" or "mysql"
-        # Through PgBouncer in transaction mode a statement outside a transaction may run
-        # its Parse on one server connection and its Bind on another: every unit of work
-        # then runs in a transaction (decision 54).
+        # Through PgBouncer in transaction mode every unit of work is a transaction: each
+        # statement outside one would wait for a server connection twice (SQLAlchemy
+        # prepares it in one round trip and runs it in the next), and under contention
+        # that cost a flash sale on the cluster twice its time (decision 54).
         self.autocommit_allowed = self.dialect == "postgresql" and not behind_pgbouncer(url)
         self.inline_reader = create_inline_reader(url, pool_size=pool_size)
         # SQLite has one writer at a time: queue this process's writers here instead of

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -53,8 +52,8 @@ def behind_pgbouncer(url: str) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
 
-def _unique_statement_name() -> str:
-    return f"__asyncpg_{uuid.uuid4().hex}__"
+def _unnamed_statement() -> str:
+    return ""  # PostgreSQL's unnamed statement: replaced by the next Parse, never kept
 
 
 def _sqlite_file(url: str) -> str | None:
@@ -98,14 +97,14 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 def _through_pgbouncer(url: str) -> tuple[str, dict[str, Any]]:
     """PgBouncer in transaction mode (1.18, as Debian ships it, keeps no prepared
     statement across transactions) hands each transaction whichever server connection is
-    free, so a statement prepared in one may be gone, or another client's of the same
-    name may be there, in the next (decision 54). asyncpg and SQLAlchemy then keep no
-    statement cache, and every statement asyncpg still prepares gets a name of its own.
-    Each statement costs a Parse more; the order and the claims are one call each, so
-    they lose least."""
+    free, so a statement prepared in one may be missing in the next (decision 54). Here
+    SQLAlchemy and asyncpg keep no statement cache, and every statement is PostgreSQL's
+    unnamed one, which asyncpg Parses again with its Bind and Execute (its mode for
+    PgBouncer) and the next statement replaces: nothing is left on a server connection
+    for another client to meet. Each statement costs a Parse and a round trip more."""
     url = make_url(url).update_query_dict({"prepared_statement_cache_size": "0"})
     return (url.render_as_string(hide_password=False),
-            {"statement_cache_size": 0, "prepared_statement_name_func": _unique_statement_name})
+            {"statement_cache_size": 0, "prepared_statement_name_func": _unnamed_statement})
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
