@@ -4,8 +4,14 @@ tests and benchmarks."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import socket
 import subprocess
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -46,52 +52,74 @@ async def drop_scratch_database(server_url: str, url: str) -> None:
         await engine.dispose()
 
 
-@contextlib.contextmanager
-def pgbouncer_in_front(database_url: str, *, binary: str = "pgbouncer", pool_size: int = 20
-                       ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A private PgBouncer (transaction mode, `pool_size` server connections) in front of
-    this PostgreSQL database, for tests and benchmarks: yields the database's URL through
-    it, with `?pgbouncer=true`, and the process; stopped on exit."""
-    import os
-    import shutil
-    import socket
-    import tempfile
-    import time
-    from pathlib import Path
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
-    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
-    if found is None:
-        raise RuntimeError(f"{binary} is not installed (make test installs it)")
-    target = make_url(database_url)
-    folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    folder.chmod(0o777)  # pgbouncer refuses to run as root: it runs as postgres then
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    (folder / "users.txt").write_text(f'"{target.username or "postgres"}" ""\n')
+        return sock.getsockname()[1]
+
+
+def wait_port(host: str, port: int, *, what: Callable[[], str] = str,
+              seconds: float = 30) -> None:
+    """Until something listens on host:port; RuntimeError with `what()` (a log) if not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{host}:{port} did not open: {what()}")
+
+
+def render(template: Path, **values: str) -> str:
+    """A file of deploy/ with its {{PLACEHOLDERS}} filled; every one must be."""
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    assert "{{" not in text, f"unrendered placeholder in {template}"
+    return text
+
+
+def pgbouncer_config(folder: Path, *, listen_addr: str, listen_port: int, postgres_host: str,
+                     postgres_port: int, pool_size: int, user: str = "postgres") -> Path:
+    """deploy/pgbouncer.ini rendered into `folder` (trusting `user`, as the local servers
+    here do), with its user list; the files belong to postgres, as PgBouncer, refusing to
+    run as root, runs as postgres. Returns the .ini's path."""
+    (folder / "userlist.txt").write_text(f'"{user}" ""\n')
     ini = folder / "pgbouncer.ini"
-    ini.write_text(
-        f"[databases]\n* = host={target.host or '127.0.0.1'} port={target.port or 5432}\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\npool_mode = transaction\n"
-        f"default_pool_size = {pool_size}\nmax_client_conn = 1000\n"
-        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
-        "ignore_startup_parameters = extra_float_digits,options\n")
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    command = [found, str(ini)]
+    ini.write_text(render(
+        DEPLOY / "pgbouncer.ini", LISTEN_ADDR=listen_addr, LISTEN_PORT=str(listen_port),
+        POSTGRES_HOST=postgres_host, POSTGRES_PORT=str(postgres_port), AUTH_TYPE="trust",
+        DIR=str(folder), POOL_SIZE=str(pool_size)))
+    if os.geteuid() == 0:
+        for path in (folder, *folder.iterdir()):
+            shutil.chown(path, "postgres")
+    return ini
+
+
+@contextlib.contextmanager
+def pgbouncer_in_front(database_url: str, *, pool_size: int = 20
+                       ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A private PgBouncer (deploy/pgbouncer.ini, `pool_size` server connections) in front
+    of this PostgreSQL database, for tests and benchmarks: yields the database's URL
+    through it, with `?pgbouncer=true`, and the process; stopped on exit."""
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
+    if binary is None:
+        raise RuntimeError("pgbouncer is not installed (make test installs it)")
+    target = make_url(database_url)
+    folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+    port = free_port()
+    ini = pgbouncer_config(folder, listen_addr="127.0.0.1", listen_port=port,
+                           postgres_host=target.host or "127.0.0.1",
+                           postgres_port=target.port or 5432, pool_size=pool_size,
+                           user=target.username or "postgres")
+    command = [binary, str(ini)]
     if os.geteuid() == 0:
         command[1:1] = ["-u", "postgres"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"pgbouncer did not start: {process.poll()}")
+        wait_port("127.0.0.1", port, what=lambda: f"pgbouncer exited {process.poll()}")
         through = target.set(host="127.0.0.1", port=port).update_query_dict(
             {"pgbouncer": "true"})
         yield through.render_as_string(hide_password=False), process

@@ -33,3 +33,12 @@ def test_the_env_template_reaches_postgresql_through_pgbouncer(monkeypatch):
     assert settings.keep_alive_seconds > 4  # above HAProxy's `timeout http-keep-alive 4s`
     assert settings.trusted_proxies and settings.admin_password is None
     assert settings.payment_gateway_url is None
+
+
+def test_the_pgbouncer_flag_on_a_database_other_than_postgresql_is_refused_with_the_reason():
+    from ecommerce.platform.engines import create_engine
+
+    with pytest.raises(ValueError, match=r"\?pgbouncer= is for PostgreSQL URLs"):
+        create_engine("mysql://root@127.0.0.1:3306/shop?pgbouncer=true")
+    engine = create_engine("postgresql://postgres@127.0.0.1:5432/shop?pgbouncer=false")
+    assert "pgbouncer" not in engine.url.query  # read and left out of the driver's options

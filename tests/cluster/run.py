@@ -54,8 +54,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.test_coupon_storm import holders, make_coupon
+from tests.scratch import DEPLOY, free_port, pgbouncer_config, render, wait_port
+
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 PYTHON = sys.executable
 APP_HOSTS = ("app1", "app2", "app3")
 OCTETS = {"db": 10, "redis": 11, "app1": 21, "app2": 22, "app3": 23, "lb": 30}
@@ -107,8 +109,6 @@ class Cluster:
         """The service's port: its usual one on its own host, a free one on loopback."""
         if not self.loopback:
             return PORTS[service]
-        from tests.e2e.conftest import free_port
-
         return self.ports.setdefault(f"{service}:{host}", free_port())
 
     def url(self, host: str) -> str:
@@ -260,17 +260,10 @@ class Cluster:
     def start_pgbouncer(self) -> None:
         folder = self.work / "pgbouncer"
         folder.mkdir(exist_ok=True)
-        (folder / "userlist.txt").write_text('"postgres" ""\n')
-        config = render(DEPLOY / "pgbouncer.ini", LISTEN_ADDR=self.ip("db"),
-                        LISTEN_PORT=str(self.port("pgbouncer")), POSTGRES_HOST="127.0.0.1",
-                        POSTGRES_PORT=str(self.port("postgres")), AUTH_TYPE="trust",
-                        DIR=str(folder))
-        (folder / "pgbouncer.ini").write_text(config)
-        shutil.chown(folder, "postgres")
-        for path in folder.iterdir():
-            shutil.chown(path, "postgres")
-        self.start("db:pgbouncer", "db", ["pgbouncer", str(folder / "pgbouncer.ini")],
-                   user="postgres")
+        ini = pgbouncer_config(folder, listen_addr=self.ip("db"),
+                               listen_port=self.port("pgbouncer"), postgres_host="127.0.0.1",
+                               postgres_port=self.port("postgres"), pool_size=20)
+        self.start("db:pgbouncer", "db", ["pgbouncer", str(ini)], user="postgres")
         wait_port(self.ip("db"), self.port("pgbouncer"),
                   what=lambda: (folder / "pgbouncer.log").read_text())
 
@@ -330,25 +323,6 @@ class Cluster:
     @property
     def shop(self) -> str:
         return f"http://{self.ip('lb')}:{self.port('lb')}"
-
-
-def render(template: Path, **values: str) -> str:
-    text = template.read_text()
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    assert "{{" not in text, f"unrendered placeholder in {template}"
-    return text
-
-
-def wait_port(host: str, port: int, *, what, seconds: float = 30) -> None:  # noqa: ANN001
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{host}:{port} did not open: {what()}")
 
 
 async def wait_ready(url: str, seconds: float = 60) -> None:
@@ -487,32 +461,18 @@ async def audit(url: str) -> None:
     await audit_clean(url)
 
 
-async def count(url: str, sql: str) -> int:
-    import asyncpg
+async def orders_placed(url: str) -> int:
+    from sqlalchemy import func, select
 
-    conn = await asyncpg.connect(url.split("?")[0])
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
+    from ecommerce.orders.models import orders
+    from tests.e2e.test_order_storm import read
 
-
-async def holders(url: str, code: str) -> list[int]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.split("?")[0])
-    try:
-        rows = await conn.fetch("SELECT uc.user_id FROM user_coupons uc JOIN coupons c ON "
-                                "c.id = uc.coupon_id WHERE c.code = $1", code)
-        return sorted(row[0] for row in rows)
-    finally:
-        await conn.close()
+    [(placed,)] = await read(url, select(func.count()).select_from(orders))
+    return placed
 
 
 async def flash_sale(cluster: Cluster, users: list[int], code: str, quantity: int,
                      name: str, during=None) -> dict:  # noqa: ANN001
-    from tests.e2e.test_coupon_storm import make_coupon
-
     await make_coupon(cluster.direct_url, code, quantity)
     async with client(200) as http:
         jobs = [lambda uid=uid: send(http, "POST", f"{cluster.shop}/api/coupons/claim", uid,
@@ -525,7 +485,7 @@ async def flash_sale(cluster: Cluster, users: list[int], code: str, quantity: in
     assert codes[(200, "OK")] == quantity, codes
     assert set(codes) <= {(200, "OK"), (409, "COUPON_SOLD_OUT")}, codes
     won = sorted(a.body["userId"] for a in answers if a.status == 200)
-    assert won == await holders(cluster.direct_url, code), "holders differ from the 200s"
+    assert won == sorted(await holders(cluster.direct_url, code)), "holders differ from the 200s"
     await audit(cluster.direct_url)
     return result
 
@@ -537,8 +497,6 @@ async def measured_sale(cluster: Cluster, users: list[int], code: str, quantity:
     from bench.sale import claim_request, run_sale
 
     from tests.e2e.conftest import token_for
-    from tests.e2e.test_coupon_storm import make_coupon
-
     await make_coupon(cluster.direct_url, code, quantity)
     requests = [claim_request(token_for(uid), uid, code) for uid in users]
     summary = await asyncio.to_thread(run_sale, cluster.port("lb"), requests, 32,
@@ -557,7 +515,7 @@ async def measured_sale(cluster: Cluster, users: list[int], code: str, quantity:
 async def order_storm(cluster: Cluster, users: list[int], product: int, name: str,
                       during=None, *, rounds: int = 2, concurrency: int = 64,  # noqa: ANN001
                       retry: bool = True) -> tuple[dict, list[Answer]]:
-    before = await count(cluster.direct_url, "SELECT count(*) FROM orders")
+    before = await orders_placed(cluster.direct_url)
     keys = [(uid, str(uuid.uuid4())) for uid in users for _ in range(rounds)]
     async with client(concurrency) as http:
         jobs = [lambda uid=uid, key=key: send(
@@ -572,7 +530,7 @@ async def order_storm(cluster: Cluster, users: list[int], product: int, name: st
         (a.status, a.code) for a in answers)
     ids = [a.body["orderId"] for a in answers]
     assert len(set(ids)) == len(keys), "two keys answered with one order"
-    placed = await count(cluster.direct_url, "SELECT count(*) FROM orders") - before
+    placed = await orders_placed(cluster.direct_url) - before
     assert placed == len(keys), f"{placed} orders for {len(keys)} keys: one placed twice"
     await audit(cluster.direct_url)
     return result, answers

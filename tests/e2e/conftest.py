@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,14 +16,9 @@ import pytest
 
 from ecommerce.accounts.security import Tokens
 from tests.conftest import TEST_SECRET, make_settings, wipe, wipe_redis
+from tests.scratch import free_port, wait_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -203,12 +197,7 @@ def own_redis(port: int | None = None):
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import time
-
-    for _ in range(100):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-            break
-        time.sleep(0.05)
+    wait_port("127.0.0.1", port, seconds=5)
     try:
         yield f"redis://127.0.0.1:{port}", process
     finally:
@@ -239,6 +228,6 @@ def own_pgbouncer(database_url: str, *, pool_size: int = 4):
     the database's URL through it (`?pgbouncer=true`) and the process. Stopped on exit."""
     from tests.scratch import pgbouncer_in_front
 
-    with pgbouncer_in_front(database_url, binary=service_binary("pgbouncer"),
-                            pool_size=pool_size) as found:
+    service_binary("pgbouncer")
+    with pgbouncer_in_front(database_url, pool_size=pool_size) as found:
         yield found

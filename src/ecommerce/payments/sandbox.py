@@ -42,6 +42,8 @@ TEST_CARDS = [("4330 0000 0000 0001", "승인 / approved"),
               ("4330 0000 0000 0002", "거절 / declined (REJECT_CARD_PAYMENT)"),
               ("4330 0000 0000 0003", "승인, 늦은 응답 / approved, answered late"),
               ("4330 0000 0000 0004", "오류 / 500, not charged")]
+_CARD_LIST = "<ul>" + "".join(f"<li><code>{number}</code> {html.escape(meaning)}</li>"
+                              for number, meaning in TEST_CARDS) + "</ul>"
 
 
 @dataclass
@@ -199,8 +201,6 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
                                 status_code=400)
         hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
                          for name, value in fields.items())
-        cards = "".join(f"<li><code>{number}</code> {html.escape(meaning)}</li>"
-                        for number, meaning in TEST_CARDS)
         form = (f"<p>{html.escape(fields.get('orderName', ''))}: "
                 f"<strong>{int(fields['amount']):,}원</strong></p>"
                 f'<form method="post" action="/checkout">{hidden}'
@@ -208,7 +208,7 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
                 'inputmode="numeric" autocomplete="cc-number" value="4330 0000 0000 0001">'
                 '</label><button name="action" value="pay">결제하기 / Pay</button>'
                 '<button name="action" value="cancel" formnovalidate>취소 / Cancel</button>'
-                f"</form><p>테스트 카드 / test cards:</p><ul>{cards}</ul>")
+                f"</form><p>테스트 카드 / test cards:</p>{_CARD_LIST}")
         return HTMLResponse(_page("카드 결제 (샌드박스)", form))
 
     async def checkout_submit(request: Request) -> Response:
@@ -249,10 +249,8 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
         return None
 
     async def home(_: Request) -> Response:
-        cards = "".join(f"<li><code>{number}</code> {html.escape(meaning)}</li>"
-                        for number, meaning in TEST_CARDS)
         return HTMLResponse(_page("ecommerce dev-pg", f"<p>{len(payments)} payments kept.</p>"
-                                  f"<p>Test cards:</p><ul>{cards}</ul>"))
+                                  f"<p>Test cards:</p>{_CARD_LIST}"))
 
     return Starlette(routes=[
         Route("/", home),

@@ -209,8 +209,6 @@ def is_deadlock(error: BaseException) -> bool:
                                              "could not serialize"))
 
 
-
-
 def shop_refusal(error: BaseException) -> tuple[str, str | None] | None:
     """What a PostgreSQL function of ours refused with (`RAISE EXCEPTION 'shop:<REASON>'`,
     SQLSTATE P0001): (reason, detail), or None if the error is anything else."""

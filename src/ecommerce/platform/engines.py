@@ -85,7 +85,10 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if dialect == "mysql":
         # READ COMMITTED: conditional updates see the latest row and InnoDB takes no gap locks.
         options["isolation_level"] = "READ COMMITTED"
-    if dialect == "postgresql" and PGBOUNCER_FLAG in make_url(url).query:
+    if PGBOUNCER_FLAG in make_url(url).query:
+        if dialect != "postgresql":
+            raise ValueError(f"?{PGBOUNCER_FLAG}= is for PostgreSQL URLs (PgBouncer pools "
+                             f"PostgreSQL connections); remove it from this {dialect} URL")
         pooled = behind_pgbouncer(url)
         url = make_url(url).difference_update_query([PGBOUNCER_FLAG]).render_as_string(
             hide_password=False)
