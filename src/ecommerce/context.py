@@ -15,6 +15,7 @@ from ecommerce.catalog.listing import Listings
 from ecommerce.coupons.gate import LocalGate, RedisGate
 from ecommerce.coupons.issuer import Issuer
 from ecommerce.events.outbox import Outbox
+from ecommerce.payments.gateway import Gateway
 from ecommerce.platform.cache import Cache, MemoryCache, RedisCache, redis_client
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
@@ -42,6 +43,7 @@ class AppContext:
     top_sellers: TopSellers
     coupon_gate: LocalGate | RedisGate
     coupon_issuer: Issuer
+    gateway: Gateway | None = None  # the card payment gateway, if configured
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -81,11 +83,16 @@ class AppContext:
             coupon_issuer=Issuer(db),
             top_sellers=TopSellers(db, cache, settings.timezone,
                                    settings.top_sellers_cache_seconds),
+            gateway=(Gateway(settings.payment_gateway_url, settings.payment_secret_key or "",
+                             timeout=settings.payment_timeout_seconds)
+                     if settings.payment_gateway_url else None),
         )
 
     async def close(self) -> None:
         self.passwords.close()
         await self.top_sellers.close()
+        if self.gateway is not None:
+            await self.gateway.close()
         if self.redis is not None:
             await self.redis.aclose()
         if isinstance(self.coupon_gate, RedisGate):

@@ -11,6 +11,7 @@ from ecommerce.catalog.models import (  # noqa: F401
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons  # noqa: F401
 from ecommerce.events.models import outbox  # noqa: F401
 from ecommerce.orders.models import order_items, orders  # noqa: F401
+from ecommerce.payments.models import payments  # noqa: F401
 from ecommerce.platform.database import metadata
 from ecommerce.platform.models import idempotency_keys  # noqa: F401
 from ecommerce.wallet.models import balance_ledger, wallets  # noqa: F401

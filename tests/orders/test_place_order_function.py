@@ -33,7 +33,8 @@ def _call(user_id: int, lines: list[tuple[int, int, int, str]], *, total: int,
             "coupon_id": held[1] if held else None, "coupon_code": held[2] if held else None,
             "event_id": "00000000-0000-4000-8000-000000000001",
             "event": orjson.dumps({"eventId": "00000000-0000-4000-8000-000000000001",
-                                   "orderId": 0, "paidAmount": total - discount}).decode()}
+                                   "orderId": 0, "paidAmount": total - discount}).decode(),
+            "method": "BALANCE", "status": "PAID", "balance": total - discount, "card": 0}
 
 
 async def _refused(shop, values: dict) -> repository.Refused:  # noqa: ANN001
@@ -121,6 +122,13 @@ MATRIX = [  # (buyer, [(product, quantity)], coupon)
     ("other", [("pen", 1)], "MIN"),                       # below the coupon's minimum
     ("other", [("pen", 6), ("ink", 1)], "MIN"),           # the minimum reached
     ("other", [("ink", 1)], None),                        # the last ink: stock 0
+    # By card (the balance part last): pending, holding everything, no sale nor event yet.
+    ("rich", [("pad", 2)], None, 0),
+    ("rich", [("pen", 2), ("pad", 1)], "PCT", 1_000),     # PCT used already: refused
+    ("poor", [("pen", 1)], None, 300),                    # the balance part from 500
+    ("poor", [("pen", 1)], None, 300),                    # 200 left: balance too low
+    ("other", [("pen", 1)], None, 1_200),                 # all of it: a balance order
+    ("other", [("pen", 1)], None, 1_300),                 # more than it costs: refused
 ]
 
 
@@ -154,7 +162,8 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
         for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
             await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate,
                                                shop.ctx.coupon_issuer, users[name].id, code, now)
-        for buyer, lines, code in MATRIX:
+        for buyer, lines, code, *by_card in MATRIX:
+            card = service.ByCard(by_card[0], 600) if by_card else None
             merged: dict[int, int] = {}
             for product, quantity in lines:
                 merged[items[product]] = merged.get(items[product], 0) + quantity
@@ -163,7 +172,7 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
                     view = await service.place_order(
                         uow, shop.ctx.listings, shop.ctx.settings.timezone,
                         user_id=users[buyer].id, lines=sorted(merged.items()),
-                        coupon_code=code, now=now, in_one_call=in_one_call)
+                        coupon_code=code, now=now, in_one_call=in_one_call, card=card)
                 outcomes.append({"placed": view["order_id"], "paid": view["paid_amount"]})
             except Exception as error:  # noqa: BLE001 - the refusal is part of the outcome
                 outcomes.append({"refused": getattr(error, "code", type(error).__name__),
@@ -186,6 +195,7 @@ def _comparable(table: str, row: dict, number: dict[int, int]) -> dict:
     """A row as both paths must have written it: order ids by their order, event ids
     left out (random), and the outbox payload parsed (PostgreSQL re-serialises it)."""
     row.pop("password_hash", None)  # salted: differs every time
+    row.pop("pg_order_id", None)  # random
     if table == "outbox":
         payload = orjson.loads(row.pop("payload"))
         payload.pop("eventId")
@@ -214,7 +224,9 @@ async def test_the_function_writes_what_the_portable_path_writes(db_kind):
         finally:
             await drop_scratch_database(POSTGRES_URL, url)
     function, portable = written[True], written[False]
-    assert [o.get("refused") for o in function["outcomes"]].count(None) == 6, function
+    assert [o.get("refused") for o in function["outcomes"]].count(None) == 9, function
+    assert [o["status"] for o in function["orders"]].count("PAYMENT_PENDING") == 2
+    assert len(function["payments"]) == 2
     for table in portable:
         assert function[table] == portable[table], table
 

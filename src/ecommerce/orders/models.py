@@ -3,6 +3,16 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, S
 from ecommerce.platform.database import metadata
 from ecommerce.platform.types import BigId, UtcDateTime
 
+# The order's life (docs/architecture.md, "Card payments"): a balance order is PAID at
+# once; a card order is PAYMENT_PENDING (holding its stock, coupon and balance part) until
+# the gateway confirms (PAID), declines (PAYMENT_FAILED) or does not answer
+# (PAYMENT_UNKNOWN, settled from a lookup), or its hold ends (EXPIRED). A paid card order
+# is CANCEL_PENDING while its refund is asked of the gateway.
+STATUSES = ("PAID", "CANCELLED", "PAYMENT_PENDING", "PAYMENT_UNKNOWN", "PAYMENT_FAILED",
+            "EXPIRED", "CANCEL_PENDING")
+HOLDING = ("PAYMENT_PENDING", "PAYMENT_UNKNOWN")  # unpaid, holding stock, coupon, balance
+RELEASED = ("PAYMENT_FAILED", "EXPIRED")  # unpaid, everything given back
+
 orders = Table(
     "orders",
     metadata,
@@ -16,9 +26,16 @@ orders = Table(
     Column("user_coupon_id", BigId, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("cancelled_at", UtcDateTime, nullable=True),
-    CheckConstraint("status IN ('PAID', 'CANCELLED')", name="status"),
+    # BALANCE: paid from the balance at once. CARD: `balance_amount` from the balance and
+    # `card_amount` through the gateway (payments/), held while PAYMENT_PENDING.
+    Column("payment_method", String(8), nullable=False, server_default="BALANCE"),
+    Column("balance_amount", BigInteger, nullable=False, server_default="0"),
+    Column("card_amount", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="status"),
     CheckConstraint("paid_amount = total_price - discount_amount AND paid_amount >= 0 "
                     "AND discount_amount >= 0", name="amounts"),
+    CheckConstraint("balance_amount >= 0 AND card_amount >= 0 "
+                    "AND balance_amount + card_amount = paid_amount", name="split"),
     Index("ix_orders_user_id_id", "user_id", "id"),
     Index("ix_orders_status_id", "status", "id"),
 )

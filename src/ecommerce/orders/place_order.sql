@@ -8,27 +8,34 @@
 -- which rolls all of it back. tests/orders/test_place_order_function.py runs one matrix
 -- of orders through this and through the portable path and compares every row written.
 --
--- The repository owns this file; migration 0006 applies it. A change to it needs a new
+-- A card order (p_method 'CARD', p_status 'PAYMENT_PENDING') takes the same holds, charges
+-- only its balance part (p_balance) and has no event nor sale yet (p_event NULL): both are
+-- written when the gateway confirms it.
+--
+-- The repository owns this file; migration 0008 applies it. A change to it needs a new
 -- revision that applies it again (the test checks the database holds this very text).
 CREATE OR REPLACE FUNCTION shop_place_order(
     p_user bigint, p_now timestamp, p_day date,
     p_products bigint[], p_quantities bigint[], p_prices bigint[], p_names text[],
     p_total bigint, p_discount bigint,
     p_user_coupon bigint, p_coupon_id bigint, p_coupon_code text,
-    p_event_id text, p_event text)
+    p_event_id text, p_event text,
+    p_method text, p_status text, p_balance bigint, p_card bigint)
 RETURNS TABLE (order_id bigint, stocks bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_order bigint;
-    v_paid bigint := p_total - p_discount;
+    v_paid bigint := p_balance;  -- what the balance pays (all of it unless by card)
     v_balance bigint;
     v_stock bigint;
     v_stocks bigint[] := '{}';
     v_product record;
 BEGIN
     INSERT INTO orders (user_id, status, total_price, discount_amount, paid_amount,
-                        coupon_code, user_coupon_id, created_at)
-    VALUES (p_user, 'PAID', p_total, p_discount, v_paid, p_coupon_code, p_user_coupon, p_now)
+                        coupon_code, user_coupon_id, created_at, payment_method,
+                        balance_amount, card_amount)
+    VALUES (p_user, p_status, p_total, p_discount, p_total - p_discount, p_coupon_code,
+            p_user_coupon, p_now, p_method, p_balance, p_card)
     RETURNING id INTO v_order;
 
     -- Locks in the order every order and cancellation takes them: the held coupon, the
@@ -86,6 +93,11 @@ BEGIN
            line.price * line.quantity
       FROM unnest(p_products, p_names, p_prices, p_quantities)
            AS line (product, name, price, quantity);
+
+    IF p_event IS NULL THEN  -- a card order: sold and announced once it is paid
+        RETURN QUERY SELECT v_order, v_stocks;
+        RETURN;
+    END IF;
 
     INSERT INTO product_sales_daily (product_id, day, quantity)
     SELECT line.product, p_day, line.quantity

@@ -39,9 +39,13 @@ async def add_order(conn: AsyncConnection, user_id: int, now: datetime) -> int:
 
 
 async def set_amounts(conn: AsyncConnection, order_id: int, total: int, discount: int,
-                      coupon_code: str | None, user_coupon_id: int | None) -> None:
+                      coupon_code: str | None, user_coupon_id: int | None, card: int) -> None:
+    """The order's amounts; `card` > 0: a card order, PAYMENT_PENDING until it is paid."""
     await conn.execute(update(orders).where(orders.c.id == order_id).values(
+        status="PAYMENT_PENDING" if card else "PAID",
+        payment_method="CARD" if card else "BALANCE",
         total_price=total, discount_amount=discount, paid_amount=total - discount,
+        balance_amount=total - discount - card, card_amount=card,
         coupon_code=coupon_code, user_coupon_id=user_coupon_id))
 
 
@@ -63,10 +67,16 @@ async def items_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int,
     return found
 
 
-async def mark_cancelled(conn: AsyncConnection, order_id: int, now: datetime) -> bool:
+async def move(conn: AsyncConnection, order_id: int, from_statuses: Sequence[str],
+               status: str, cancelled_at: datetime | None = None) -> bool:
+    """Set the status if it is one of `from_statuses` (the order row's lock, taken first
+    by every change of an order): whether it was."""
+    values: dict[str, Any] = {"status": status}
+    if cancelled_at is not None:
+        values["cancelled_at"] = cancelled_at
     result = await conn.execute(update(orders).where(orders.c.id == order_id,
-                                                     orders.c.status == "PAID")
-                                .values(status="CANCELLED", cancelled_at=now))
+                                                     orders.c.status.in_(from_statuses))
+                                .values(**values))
     return result.rowcount == 1
 
 
@@ -110,7 +120,7 @@ PLACE_ORDER_SQL = (Path(__file__).parent / "place_order.sql").read_text(encoding
 _PLACE = text(
     "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
     ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
-    ":coupon_code, :event_id, :event)")
+    ":coupon_code, :event_id, :event, :method, :status, :balance, :card)")
 
 
 async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]

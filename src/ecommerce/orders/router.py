@@ -9,7 +9,20 @@ from ecommerce.context import Ctx
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import usecases
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
-from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, OrderStatus, QuoteOut
+from ecommerce.orders.schemas import (
+    ConfirmIn,
+    DailySalesOut,
+    OrderIn,
+    OrderOut,
+    OrderStatus,
+    QuoteOut,
+)
+from ecommerce.payments.errors import (
+    NotPayable,
+    PaymentAmountMismatch,
+    PaymentDeclined,
+    PaymentMethodUnavailable,
+)
 from ecommerce.platform.errors import (
     Forbidden,
     IdempotencyKeyInProgress,
@@ -31,7 +44,8 @@ _KEYED = (IdempotencyKeyReused, IdempotencyKeyInProgress)
 
 @router.post("/api/orders", status_code=201, response_model=OrderOut,
              responses=responses(Unauthorized, Forbidden, UserNotFound, ProductNotFound,
-                                 OutOfStock, CouponNotUsable, InsufficientBalance, *_KEYED))
+                                 OutOfStock, CouponNotUsable, InsufficientBalance,
+                                 PaymentMethodUnavailable, *_KEYED))
 async def place_order(body: OrderIn, principal: CurrentUser, ctx: Ctx,
                       key: IdempotencyKey = None) -> JsonResponse:
     status, payload = await usecases.place(ctx, principal, body, key)
@@ -53,10 +67,25 @@ async def get_order(order_id: OrderIdPath, principal: CurrentUser, ctx: Ctx) -> 
 
 
 @router.post("/api/orders/{orderId}/cancel", response_model=OrderOut,
-             responses=responses(Unauthorized, OrderNotFound, OrderNotCancellable, *_KEYED))
+             responses={**responses(Unauthorized, OrderNotFound, OrderNotCancellable, *_KEYED),
+                        202: {"model": OrderOut, "description": "CANCEL_PENDING: a card "
+                              "order whose refund the gateway has not confirmed yet"}})
 async def cancel_order(order_id: OrderIdPath, principal: CurrentUser, ctx: Ctx,
                        key: IdempotencyKey = None) -> JsonResponse:
     status, payload = await usecases.cancel(ctx, principal, order_id, key)
+    return JsonResponse(payload, status_code=status)
+
+
+@router.post("/api/orders/{orderId}/payment/confirm", response_model=OrderOut,
+             responses={**responses(Unauthorized, OrderNotFound, PaymentAmountMismatch,
+                                    PaymentDeclined, NotPayable, PaymentMethodUnavailable),
+                        202: {"model": OrderOut, "description": "PAYMENT_UNKNOWN: the "
+                              "gateway did not answer; settled later from a lookup"}})
+async def confirm_payment(order_id: OrderIdPath, body: ConfirmIn, principal: CurrentUser,
+                          ctx: Ctx) -> JsonResponse:
+    """Pay a card order's card part with what the gateway's checkout handed to the
+    success URL (`paymentKey`, `amount`)."""
+    status, payload = await usecases.confirm_payment(ctx, principal, order_id, body)
     return JsonResponse(payload, status_code=status)
 
 

@@ -13,7 +13,10 @@ from ecommerce.platform.schemas import (
 
 MAX_QUANTITY = 1_000
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
-OrderStatus = Literal["PAID", "CANCELLED"]
+OrderStatus = Literal["PAID", "CANCELLED", "PAYMENT_PENDING", "PAYMENT_UNKNOWN",
+                      "PAYMENT_FAILED", "EXPIRED", "CANCEL_PENDING"]
+PaymentMethod = Literal["BALANCE", "CARD"]
+Won = Annotated[int, Field(ge=0, le=10**12)]
 
 
 class LineIn(ApiRequest):
@@ -46,9 +49,18 @@ class OrderIn(ApiRequest):
     product_id: Id | None = None
     quantity: Quantity | None = None
     coupon_code: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    payment_method: PaymentMethod = Field(
+        default="BALANCE", description="BALANCE: paid from the balance now. CARD: "
+        "`balanceAmount` from the balance and the rest by card (the order is "
+        "PAYMENT_PENDING until `POST /api/orders/{orderId}/payment/confirm`)")
+    balance_amount: Won | None = Field(
+        default=None, description="CARD only: the part paid from the balance "
+        "(0..paidAmount, default 0)")
 
     @model_validator(mode="after")
     def _one_form(self) -> "OrderIn":
+        if self.balance_amount is not None and self.payment_method != "CARD":
+            raise ValueError("balanceAmount: only with paymentMethod CARD")
         single = self.product_id is not None or self.quantity is not None
         if self.items is not None and single:
             raise ValueError("items: give either items or productId and quantity, not both")
@@ -92,6 +104,18 @@ class QuoteOut(ApiModel):
     balance: int
 
 
+class OrderPaymentOut(ApiModel):
+    """A card order's payment: what the gateway's checkout needs (`pgOrderId` is the
+    order id the gateway knows, `amount` the card part) and how far it got."""
+
+    pg_order_id: str
+    amount: int
+    client_key: str | None
+    expires_at: UtcTime
+    status: str
+    payment_key: str | None
+
+
 class OrderOut(ApiModel):
     order_id: int
     user_id: int
@@ -103,6 +127,17 @@ class OrderOut(ApiModel):
     coupon_code: str | None
     created_at: UtcTime
     cancelled_at: UtcTime | None = None
+    payment_method: PaymentMethod = "BALANCE"
+    balance_amount: int
+    card_amount: int = 0
+    payment: OrderPaymentOut | None = None
+
+
+class ConfirmIn(ApiRequest):
+    """What the gateway's checkout handed to the success URL."""
+
+    payment_key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+    amount: Annotated[int, Field(ge=1, le=10**12)]
 
 
 class DailySalesOut(ApiModel):

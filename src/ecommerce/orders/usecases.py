@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ecommerce.orders import card as card_payment
 from ecommerce.orders import service
-from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
+from ecommerce.orders.schemas import ConfirmIn, DailySalesOut, OrderIn, OrderOut, QuoteOut
 from ecommerce.platform import idempotency
 from ecommerce.platform.database import UnitOfWork
 from ecommerce.platform.pagination import Page
@@ -19,8 +20,16 @@ if TYPE_CHECKING:
 PLACE_PATH = "/api/orders"
 
 
-def order_body(view: dict[str, Any]) -> dict[str, Any]:
-    return OrderOut(**view).model_dump(mode="json", by_alias=True)
+def order_body(view: dict[str, Any], ctx: AppContext) -> dict[str, Any]:
+    return _out(view, ctx).model_dump(mode="json", by_alias=True)
+
+
+def _out(view: dict[str, Any], ctx: AppContext) -> OrderOut:
+    """The order as answered: a card payment carries the gateway's client key, which the
+    customer's checkout needs."""
+    if view.get("payment") is not None:
+        view["payment"]["client_key"] = ctx.settings.payment_client_key
+    return OrderOut(**view)
 
 
 async def place(ctx: AppContext, caller: Principal, command: OrderIn, key: str | None
@@ -31,18 +40,31 @@ async def place(ctx: AppContext, caller: Principal, command: OrderIn, key: str |
     BEGIN/COMMIT; with a key the key is written too."""
     ensure_self_or_admin(caller, command.user_id)
     in_one_call = service.places_in_one_statement(ctx.db.dialect)
+    card = None
+    if command.payment_method == "CARD":  # PAYMENT_PENDING until confirmed (orders/card.py)
+        card_payment.gateway_of(ctx)
+        card = service.ByCard(command.balance_amount or 0, ctx.settings.payment_hold_seconds)
 
     async def work(uow: UnitOfWork) -> tuple[int, Any]:
         view = await service.place_order(
             uow, ctx.listings, ctx.settings.timezone, user_id=command.user_id,
             lines=command.lines(), coupon_code=command.coupon_code, now=ctx.clock.now(),
-            in_one_call=in_one_call)
-        return 201, order_body(view)
+            in_one_call=in_one_call, card=card)
+        return 201, order_body(view, ctx)
 
     return await idempotency.run(
         ctx.db, user_id=caller.user_id, key=key, operation="orders.place",
         payload=command.model_dump() if key is not None else None, path=PLACE_PATH,
-        work=work, one_write=in_one_call)
+        work=work, one_write=in_one_call and card is None)
+
+
+async def confirm_payment(ctx: AppContext, caller: Principal, order_id: int,
+                          command: ConfirmIn) -> tuple[int, Any]:
+    """Pay a card order's card part with what the gateway's checkout returned: 200 PAID,
+    202 PAYMENT_UNKNOWN, or the refusal (orders/card.py)."""
+    status, view = await card_payment.confirm(ctx, caller, order_id, command.payment_key,
+                                              command.amount)
+    return status, order_body(view, ctx)
 
 
 async def quote(ctx: AppContext, caller: Principal, command: OrderIn) -> tuple[int, Any]:
@@ -57,16 +79,24 @@ async def quote(ctx: AppContext, caller: Principal, command: OrderIn) -> tuple[i
 async def cancel(ctx: AppContext, caller: Principal, order_id: int, key: str | None
                  ) -> tuple[int, Any]:
     """Cancel a paid order (the caller's own, or any for an admin), at most once per key:
-    the refund, the stock and the coupon back, `order.cancelled` recorded."""
+    the refund, the stock and the coupon back, `order.cancelled` recorded. A card order
+    is CANCEL_PENDING until the gateway refunds its card part, asked right after (and by
+    the job until it answers): 200 CANCELLED, or 202 CANCEL_PENDING. A repeat of the key
+    answers as the order stands then."""
     async def work(uow: UnitOfWork) -> tuple[int, Any]:
         view = await service.cancel_order(
             uow, ctx.listings, ctx.settings.timezone, order_id=order_id,
             user_id=caller.user_id, is_admin=caller.is_admin, now=ctx.clock.now())
-        return 200, order_body(view)
+        return (202 if view["status"] == "CANCEL_PENDING" else 200), order_body(view, ctx)
 
-    return await idempotency.run(
+    status, body = await idempotency.run(
         ctx.db, user_id=caller.user_id, key=key, operation="orders.cancel",
         payload={"orderId": order_id}, path=f"/api/orders/{order_id}/cancel", work=work)
+    if status == 202:
+        await card_payment.finish_cancel(ctx, order_id)
+        status, view = await card_payment.answer(ctx, order_id)
+        return status, order_body(view, ctx)
+    return status, body
 
 
 async def order(ctx: AppContext, caller: Principal, order_id: int) -> OrderOut:
@@ -74,7 +104,7 @@ async def order(ctx: AppContext, caller: Principal, order_id: int) -> OrderOut:
     async with ctx.db.uow(write=False) as uow:
         view = await service.get_order(uow, order_id, user_id=caller.user_id,
                                        is_admin=caller.is_admin)
-    return OrderOut(**view)
+    return _out(view, ctx)
 
 
 async def orders_of(ctx: AppContext, caller: Principal, user_id: int, page: Page
@@ -94,7 +124,7 @@ async def _search(ctx: AppContext, user_id: int | None, status: str | None, page
     async with ctx.db.uow(write=False) as uow:
         views, total = await service.search(uow, user_id=user_id, status=status,
                                             limit=page.size, offset=page.offset)
-    return [OrderOut(**view) for view in views], total
+    return [_out(view, ctx) for view in views], total
 
 
 async def daily_sales(ctx: AppContext, caller: Principal, days: int) -> list[DailySalesOut]:

@@ -25,7 +25,10 @@ balance_ledger = Table(
     Column("balance_after", BigInteger, nullable=False),
     Column("order_id", BigId, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # A recharge paid by card: its payment (payments.id), so it is credited once.
+    Column("payment_id", BigId, nullable=True),
     CheckConstraint("type IN ('RECHARGE', 'PAYMENT', 'REFUND')", name="type"),
     Index("ix_balance_ledger_user_id_id", "user_id", "id"),
     Index("ix_balance_ledger_order_id", "order_id"),
+    Index("ix_balance_ledger_payment_id", "payment_id", unique=True),
 )
