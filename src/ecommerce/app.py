@@ -38,6 +38,9 @@ from ecommerce.platform.openapi import document_errors_truthfully, serve_docs_of
 from ecommerce.platform.ops import lean_livez
 from ecommerce.platform.ops import router as ops_router
 from ecommerce.platform.settings import Settings
+from ecommerce.settlement import jobs as settlement_jobs
+from ecommerce.settlement.router import admin as settlement_admin_router
+from ecommerce.settlement.router import router as settlement_router
 from ecommerce.wallet.router import router as wallet_router
 from ecommerce.web import mount_storefront
 
@@ -59,12 +62,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             relay = Relay(ctx.db, settings, ctx.redis, ctx.clock)
             if relay.has_work_to_do:
                 relay_task = asyncio.create_task(relay.run_forever(stop))
+        reconcile_task = None
+        if settings.run_payment_jobs and ctx.gateway is not None:
+            reconcile_task = asyncio.create_task(settlement_jobs.run_forever(ctx, stop))
         try:
             yield
         finally:
             stop.set()
-            if relay_task is not None:
-                await asyncio.gather(relay_task, return_exceptions=True)
+            for task in (relay_task, reconcile_task):
+                if task is not None:
+                    await asyncio.gather(task, return_exceptions=True)
             await ctx.close()
 
     app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan,
@@ -72,7 +79,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
-                   orders_admin_router, sales_router, events_admin_router):
+                   orders_admin_router, sales_router, events_admin_router,
+                   settlement_router, settlement_admin_router):
         app.include_router(router)
     mount_storefront(app)
     serve_docs_offline(app)

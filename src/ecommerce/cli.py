@@ -142,6 +142,30 @@ def relay() -> None:
     asyncio.run(go())
 
 
+payments_app = typer.Typer(help="Card payments.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("reconcile")
+def payments_reconcile() -> None:
+    """One pass of the payment reconcile job (what every `serve` process runs on its own):
+    expire holds past their time, settle unknown payments from the gateway, retry refunds."""
+    from ecommerce.context import AppContext
+    from ecommerce.settlement import jobs
+
+    settings = Settings()
+
+    async def go() -> dict[str, int]:
+        ctx = AppContext.build(settings)
+        try:
+            return await jobs.run_once(ctx)
+        finally:
+            await ctx.close()
+
+    done = asyncio.run(go())
+    typer.echo(", ".join(f"{name}: {count}" for name, count in done.items()))
+
+
 @app.command("dev-sink")
 def dev_sink(port: int = 9000, host: str = "127.0.0.1",
              secret: str = typer.Option(None, help="Check X-Signature with this secret."),

@@ -9,7 +9,6 @@ every transaction, then the payment row."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ecommerce.orders import service
@@ -18,7 +17,6 @@ from ecommerce.payments.errors import (
     NotPayable,
     PaymentAmountMismatch,
     PaymentDeclined,
-    PaymentMethodUnavailable,
 )
 from ecommerce.payments.gateway import Gateway
 from ecommerce.platform.principal import Principal
@@ -28,9 +26,7 @@ if TYPE_CHECKING:
 
 
 def gateway_of(ctx: AppContext) -> Gateway:
-    if ctx.gateway is None:
-        raise PaymentMethodUnavailable()
-    return ctx.gateway
+    return payments.required(ctx.gateway)
 
 
 @dataclass
@@ -114,18 +110,13 @@ async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
                 await service.release(uow, ctx.listings, zone, payment.order_id,
                                       "PAYMENT_FAILED", now)
                 refund = await payments.orphaned(uow, payment, outcome.payment, now)
-        elif not looked_up or _call_ended(ctx, payment):
+        elif not looked_up or payments.call_ended(
+                payment, ctx.settings.payment_timeout_seconds, now):
             if await service.release(uow, ctx.listings, zone, payment.order_id,
                                      "PAYMENT_FAILED", now):
                 await payments.failed(uow, payment, outcome.code, outcome.message)
     if refund:
         await retry_refund(ctx, payment.id)
-
-
-def _call_ended(ctx: AppContext, payment: Any) -> bool:
-    ended = (payment.attempted_at + timedelta(seconds=ctx.settings.payment_timeout_seconds)
-             + payments.SETTLE_GRACE)
-    return bool(ended <= ctx.clock.now())
 
 
 async def expire(ctx: AppContext, payment: Any) -> None:
@@ -150,22 +141,13 @@ async def finish_cancel(ctx: AppContext, order_id: int) -> None:
 
 
 async def retry_refund(ctx: AppContext, payment_id: int) -> None:
-    """Ask the gateway to refund a CANCEL_PENDING payment (idempotent there); once it did,
-    finish what the refund was for: the order's cancellation, or just the record."""
-    async with ctx.db.uow(write=False) as uow:
-        payment = await payments.get(uow, payment_id)
-    if payment is None or payment.status != "CANCEL_PENDING":
-        return
-    if not await payments.refund(gateway_of(ctx), payment, "주문 취소 / order cancelled"):
-        async with ctx.db.uow() as uow:
-            await payments.refund_pending(uow, payment, ctx.clock.now(),
-                                          from_statuses=("CANCEL_PENDING",))
-        return
-    now = ctx.clock.now()
-    async with ctx.db.uow() as uow:
-        if payment.order_id is None or not await service.finish_cancel(
-                uow, ctx.listings, ctx.settings.timezone, payment.order_id, now):
-            await payments.refunded(uow, payment, now)
+    """Refund a CANCEL_PENDING payment of an order at the gateway; then the order's
+    cancellation is finished, if it was one (payments.service.retry_refund)."""
+    async def finish(uow: Any, payment: Any, now: Any) -> bool:
+        return payment.order_id is not None and await service.finish_cancel(
+            uow, ctx.listings, ctx.settings.timezone, payment.order_id, now)
+
+    await payments.retry_refund(ctx.db, gateway_of(ctx), payment_id, ctx.clock.now, finish)
 
 
 async def answer(ctx: AppContext, order_id: int) -> tuple[int, dict[str, Any]]:

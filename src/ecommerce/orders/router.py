@@ -10,7 +10,6 @@ from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders import usecases
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.schemas import (
-    ConfirmIn,
     DailySalesOut,
     OrderIn,
     OrderOut,
@@ -23,6 +22,7 @@ from ecommerce.payments.errors import (
     PaymentDeclined,
     PaymentMethodUnavailable,
 )
+from ecommerce.payments.schemas import ConfirmIn
 from ecommerce.platform.errors import (
     Forbidden,
     IdempotencyKeyInProgress,

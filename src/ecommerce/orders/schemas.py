@@ -133,13 +133,6 @@ class OrderOut(ApiModel):
     payment: OrderPaymentOut | None = None
 
 
-class ConfirmIn(ApiRequest):
-    """What the gateway's checkout handed to the success URL."""
-
-    payment_key: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
-    amount: Annotated[int, Field(ge=1, le=10**12)]
-
-
 class DailySalesOut(ApiModel):
     day: date
     orders: int

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ecommerce.orders import card as card_payment
 from ecommerce.orders import service
-from ecommerce.orders.schemas import ConfirmIn, DailySalesOut, OrderIn, OrderOut, QuoteOut
+from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
+from ecommerce.payments.schemas import ConfirmIn
 from ecommerce.platform import idempotency
 from ecommerce.platform.database import UnitOfWork
 from ecommerce.platform.pagination import Page

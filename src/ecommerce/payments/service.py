@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ecommerce.payments import repository
+from ecommerce.payments.errors import PaymentMethodUnavailable
 from ecommerce.payments.gateway import (
     CANCELED,
     DONE,
@@ -26,12 +27,26 @@ from ecommerce.payments.gateway import (
     GatewayRefused,
     GatewayUnreachable,
 )
-from ecommerce.platform.database import UnitOfWork
+from ecommerce.platform.database import Database, UnitOfWork
 
 log = logging.getLogger("ecommerce.payments")
 # A confirm asked this long after its call began (plus the call's own timeout) has surely
 # ended at the gateway: a lookup then tells what happened.
 SETTLE_GRACE = timedelta(seconds=5)
+
+
+def required(gateway: Gateway | None) -> Gateway:
+    """The configured gateway, or 409 PAYMENT_METHOD_UNAVAILABLE."""
+    if gateway is None:
+        raise PaymentMethodUnavailable()
+    return gateway
+
+
+def call_ended(payment: Any, call_seconds: float, now: datetime) -> bool:
+    """Whether the gateway call begun at `attempted_at` has surely ended there, so that a
+    lookup's "no payment" means "none", not "not yet"."""
+    return bool(payment.attempted_at is None or payment.attempted_at
+                + timedelta(seconds=call_seconds) + SETTLE_GRACE <= now)
 
 
 async def open_payment(uow: UnitOfWork, *, kind: str, user_id: int, order_id: int | None,
@@ -140,6 +155,10 @@ async def due(uow: UnitOfWork, now: datetime, call_seconds: float, limit: int = 
     }
 
 
+async def all_payments(uow: UnitOfWork) -> Sequence[Any]:
+    return await repository.all_payments(uow.conn)
+
+
 async def search(uow: UnitOfWork, *, status: str | None, kind: str | None, limit: int,
                  offset: int) -> tuple[list[dict[str, Any]], int]:
     rows, total = await repository.search(uow.conn, status, kind, limit, offset)
@@ -229,3 +248,27 @@ async def refund(gateway: Gateway, payment: Any, reason: str) -> bool:
 
 def is_done(answer: GatewayPayment | None) -> bool:
     return answer is not None and answer.status == DONE
+
+
+Finish = Callable[[UnitOfWork, Any, datetime], Awaitable[bool]]
+
+
+async def retry_refund(db: Database, gateway: Gateway, payment_id: int,
+                       now: Callable[[], datetime], finish: Finish | None = None) -> None:
+    """Ask the gateway to refund a CANCEL_PENDING payment (idempotent there, so any number
+    of tries refund once). Once it did: `finish(uow, payment, now)` completes what the
+    refund was for (an order's cancellation, which marks the payment CANCELLED itself),
+    or, without it or if it had nothing to do, just the payment is marked. No answer: it
+    stays CANCEL_PENDING for the job's next run."""
+    async with db.uow(write=False) as uow:
+        payment = await repository.get(uow.conn, payment_id)
+    if payment is None or payment.status != "CANCEL_PENDING":
+        return
+    if not await refund(gateway, payment, "주문 취소 / cancelled"):
+        async with db.uow() as uow:
+            await refund_pending(uow, payment, now(), from_statuses=("CANCEL_PENDING",))
+        return
+    moment = now()
+    async with db.uow() as uow:
+        if finish is None or not await finish(uow, payment, moment):
+            await refunded(uow, payment, moment)

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     payment_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a card order holds its stock, coupon and balance part before it expires.
     payment_hold_seconds: int = Field(default=600, ge=1)
+    # How often each `serve` process runs the payment reconcile job (expiries within a
+    # minute of their time: SPEC invariant 8); `run_payment_jobs` false: only the CLI does.
+    payment_reconcile_seconds: float = Field(default=10.0, gt=0, le=50)
+    run_payment_jobs: bool = True
 
     @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account")
     @classmethod

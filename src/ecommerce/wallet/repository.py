@@ -38,10 +38,11 @@ async def add(conn: AsyncConnection, user_id: int, delta: int, now: datetime,
 
 
 async def append_ledger(conn: AsyncConnection, user_id: int, kind: str, amount: int,
-                        balance_after: int, order_id: int | None, now: datetime) -> None:
+                        balance_after: int, order_id: int | None, now: datetime, *,
+                        payment_id: int | None = None) -> None:
     await conn.execute(insert(balance_ledger).values(
         user_id=user_id, type=kind, amount=amount, balance_after=balance_after,
-        order_id=order_id, created_at=now))
+        order_id=order_id, created_at=now, payment_id=payment_id))
 
 
 async def history(conn: AsyncConnection, user_id: int, limit: int, offset: int) -> Sequence[Any]:

@@ -29,3 +29,22 @@ class LedgerEntryOut(ApiModel):
     balance_after: int
     order_id: int | None
     created_at: UtcTime
+
+
+class ChargePaymentOut(ApiModel):
+    """What the gateway's checkout needs to take the charge's card payment."""
+
+    pg_order_id: str
+    amount: int
+    client_key: str | None
+    expires_at: UtcTime
+
+
+class ChargeOut(ApiModel):
+    """A top-up by card, waiting for its payment (`POST /api/balance/charges`)."""
+
+    charge_id: int
+    user_id: int
+    amount: int
+    status: Literal["PENDING", "PAYMENT_UNKNOWN", "PAID", "FAILED", "EXPIRED", "REFUNDED"]
+    payment: ChargePaymentOut

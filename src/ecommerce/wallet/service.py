@@ -26,14 +26,23 @@ async def balance_of(uow: UnitOfWork, user_id: int) -> int:
     return balance
 
 
-async def recharge(uow: UnitOfWork, user_id: int, amount: int, now: datetime) -> int:
-    """Top up; returns the new balance. Never passes the cap."""
+async def recharge(uow: UnitOfWork, user_id: int, amount: int, now: datetime, *,
+                   payment_id: int | None = None) -> int:
+    """Top up; returns the new balance. Never passes the cap. `payment_id`: the card
+    payment it was bought with (the ledger takes each payment once)."""
     new_balance = await repository.add(uow.conn, user_id, amount, now, cap=BALANCE_CAP)
     if new_balance is None:
         await balance_of(uow, user_id)  # raises UserNotFound if that is the reason
         raise BalanceLimitExceeded()
-    await repository.append_ledger(uow.conn, user_id, "RECHARGE", amount, new_balance, None, now)
+    await repository.append_ledger(uow.conn, user_id, "RECHARGE", amount, new_balance, None, now,
+                                   payment_id=payment_id)
     return new_balance
+
+
+async def check_room(uow: UnitOfWork, user_id: int, amount: int) -> None:
+    """BalanceLimitExceeded now if a recharge of `amount` could not be credited."""
+    if await balance_of(uow, user_id) + amount > BALANCE_CAP:
+        raise BalanceLimitExceeded()
 
 
 async def pay(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: datetime) -> int:
