@@ -5,9 +5,6 @@ decline, an answer later than the client waits, a 5xx) and the secret key."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,31 +19,8 @@ from ecommerce.payments.gateway import (
     GatewayUnreachable,
 )
 from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
-from tests.e2e.conftest import free_port
-
-APPROVE, DECLINE, LATE, FAIL = ("4330 0000 0000 0001", "4330 0000 0000 0002",
-                                "4330 0000 0000 0003", "4330 0000 0000 0004")
-
-
-@contextlib.contextmanager
-def dev_pg(*options: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ecommerce", "dev-pg", "--port", str(port), *options],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("dev-pg did not start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from tests.payments.checkout import DECLINE, FAIL, LATE, authorise, dev_pg
+from tests.scratch import free_port
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +34,6 @@ async def gateway(sandbox: str):
     client = Gateway(sandbox, DEFAULT_SECRET_KEY, timeout=0.5)
     yield client
     await client.close()
-
-
-async def authorise(sandbox: str, amount: int, card: str = APPROVE,
-                    order_id: str | None = None) -> tuple[str, str]:
-    """What the customer does on the checkout page: (paymentKey, orderId) from the
-    redirect to the shop's success URL."""
-    order_id = order_id or f"order-{uuid.uuid4().hex[:12]}"
-    fields = {"clientKey": DEFAULT_CLIENT_KEY, "orderId": order_id, "orderName": "테스트 주문",
-              "amount": str(amount), "successUrl": "http://shop.test/pay/ok?from=test",
-              "failUrl": "http://shop.test/pay/fail", "cardNumber": card, "action": "pay"}
-    async with httpx.AsyncClient() as client:
-        page = await client.get(f"{sandbox}/checkout", params={
-            k: v for k, v in fields.items() if k not in ("cardNumber", "action")})
-        assert page.status_code == 200 and f"{amount:,}원" in page.text
-        answer = await client.post(f"{sandbox}/checkout", data=fields)
-    assert answer.status_code == 303
-    location = urlsplit(answer.headers["location"])
-    query = {key: values[0] for key, values in parse_qs(location.query).items()}
-    assert location.path == "/pay/ok" and query["from"] == "test"
-    assert query["orderId"] == order_id and query["amount"] == str(amount)
-    return query["paymentKey"], order_id
 
 
 async def test_an_approved_payment_is_charged_once_and_read_back_both_ways(sandbox, gateway):

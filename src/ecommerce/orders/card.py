@@ -35,6 +35,7 @@ class _Begun:
     payment: Any = None
     answer: tuple[int, dict[str, Any]] | None = None  # settled without the gateway
     refusal: Exception | None = None  # committed first (an expiry), then raised
+    raced: bool = False
 
 
 async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key: str,
@@ -49,6 +50,11 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
         raise begun.refusal
     if begun.answer is not None:
         return begun.answer
+    if begun.raced:
+        status, view = await answer(ctx, order_id)
+        if view["status"] not in ("PAID", "PAYMENT_UNKNOWN"):
+            raise NotPayable(f"This order is {view['status']}; it can no longer be paid")
+        return status, view
     outcome = await payments.confirm(gateway, begun.payment, payment_key)
     await apply(ctx, begun.payment, outcome, looked_up=False)
     if outcome.verdict == payments.DECLINED:
@@ -82,7 +88,7 @@ async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key:
             await payments.begin_confirm(uow, payment, payment_key, now)
             begun.payment = await payments.get(uow, payment.id)
         else:
-            raise AssertionError("the order changed under its row lock")
+            begun.raced = True  # another confirm moved it first: answer as it stands
     return begun
 
 
@@ -110,8 +116,7 @@ async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
                 await service.release(uow, ctx.listings, zone, payment.order_id,
                                       "PAYMENT_FAILED", now)
                 refund = await payments.orphaned(uow, payment, outcome.payment, now)
-        elif not looked_up or payments.call_ended(
-                payment, ctx.settings.payment_timeout_seconds, now):
+        elif not looked_up or payments.unanswered_long_enough(payment, ctx.settings, now):
             if await service.release(uow, ctx.listings, zone, payment.order_id,
                                      "PAYMENT_FAILED", now):
                 await payments.failed(uow, payment, outcome.code, outcome.message)

@@ -28,11 +28,9 @@ from ecommerce.payments.gateway import (
     GatewayUnreachable,
 )
 from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.platform.settings import Settings
 
 log = logging.getLogger("ecommerce.payments")
-# A confirm asked this long after its call began (plus the call's own timeout) has surely
-# ended at the gateway: a lookup then tells what happened.
-SETTLE_GRACE = timedelta(seconds=5)
 
 
 def required(gateway: Gateway | None) -> Gateway:
@@ -42,11 +40,19 @@ def required(gateway: Gateway | None) -> Gateway:
     return gateway
 
 
-def call_ended(payment: Any, call_seconds: float, now: datetime) -> bool:
-    """Whether the gateway call begun at `attempted_at` has surely ended there, so that a
-    lookup's "no payment" means "none", not "not yet"."""
-    return bool(payment.attempted_at is None or payment.attempted_at
-                + timedelta(seconds=call_seconds) + SETTLE_GRACE <= now)
+def settled_after(settings: Settings) -> float:
+    """Seconds after a confirm's call began by which it has surely ended at the gateway
+    (its timeout plus a grace): a lookup then tells what happened, and "no payment there"
+    means "none", not "not yet"."""
+    return settings.payment_timeout_seconds + settings.payment_settle_grace_seconds
+
+
+def unanswered_long_enough(payment: Any, settings: Settings, now: datetime) -> bool:
+    """A CONFIRMING payment whose confirm call has surely ended: a lookup that finds no
+    approval then means it failed. (A READY one was never sent: "no approval" there only
+    means the customer has not paid yet.)"""
+    return bool(payment.status == "CONFIRMING" and payment.attempted_at is not None
+                and payment.attempted_at + timedelta(seconds=settled_after(settings)) <= now)
 
 
 async def open_payment(uow: UnitOfWork, *, kind: str, user_id: int, order_id: int | None,
@@ -141,11 +147,11 @@ async def refunded(uow: UnitOfWork, payment: Any, now: datetime) -> bool:
                                  {"cancelled_at": now})
 
 
-async def due(uow: UnitOfWork, now: datetime, call_seconds: float, limit: int = 100
-               ) -> dict[str, Sequence[Any]]:
+async def due(uow: UnitOfWork, now: datetime, settings: Settings, limit: int = 100
+              ) -> dict[str, Sequence[Any]]:
     """What the reconcile job has to do: READY payments past their hold, CONFIRMING ones
     whose gateway call has surely ended, and refunds still to be asked."""
-    settled_before = now - timedelta(seconds=call_seconds) - SETTLE_GRACE
+    settled_before = now - timedelta(seconds=settled_after(settings))
     return {
         "expire": await repository.due(uow.conn, "READY", now, "expires_at", limit),
         "settle": await repository.due(uow.conn, "CONFIRMING", settled_before,

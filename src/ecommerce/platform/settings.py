@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     payment_hold_seconds: int = Field(default=600, ge=1)
     # How often each `serve` process runs the payment reconcile job (expiries within a
     # minute of their time: SPEC invariant 8); `run_payment_jobs` false: only the CLI does.
+    # A confirm whose call began this long plus the timeout ago has surely ended at the
+    # gateway: only then does the job read "no payment there" as declined.
+    payment_settle_grace_seconds: float = Field(default=5.0, ge=0)
     payment_reconcile_seconds: float = Field(default=10.0, gt=0, le=50)
     run_payment_jobs: bool = True
 

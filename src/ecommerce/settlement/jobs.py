@@ -36,7 +36,7 @@ async def settle(ctx: AppContext, payment: Any) -> None:
 async def run_once(ctx: AppContext) -> dict[str, int]:
     """One pass over what is due; how many of each it handled."""
     async with ctx.db.uow(write=False) as uow:
-        due = await payments.due(uow, ctx.clock.now(), ctx.settings.payment_timeout_seconds)
+        due = await payments.due(uow, ctx.clock.now(), ctx.settings)
     for payment in due["expire"]:
         if payment.kind == "ORDER":
             await card.expire(ctx, payment)

@@ -119,8 +119,7 @@ async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
                     refund = await payments.refund_pending(uow, payment, now)
             else:
                 refund = await payments.orphaned(uow, payment, outcome.payment, now)
-        elif not looked_up or payments.call_ended(
-                payment, ctx.settings.payment_timeout_seconds, now):
+        elif not looked_up or payments.unanswered_long_enough(payment, ctx.settings, now):
             await payments.failed(uow, payment, outcome.code, outcome.message)
     if refund:
         await retry_refund(ctx, payment.id)

@@ -1,0 +1,346 @@
+"""Card orders and top-ups through the API, on every database, against `ecommerce dev-pg`
+as a real process: approve, decline, no answer then settlement, expiry, the amount check,
+confirm twice at once, cancel with the gateway down then up, the webhook with a forged
+body, a late approval of an expired order (refunded). After each, the audit (with the
+gateway's side) is clean."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ecommerce.audit import audit_database, audit_gateway
+from ecommerce.events.models import outbox
+from ecommerce.payments.gateway import Gateway
+from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+from ecommerce.settlement import jobs
+from tests.factories import assert_error, make_coupon, make_product, make_user
+from tests.payments.checkout import APPROVE, DECLINE, FAIL, LATE, authorise, dev_pg
+from tests.scratch import free_port
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with dev_pg("--timeout-delay", "1.5") as url:
+        yield url
+
+
+@pytest.fixture
+def settings_overrides(sandbox: str) -> dict[str, Any]:
+    return {"payment_gateway_url": sandbox, "payment_secret_key": DEFAULT_SECRET_KEY,
+            "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": 0.7,
+            "payment_settle_grace_seconds": 0.5, "payment_hold_seconds": 600,
+            "run_payment_jobs": False}
+
+
+async def audited(shop) -> None:  # noqa: ANN001
+    report = await audit_database(shop.db)
+    report["gateway"] = await audit_gateway(shop.db, shop.ctx.gateway)
+    assert not any(report.values()), report
+
+
+async def state(shop, client, user, product: int) -> dict:  # noqa: ANN001
+    """What a card order holds: the buyer's balance, the product's stock, the coupons."""
+    balance = (await client.get(f"/api/balance/{user.id}", headers=user.headers)).json()
+    stock = (await client.get(f"/api/products/{product}")).json()["stock"]
+    held = (await client.get(f"/api/users/{user.id}/coupons", headers=user.headers)).json()
+    return {"balance": balance["balance"], "stock": stock,
+            "coupons": sorted((c["couponCode"], c["status"]) for c in held)}
+
+
+async def events_of(shop, order_id: int) -> list[str]:  # noqa: ANN001
+    async with shop.db.uow(write=False) as uow:
+        return list((await uow.conn.execute(select(outbox.c.event_type).where(
+            outbox.c.order_id == order_id).order_by(outbox.c.id))).scalars())
+
+
+async def card_order(client, user, product: int, *, quantity: int = 1,  # noqa: ANN001
+                     balance_amount: int | None = None, coupon: str | None = None) -> dict:
+    body: dict[str, Any] = {"userId": user.id, "paymentMethod": "CARD",
+                            "items": [{"productId": product, "quantity": quantity}]}
+    if balance_amount is not None:
+        body["balanceAmount"] = balance_amount
+    if coupon:
+        body["couponCode"] = coupon
+    placed = await client.post("/api/orders", headers=user.headers, json=body)
+    assert placed.status_code == 201, placed.text
+    return placed.json()
+
+
+async def pay(sandbox: str, client, user, order: dict, card: str = APPROVE):  # noqa: ANN001
+    """The customer at the gateway's checkout, then the shop's success page's confirm."""
+    payment = order["payment"]
+    key, _ = await authorise(sandbox, payment["amount"], card, order_id=payment["pgOrderId"])
+    return key, await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                                  headers=user.headers,
+                                  json={"paymentKey": key, "amount": payment["amount"]})
+
+
+async def test_a_card_order_holds_then_is_paid_once(shop, client, sandbox):
+    user = await make_user(shop, balance=5_000)
+    pen = await make_product(shop, price=4_000, stock=3)
+    await make_coupon(shop, code="CARD10", discount_type="PERCENT", value=10)
+    assert (await client.post("/api/coupons/claim", headers=user.headers, json={
+        "userId": user.id, "couponCode": "CARD10"})).status_code == 200
+    before = await state(shop, client, user, pen)
+
+    order = await card_order(client, user, pen, quantity=2, balance_amount=1_000,
+                             coupon="CARD10")
+    assert (order["status"], order["paymentMethod"]) == ("PAYMENT_PENDING", "CARD")
+    assert (order["paidAmount"], order["balanceAmount"], order["cardAmount"]) == (
+        7_200, 1_000, 6_200)
+    payment = order["payment"]
+    assert payment["amount"] == 6_200 and payment["clientKey"] == DEFAULT_CLIENT_KEY
+    assert payment["pgOrderId"] and payment["expiresAt"].endswith("Z")
+    # Held like a paid order: nobody else can take them; not sold nor announced yet.
+    held = await state(shop, client, user, pen)
+    assert held == {"balance": 4_000, "stock": 1, "coupons": [("CARD10", "USED")]}
+    assert await events_of(shop, order["orderId"]) == []
+    assert (await client.get("/api/products/top")).json() == []
+
+    key, paid = await pay(sandbox, client, user, order)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "PAID" and paid.json()["payment"]["paymentKey"] == key
+    assert await events_of(shop, order["orderId"]) == ["order.completed"]
+    assert (await client.get("/api/products/top")).json()[0]["soldQuantity"] == 2
+    again = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                              headers=user.headers, json={"paymentKey": key, "amount": 6_200})
+    assert (again.status_code, again.json()["status"]) == (200, "PAID")  # a repeat
+    assert await events_of(shop, order["orderId"]) == ["order.completed"]
+    assert before["stock"] - 2 == (await state(shop, client, user, pen))["stock"]
+    await audited(shop)
+
+
+async def test_a_decline_gives_every_hold_back(shop, client, sandbox):
+    user = await make_user(shop, balance=5_000)
+    pen = await make_product(shop, price=3_000, stock=2)
+    before = await state(shop, client, user, pen)
+    order = await card_order(client, user, pen, balance_amount=500)
+    _, declined = await pay(sandbox, client, user, order, DECLINE)
+    body = assert_error(declined, 402, "PAYMENT_DECLINED")
+    assert "REJECT_CARD_PAYMENT" in body["message"]
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert shown["status"] == "PAYMENT_FAILED" and shown["payment"]["status"] == "FAILED"
+    assert await state(shop, client, user, pen) == before
+    assert await events_of(shop, order["orderId"]) == []
+    retry = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                              headers=user.headers, json={"paymentKey": "x", "amount": 2_500})
+    assert_error(retry, 409, "ORDER_NOT_PAYABLE")
+    await audited(shop)
+
+
+async def test_a_wrong_amount_is_refused_before_the_gateway(shop, client, sandbox):
+    user = await make_user(shop)
+    pen = await make_product(shop, price=3_000)
+    order = await card_order(client, user, pen)
+    key, _ = await authorise(sandbox, 3_000, order_id=order["payment"]["pgOrderId"])
+    wrong = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                              headers=user.headers, json={"paymentKey": key, "amount": 30})
+    assert_error(wrong, 400, "PAYMENT_AMOUNT_MISMATCH")
+    at_gateway = await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+    assert at_gateway.status == "IN_PROGRESS"  # never asked to confirm
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert shown["status"] == "PAYMENT_PENDING"
+    malformed = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                                  headers=user.headers, json={"amount": 3_000})
+    assert_error(malformed, 400, "INVALID_REQUEST")
+    too_much = await client.post("/api/orders", headers=user.headers, json={
+        "userId": user.id, "paymentMethod": "CARD", "balanceAmount": 3_001,
+        "items": [{"productId": pen, "quantity": 1}]})
+    assert "balanceAmount" in assert_error(too_much, 400, "INVALID_REQUEST")["message"]
+    await audited(shop)
+
+
+async def test_no_answer_is_202_then_settled_from_a_lookup(shop, client, sandbox):
+    user = await make_user(shop, balance=1_000)
+    pen = await make_product(shop, price=2_000, stock=5)
+    late = await card_order(client, user, pen)  # charged, answered after the call gave up
+    _, unknown = await pay(sandbox, client, user, late, LATE)
+    assert unknown.status_code == 202 and unknown.json()["status"] == "PAYMENT_UNKNOWN"
+    failing = await card_order(client, user, pen)  # a 5xx: not charged
+    _, broken = await pay(sandbox, client, user, failing, FAIL)
+    assert broken.status_code == 202 and broken.json()["status"] == "PAYMENT_UNKNOWN"
+    await jobs.run_once(shop.ctx)  # too early: a lookup might not show a payment yet
+    statuses = {o["orderId"]: o["status"] for o in (await client.get(
+        f"/api/users/{user.id}/orders", headers=user.headers)).json()}
+    assert set(statuses.values()) == {"PAYMENT_UNKNOWN"}
+    await asyncio.sleep(1.6)  # the late answer has come and gone at the gateway
+    shop.clock.advance(timedelta(seconds=2))  # both calls surely ended
+    assert (await jobs.run_once(shop.ctx))["settle"] == 2
+    paid = (await client.get(f"/api/orders/{late['orderId']}", headers=user.headers)).json()
+    failed = (await client.get(f"/api/orders/{failing['orderId']}",
+                               headers=user.headers)).json()
+    assert (paid["status"], failed["status"]) == ("PAID", "PAYMENT_FAILED")
+    assert await events_of(shop, late["orderId"]) == ["order.completed"]
+    assert (await client.get(f"/api/products/{pen}")).json()["stock"] == 4
+    await audited(shop)
+
+
+async def test_confirm_twice_at_once_charges_once(shop, client, sandbox):
+    user = await make_user(shop)
+    pen = await make_product(shop, price=2_000)
+    order = await card_order(client, user, pen)
+    key, _ = await authorise(sandbox, 2_000, order_id=order["payment"]["pgOrderId"])
+    answers = await asyncio.gather(*(client.post(
+        f"/api/orders/{order['orderId']}/payment/confirm", headers=user.headers,
+        json={"paymentKey": key, "amount": 2_000}) for _ in range(5)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 202}, statuses
+    assert await events_of(shop, order["orderId"]) == ["order.completed"]
+    await audited(shop)
+
+
+async def test_an_expired_hold_is_given_back_and_cannot_be_paid(shop, client, sandbox):
+    user = await make_user(shop, balance=3_000)
+    pen = await make_product(shop, price=3_000, stock=1)
+    await make_coupon(shop, code="LATE5", value=500)
+    await client.post("/api/coupons/claim", headers=user.headers,
+                      json={"userId": user.id, "couponCode": "LATE5"})
+    before = await state(shop, client, user, pen)
+    order = await card_order(client, user, pen, balance_amount=2_000, coupon="LATE5")
+    other = await make_user(shop, balance=10_000)
+    taken = await client.post("/api/orders", headers=other.headers, json={
+        "userId": other.id, "items": [{"productId": pen, "quantity": 1}]})
+    assert_error(taken, 409, "OUT_OF_STOCK")  # held
+    shop.clock.advance(timedelta(seconds=601))
+    assert (await jobs.run_once(shop.ctx))["expire"] == 1
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert (shown["status"], shown["payment"]["status"]) == ("EXPIRED", "EXPIRED")
+    assert await state(shop, client, user, pen) == before
+    _, late = await pay(sandbox, client, user, order)
+    assert_error(late, 409, "ORDER_NOT_PAYABLE")
+    assert (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+            ).status == "IN_PROGRESS"  # not charged
+    # Someone charges it at the gateway all the same (a stale tab, another system): the
+    # gateway's notice makes the shop read it back and refund it, as the order is gone.
+    key = (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])).payment_key
+    await shop.ctx.gateway.confirm(key, order["payment"]["pgOrderId"], 500)
+    notice = await client.post("/api/payments/webhook", json={
+        "eventType": "PAYMENT_STATUS_CHANGED",
+        "data": {"orderId": order["payment"]["pgOrderId"], "status": "DONE"}})
+    assert notice.status_code == 200
+    assert (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+            ).status == "CANCELED"
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert (shown["status"], shown["payment"]["status"]) == ("EXPIRED", "CANCELLED")
+    assert await state(shop, client, user, pen) == before
+    await audited(shop)
+
+
+async def test_a_forged_webhook_changes_nothing(shop, client, sandbox):
+    user = await make_user(shop)
+    pen = await make_product(shop, price=2_000, stock=1)
+    order = await card_order(client, user, pen)
+    await authorise(sandbox, 2_000, order_id=order["payment"]["pgOrderId"])
+    for forged in ({"eventType": "PAYMENT_STATUS_CHANGED", "data": {
+                        "orderId": order["payment"]["pgOrderId"], "status": "DONE",
+                        "totalAmount": 2_000, "paymentKey": "forged"}},
+                   {"data": {"orderId": "ORD-not-ours"}}, {"whatever": [1, 2]}):
+        answer = await client.post("/api/payments/webhook", json=forged)
+        assert answer.status_code == 200, answer.text
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert shown["status"] == "PAYMENT_PENDING" and shown["payment"]["paymentKey"] is None
+    assert_error(await client.post("/api/payments/webhook", content=b"{",
+                                   headers={"Content-Type": "application/json"}),
+                 400, "INVALID_REQUEST")
+    await audited(shop)
+
+
+async def test_cancel_refunds_the_card_once_also_after_the_gateway_was_down(shop, client,
+                                                                            sandbox):
+    user = await make_user(shop, balance=2_000)
+    pen = await make_product(shop, price=5_000, stock=2)
+    before = await state(shop, client, user, pen)
+    order = await card_order(client, user, pen, balance_amount=2_000)
+    _, paid = await pay(sandbox, client, user, order)
+    assert paid.status_code == 200
+    working = shop.ctx.gateway
+    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
+                               timeout=0.5)  # down: nothing listens there
+    try:
+        pending = await client.post(f"/api/orders/{order['orderId']}/cancel",
+                                    headers={**user.headers, "Idempotency-Key": "c-1"})
+        assert (pending.status_code, pending.json()["status"]) == (202, "CANCEL_PENDING")
+        assert_error(await client.post(f"/api/orders/{order['orderId']}/cancel",
+                                       headers=user.headers), 409, "ORDER_NOT_CANCELLABLE")
+        await jobs.run_once(shop.ctx)  # still down: still pending, nothing given back
+        assert (await state(shop, client, user, pen))["stock"] == 1
+    finally:
+        await shop.ctx.gateway.close()
+        shop.ctx.gateway = working
+    assert (await jobs.run_once(shop.ctx))["refund"] == 1
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert (shown["status"], shown["payment"]["status"]) == ("CANCELLED", "CANCELLED")
+    assert shown["cancelledAt"] is not None
+    assert await state(shop, client, user, pen) == before
+    at_gateway = await working.by_order_id(order["payment"]["pgOrderId"])
+    assert at_gateway.status == "CANCELED" and at_gateway.refunded == 3_000
+    assert await events_of(shop, order["orderId"]) == ["order.completed", "order.cancelled"]
+    replay = await client.post(f"/api/orders/{order['orderId']}/cancel",
+                               headers={**user.headers, "Idempotency-Key": "c-1"})
+    assert (replay.status_code, replay.json()["status"]) == (200, "CANCELLED")
+    await audited(shop)
+
+
+async def test_a_top_up_by_card_credits_once(shop, client, sandbox):
+    user = await make_user(shop, balance=100)
+    opened = await client.post("/api/balance/charges", headers=user.headers,
+                               json={"userId": user.id, "amount": 30_000})
+    assert opened.status_code == 201, opened.text
+    charge = opened.json()
+    assert charge["status"] == "PENDING" and charge["payment"]["amount"] == 30_000
+    key, _ = await authorise(sandbox, 30_000, order_id=charge["payment"]["pgOrderId"])
+    url = f"/api/balance/charges/{charge['chargeId']}/confirm"
+    answers = await asyncio.gather(*(client.post(url, headers=user.headers, json={
+        "paymentKey": key, "amount": 30_000}) for _ in range(4)))
+    assert {a.status_code for a in answers} <= {200, 202}
+    again = await client.post(url, headers=user.headers,
+                              json={"paymentKey": key, "amount": 30_000})
+    assert again.json() == {"userId": user.id, "newBalance": 30_100}
+    history = (await client.get(f"/api/balance/{user.id}/history", headers=user.headers)).json()
+    assert [(h["type"], h["amount"]) for h in history].count(("RECHARGE", 30_000)) == 1
+    # A decline; someone else's charge.
+    declined = (await client.post("/api/balance/charges", headers=user.headers,
+                                  json={"userId": user.id, "amount": 1_000})).json()
+    key, _ = await authorise(sandbox, 1_000, DECLINE, order_id=declined["payment"]["pgOrderId"])
+    assert_error(await client.post(f"/api/balance/charges/{declined['chargeId']}/confirm",
+                                   headers=user.headers, json={"paymentKey": key,
+                                                               "amount": 1_000}),
+                 402, "PAYMENT_DECLINED")
+    stranger = await make_user(shop)
+    assert_error(await client.post(url, headers=stranger.headers,
+                                   json={"paymentKey": key, "amount": 30_000}),
+                 404, "CHARGE_NOT_FOUND")
+    assert_error(await client.post("/api/balance/charges", headers=stranger.headers,
+                                   json={"userId": user.id, "amount": 1_000}),
+                 403, "FORBIDDEN")
+    admin = await make_user(shop, role="ADMIN")
+    listed = (await client.get("/api/admin/payments?kind=CHARGE", headers=admin.headers)).json()
+    assert sorted(p["status"] for p in listed) == ["DONE", "FAILED"]
+    assert all(p["chargeId"] == p["paymentId"] for p in listed)
+    await audited(shop)
+
+
+async def test_without_a_gateway_card_payment_is_unavailable(shop, client):
+    shop.ctx.gateway, saved = None, shop.ctx.gateway
+    try:
+        user = await make_user(shop, balance=5_000)
+        pen = await make_product(shop, price=1_000)
+        refused = await client.post("/api/orders", headers=user.headers, json={
+            "userId": user.id, "paymentMethod": "CARD",
+            "items": [{"productId": pen, "quantity": 1}]})
+        assert_error(refused, 409, "PAYMENT_METHOD_UNAVAILABLE")
+        assert_error(await client.post("/api/balance/charges", headers=user.headers,
+                                       json={"userId": user.id, "amount": 1_000}),
+                     409, "PAYMENT_METHOD_UNAVAILABLE")
+        by_balance = await client.post("/api/orders", headers=user.headers, json={
+            "userId": user.id, "items": [{"productId": pen, "quantity": 1}]})
+        assert by_balance.status_code == 201
+        assert (by_balance.json()["paymentMethod"], by_balance.json()["payment"]) == (
+            "BALANCE", None)
+    finally:
+        shop.ctx.gateway = saved
