@@ -1,0 +1,147 @@
+"""Card orders under real parallelism and a crash, over `ecommerce serve` processes and
+`ecommerce dev-pg`: holds are never oversold and expire back into stock; a worker killed
+between the gateway's approval and our commit leaves nothing charged without its order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from sqlalchemy import select
+
+from ecommerce.catalog.models import products
+from ecommerce.orders.models import orders
+from ecommerce.payments.gateway import Gateway
+from ecommerce.payments.models import payments
+from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+from tests.e2e.conftest import bulk_users, live_server, many_connections, server_env, token_for
+from tests.e2e.test_order_storm import make_products, read
+from tests.payments.checkout import LATE, authorise, dev_pg
+
+
+def gateway_env(sandbox: str, **extra: str) -> dict[str, str]:
+    return {"PAYMENT_GATEWAY_URL": sandbox, "PAYMENT_SECRET_KEY": DEFAULT_SECRET_KEY,
+            "PAYMENT_CLIENT_KEY": DEFAULT_CLIENT_KEY, **extra}
+
+
+async def audit_with_gateway(database_url: str, sandbox: str) -> None:
+    from ecommerce.audit import audit_database, audit_gateway
+    from ecommerce.platform.database import Database
+
+    db = Database(database_url, pool_size=1)
+    gateway = Gateway(sandbox, DEFAULT_SECRET_KEY)
+    try:
+        report = await audit_database(db)
+        report["gateway"] = await audit_gateway(db, gateway)
+    finally:
+        await db.dispose()
+        await gateway.close()
+    assert not any(report.values()), report
+
+
+async def test_card_orders_hold_exactly_the_stock_and_expired_holds_return_it(
+        clean_db, db_kind):
+    buyers, stock, paying = (60, 15, 5) if db_kind == "sqlite" else (200, 50, 20)
+    ids = await bulk_users(clean_db, buyers, balance=1_000)
+    [hot] = await make_products(clean_db, (4_000, stock))
+    with dev_pg() as sandbox:
+        async with live_server(clean_db, workers=2, **gateway_env(
+                sandbox, PAYMENT_HOLD_SECONDS="4", PAYMENT_RECONCILE_SECONDS="0.5")) as server:
+            async with many_connections(200) as client:
+                start = asyncio.Event()
+
+                async def order(user_id: int):  # noqa: ANN202
+                    await start.wait()
+                    return user_id, await client.post(
+                        f"{server.url}/api/orders",
+                        headers={"Authorization": f"Bearer {token_for(user_id)}"},
+                        json={"userId": user_id, "paymentMethod": "CARD", "balanceAmount": 500,
+                              "items": [{"productId": hot, "quantity": 1}]})
+
+                tasks = [asyncio.create_task(order(uid)) for uid in ids]
+                start.set()
+                placed = await asyncio.gather(*tasks)
+                outcome = Counter((r.status_code, r.json().get("code") or r.json()["status"])
+                                  for _, r in placed)
+                assert outcome == {(201, "PAYMENT_PENDING"): stock,
+                                   (409, "OUT_OF_STOCK"): buyers - stock}, outcome
+                [(left,)] = await read(clean_db, select(products.c.stock)
+                                       .where(products.c.id == hot))
+                assert left == 0  # held: nobody else can take them
+
+                held = [(uid, r.json()) for uid, r in placed if r.status_code == 201]
+
+                async def pay(user_id: int, body: dict):  # noqa: ANN202
+                    key, _ = await authorise(sandbox, 3_500,
+                                             order_id=body["payment"]["pgOrderId"])
+                    return await client.post(
+                        f"{server.url}/api/orders/{body['orderId']}/payment/confirm",
+                        headers={"Authorization": f"Bearer {token_for(user_id)}"},
+                        json={"paymentKey": key, "amount": 3_500})
+
+                confirmed = await asyncio.gather(*(pay(uid, body)
+                                                   for uid, body in held[:paying]))
+                assert [c.status_code for c in confirmed] == [200] * paying
+            # The other holds expire (4 s) and the servers' job gives their stock back.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                [(left,)] = await read(clean_db, select(products.c.stock)
+                                       .where(products.c.id == hot))
+                if left == stock - paying:
+                    break
+                await asyncio.sleep(0.3)
+            assert left == stock - paying
+        states = Counter(status for (status,) in await read(clean_db, select(orders.c.status)))
+        assert states == {"PAID": paying, "EXPIRED": stock - paying}
+        await audit_with_gateway(clean_db, sandbox)
+
+
+async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
+        clean_db, db_kind):
+    [uid] = await bulk_users(clean_db, 1, balance=0)
+    [pen] = await make_products(clean_db, (7_000, 3))
+    with dev_pg("--timeout-delay", "4") as sandbox:
+        async with live_server(clean_db, workers=1, **gateway_env(
+                sandbox, PAYMENT_TIMEOUT_SECONDS="10", RUN_PAYMENT_JOBS="false")) as server:
+            headers = {"Authorization": f"Bearer {token_for(uid)}"}
+            async with many_connections(2) as client:
+                order = (await client.post(f"{server.url}/api/orders", headers=headers, json={
+                    "userId": uid, "paymentMethod": "CARD",
+                    "items": [{"productId": pen, "quantity": 2}]})).json()
+                key, _ = await authorise(sandbox, 14_000, LATE,
+                                         order_id=order["payment"]["pgOrderId"])
+                confirm = asyncio.create_task(client.post(
+                    f"{server.url}/api/orders/{order['orderId']}/payment/confirm",
+                    headers=headers, json={"paymentKey": key, "amount": 14_000}))
+                await asyncio.sleep(1.0)  # charged at the gateway, its answer still due
+                os.killpg(server.process.pid, signal.SIGKILL)
+                answered = await asyncio.gather(confirm, return_exceptions=True)
+                assert isinstance(answered[0], Exception), answered  # no answer came
+        [(status, payment_status)] = await read(clean_db, select(
+            orders.c.status, payments.c.status).join(payments,
+                                                     payments.c.order_id == orders.c.id))
+        assert (status, payment_status) == ("PAYMENT_UNKNOWN", "CONFIRMING")
+        gateway = Gateway(sandbox, DEFAULT_SECRET_KEY)
+        try:
+            assert (await gateway.by_order_id(order["payment"]["pgOrderId"])).status == "DONE"
+        finally:
+            await gateway.close()
+        # The job (here the CLI's one pass, as any serve process runs it) repairs it.
+        env = server_env(clean_db, **gateway_env(sandbox, PAYMENT_TIMEOUT_SECONDS="0.1",
+                                                 PAYMENT_SETTLE_GRACE_SECONDS="0"))
+        ran = subprocess.run([sys.executable, "-m", "ecommerce", "payments", "reconcile"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert "settle: 1" in ran.stdout
+        [(status, payment_status)] = await read(clean_db, select(
+            orders.c.status, payments.c.status).join(payments,
+                                                     payments.c.order_id == orders.c.id))
+        assert (status, payment_status) == ("PAID", "DONE")
+        [(left,)] = await read(clean_db, select(products.c.stock).where(products.c.id == pen))
+        assert left == 1
+        await audit_with_gateway(clean_db, sandbox)
