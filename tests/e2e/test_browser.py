@@ -237,3 +237,63 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
                      .get_by_role("link", name="Products")).to_be_visible()
         await go(admin, f"{base}/shop/#/", "#/")
         await shot(admin, "storefront-en")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_paying_by_card_in_the_browser(clean_db, browser):
+    """Balance plus card through the sandbox's checkout page, approved; then a card that
+    is declined: the customer sees why, and the order's holds are given back."""
+    from tests.e2e.conftest import ShopContext
+    from tests.e2e.test_card_storm import gateway_env
+    from tests.factories import make_product, make_user
+    from tests.payments.checkout import DECLINE, dev_pg
+
+    seed = ShopContext(clean_db)
+    try:
+        await make_user(seed, balance=10_000, username="cardbuyer", password="card-password")
+        await make_product(seed, price=25_000, stock=3, name="기계식 키보드")
+    finally:
+        await seed.ctx.close()
+    with dev_pg() as sandbox:
+        async with live_server(clean_db, workers=1, **gateway_env(sandbox)) as server:
+            base = server.url
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 900},
+                                                    locale="ko-KR")).new_page()
+            await log_in(page, base, "cardbuyer", "card-password")
+
+            async def buy_one(method: str) -> None:
+                await go(page, f"{base}/shop/#/", "#/")
+                await page.get_by_role("link", name="기계식 키보드").first.click()
+                await page.get_by_role("button", name="장바구니에 담기").click()
+                await expect(page.get_by_role("status")).to_contain_text("장바구니에 담았습니다")
+                await go(page, f"{base}/shop/#/cart", "#/cart")
+                await page.get_by_label("결제 수단").select_option(method)
+
+            # Balance + card: 10,000 from the balance, 15,000 by card.
+            await buy_one("MIXED")
+            await page.get_by_label("잔액에서 결제").fill("10000")
+            await page.get_by_label("잔액에서 결제").dispatch_event("change")
+            await expect(page.locator("#quote-card")).to_have_text("₩15,000")
+            await page.get_by_role("button", name="결제하기").click()
+            await expect(page.get_by_text("15,000원")).to_be_visible()  # the gateway's page
+            assert page.url.startswith(f"{sandbox}/checkout")
+            await shot(page, "card-checkout")
+            await page.get_by_role("button", name="결제하기 / Pay").click()
+            await expect(page.locator("#pay-result")).to_contain_text("결제가 완료되었습니다")
+            await expect(page.locator("#pay-result")).to_contain_text("₩15,000")
+            await shot(page, "card-paid")
+            await go(page, f"{base}/shop/#/wallet", "#/wallet")
+            await expect(page.locator("#balance")).to_contain_text("₩0")
+
+            # By card only, with the card that is declined.
+            await buy_one("CARD")
+            await page.get_by_role("button", name="결제하기").click()
+            await page.get_by_label("카드 번호 / card number").fill(DECLINE)
+            await page.get_by_role("button", name="결제하기 / Pay").click()
+            await expect(page.get_by_role("alert")).to_contain_text("카드 결제가 거절되었습니다")
+            await expect(page.get_by_role("alert")).to_contain_text("REJECT_CARD_PAYMENT")
+            await go(page, f"{base}/shop/#/orders", "#/orders")
+            await expect(page.get_by_role("cell", name="결제 완료")).to_be_visible()
+            await expect(page.get_by_role("cell", name="결제 실패")).to_be_visible()
+            await go(page, f"{base}/shop/#/product/1", "#/product/1")
+            await expect(page.locator("#stock")).to_contain_text("재고 2개")  # given back

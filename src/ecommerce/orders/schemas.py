@@ -114,6 +114,7 @@ class OrderPaymentOut(ApiModel):
     expires_at: UtcTime
     status: str
     payment_key: str | None
+    checkout_url: str | None = None
 
 
 class OrderOut(ApiModel):

@@ -26,10 +26,11 @@ def order_body(view: dict[str, Any], ctx: AppContext) -> dict[str, Any]:
 
 
 def _out(view: dict[str, Any], ctx: AppContext) -> OrderOut:
-    """The order as answered: a card payment carries the gateway's client key, which the
-    customer's checkout needs."""
+    """The order as answered: a card payment carries the gateway's client key and checkout
+    page, which the customer's checkout needs."""
     if view.get("payment") is not None:
         view["payment"]["client_key"] = ctx.settings.payment_client_key
+        view["payment"]["checkout_url"] = ctx.settings.checkout_url
     return OrderOut(**view)
 
 

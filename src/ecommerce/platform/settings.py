@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     payment_gateway_url: str | None = None
     payment_secret_key: str | None = None
     payment_client_key: str | None = None
+    # Where the storefront sends a customer to pay by card; unset: the gateway's /checkout
+    # (dev-pg's page). A real gateway's widget page goes here.
+    payment_checkout_url: str | None = None
     # A gateway call that takes longer leaves the payment's outcome unknown (settled later
     # from the gateway's lookup, never charged twice).
     payment_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -98,6 +101,14 @@ class Settings(BaseSettings):
     payment_settle_grace_seconds: float = Field(default=5.0, ge=0)
     payment_reconcile_seconds: float = Field(default=10.0, gt=0, le=50)
     run_payment_jobs: bool = True
+
+    @property
+    def checkout_url(self) -> str | None:
+        if self.payment_checkout_url:
+            return self.payment_checkout_url
+        if self.payment_gateway_url:
+            return self.payment_gateway_url.rstrip("/") + "/checkout"
+        return None
 
     @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account")
     @classmethod

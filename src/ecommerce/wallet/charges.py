@@ -32,7 +32,8 @@ def _body(ctx: AppContext, payment: Any) -> dict[str, Any]:
     return ChargeOut(
         charge_id=payment.id, user_id=payment.user_id, amount=payment.amount,
         status=_SHOWN[payment.status],  # type: ignore[arg-type]
-        payment=payments.checkout_view(payment, ctx.settings.payment_client_key),
+        payment={**payments.checkout_view(payment, ctx.settings.payment_client_key),
+                 "checkout_url": ctx.settings.checkout_url},
     ).model_dump(mode="json", by_alias=True)
 
 

@@ -38,6 +38,7 @@ class ChargePaymentOut(ApiModel):
     amount: int
     client_key: str | None
     expires_at: UtcTime
+    checkout_url: str | None = None
 
 
 class ChargeOut(ApiModel):

@@ -31,6 +31,15 @@ const TEXT = {
     validDays: "유효 기간(일)", issued: "발급", left: "남은 수량", user: "회원", filter: "필터", retry: "재시도",
     retried: "다시 보냅니다", attempts: "시도", event: "이벤트", revenue: "일별 결제 금액 (최근 7일, 쇼핑몰 시간대)",
     paidOrders: "결제 주문 {n}건", noData: "데이터가 없습니다.", live: "실시간",
+    payWith: "결제 수단", "method.BALANCE": "잔액", "method.CARD": "카드", "method.MIXED": "잔액 + 카드",
+    balancePart: "잔액에서 결제", cardPart: "카드 결제", payByCard: "카드 결제", payNow: "결제하기",
+    paidOk: "결제가 완료되었습니다", payUnknown: "결제 결과를 확인하고 있습니다. 잠시 후 주문 내역에서 확인하세요.",
+    declined: "카드 결제가 거절되었습니다: {m}", payCancelled: "결제하지 않았습니다: {m}", payResult: "결제 결과",
+    toOrders: "주문 내역 보기", nothingToConfirm: "확인할 결제가 없습니다.",
+    "status.PAYMENT_PENDING": "결제 대기", "status.PAYMENT_UNKNOWN": "결제 확인 중", "status.PAYMENT_FAILED": "결제 실패",
+    "status.CANCEL_PENDING": "환불 중",
+    "err.PAYMENT_DECLINED": "카드 결제가 거절되었습니다", "err.PAYMENT_METHOD_UNAVAILABLE": "카드 결제를 사용할 수 없습니다",
+    "err.ORDER_NOT_PAYABLE": "결제할 수 없는 주문입니다 (만료 또는 처리됨)", "err.PAYMENT_AMOUNT_MISMATCH": "결제 금액이 맞지 않습니다",
     "err.OUT_OF_STOCK": "재고가 부족합니다", "err.INSUFFICIENT_BALANCE": "잔액이 부족합니다",
     "err.COUPON_NOT_USABLE": "이 쿠폰은 사용할 수 없습니다", "err.COUPON_SOLD_OUT": "쿠폰이 모두 소진되었습니다",
     "err.COUPON_ALREADY_CLAIMED": "이미 받은 쿠폰입니다", "err.COUPON_NOT_FOUND": "없는 쿠폰입니다",
@@ -83,6 +92,15 @@ const TEXT = {
     user: "User", filter: "Filter", retry: "Retry", retried: "Queued for delivery", attempts: "Attempts",
     event: "Event", revenue: "Paid per day (last 7 days, shop time zone)", paidOrders: "{n} paid orders", noData: "No data.",
     live: "live", "err.OUT_OF_STOCK": "Out of stock", "err.INSUFFICIENT_BALANCE": "Your balance is too low",
+    payWith: "Pay with", "method.BALANCE": "Balance", "method.CARD": "Card", "method.MIXED": "Balance + card",
+    balancePart: "From the balance", cardPart: "By card", payByCard: "Card payment", payNow: "Pay",
+    paidOk: "Payment complete", payUnknown: "We are checking the payment's result; see your orders shortly.",
+    declined: "The card payment was declined: {m}", payCancelled: "Not paid: {m}", payResult: "Payment",
+    toOrders: "See your orders", nothingToConfirm: "There is no payment to confirm.",
+    "status.PAYMENT_PENDING": "Awaiting payment", "status.PAYMENT_UNKNOWN": "Checking payment", "status.PAYMENT_FAILED": "Payment failed",
+    "status.CANCEL_PENDING": "Refunding",
+    "err.PAYMENT_DECLINED": "The card payment was declined", "err.PAYMENT_METHOD_UNAVAILABLE": "Card payment is not available",
+    "err.ORDER_NOT_PAYABLE": "This order can no longer be paid", "err.PAYMENT_AMOUNT_MISMATCH": "The amount does not match",
     "err.COUPON_NOT_USABLE": "This coupon cannot be used", "err.COUPON_SOLD_OUT": "This coupon is sold out",
     "err.COUPON_ALREADY_CLAIMED": "You already hold this coupon", "err.COUPON_NOT_FOUND": "No such coupon",
     "err.COUPON_NOT_ACTIVE": "This coupon cannot be claimed now",
@@ -104,6 +122,8 @@ let lang = localStorage.getItem("lang") || "ko";
 let session = JSON.parse(localStorage.getItem("session") || "null");
 let refresh = null; // a page's timer for live numbers
 let chosenCoupon = ""; // the cart's coupon choice, kept while quantities change
+let chosenMethod = "BALANCE"; // and how it is paid: BALANCE, CARD or MIXED (balance + card)
+let chosenBalancePart = 0;
 
 function t(key, vars = {}) {
   const text = TEXT[lang][key] ?? TEXT.ko[key] ?? key;
@@ -334,22 +354,35 @@ async function cartPage() {
   const couponSelect = select("couponCode", [["", t("noCoupon")], ...coupons.map((c) => [c.couponCode,
     `${c.name} (${c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`}${c.minOrderAmount ? `, ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""})`])],
   chosenCoupon);
-  const orderBody = () => {
+  const orderBody = (placing = false) => {
     const body = { userId: session.userId, items: items.map((l) => ({ productId: l.id, quantity: l.quantity })) };
     if (chosenCoupon) body.couponCode = chosenCoupon;
+    if (placing && chosenMethod !== "BALANCE") {
+      body.paymentMethod = "CARD";
+      if (chosenMethod === "MIXED") body.balanceAmount = chosenBalancePart;
+    }
     return body;
   };
+  const methodSelect = select("paymentMethod", ["BALANCE", "CARD", "MIXED"].map((m) => [m, t(`method.${m}`)]), chosenMethod);
+  const balancePart = h("input", { type: "number", name: "balanceAmount", min: 0, step: 1, value: chosenBalancePart });
+  const balancePartField = field(t("balancePart"), balancePart);
+  balancePartField.hidden = chosenMethod !== "MIXED";
   // What the order would cost now (the server's own rules): discount, amount, balance.
   const quoteBox = h("section", { class: "card", id: "quote", "aria-live": "polite" });
   async function requote() {
     if (!session) { quoteBox.replaceChildren(h("p", { class: "muted" }, t("loginToQuote"))); return; }
     try {
       const { data: q } = await api("POST", "/api/orders/quote", orderBody());
-      const after = q.balance - q.paidAmount;
+      // The balance pays all (BALANCE), none (CARD) or the part asked (MIXED); the card the rest.
+      const fromBalance = chosenMethod === "BALANCE" ? q.paidAmount
+        : chosenMethod === "CARD" ? 0 : Math.min(chosenBalancePart, q.paidAmount);
+      const after = q.balance - fromBalance;
       quoteBox.replaceChildren(h("h2", {}, t("quoteTitle")), h("dl", { class: "quote" },
         h("dt", {}, t("subtotal")), h("dd", {}, won(q.totalPrice)),
         h("dt", {}, t("discount")), h("dd", { id: "quote-discount" }, q.discountAmount ? `− ${won(q.discountAmount)}` : won(0)),
         h("dt", {}, t("pay")), h("dd", { class: "price", id: "quote-pay" }, won(q.paidAmount)),
+        ...(chosenMethod === "BALANCE" ? [] : [h("dt", {}, t("balancePart")), h("dd", { id: "quote-balance-part" }, won(fromBalance)),
+          h("dt", {}, t("cardPart")), h("dd", { id: "quote-card" }, won(q.paidAmount - fromBalance))]),
         h("dt", {}, t("balance")), h("dd", { id: "quote-balance" }, won(q.balance)),
         h("dt", {}, t("afterPay")), h("dd", { class: after < 0 ? "stock-out" : null }, after < 0 ? t("short", { n: won(-after) }) : won(after))));
     } catch (error) {
@@ -357,22 +390,64 @@ async function cartPage() {
     }
   }
   couponSelect.addEventListener("change", (event) => { chosenCoupon = event.target.value; requote(); });
+  methodSelect.addEventListener("change", (event) => {
+    chosenMethod = event.target.value;
+    balancePartField.hidden = chosenMethod !== "MIXED";
+    requote();
+  });
+  balancePart.addEventListener("change", (event) => { chosenBalancePart = Math.max(0, Math.floor(Number(event.target.value) || 0)); requote(); });
   const form = h("form", { class: "row", onsubmit: async (event) => {
     event.preventDefault();
     if (needLogin()) return;
     const button = event.target.querySelector("button");
     button.disabled = true;
     try {
-      const { data } = await api("POST", "/api/orders", orderBody(), { key: newKey() });
+      const { data } = await api("POST", "/api/orders", orderBody(true), { key: newKey() });
       cart.write({});
       chosenCoupon = "";
       renderNav();
+      if (data.status === "PAYMENT_PENDING") return toCheckout(data); // the card part, at the gateway
       navigate("#/orders", "ok", `${t("placed")}: #${data.orderId} · ${t("pay")} ${won(data.paidAmount)}`);
     } catch (error) { fail(error); button.disabled = false; }
-  } }, session ? field(t("coupon"), couponSelect) : null, h("button", { type: "submit" }, t("checkout")));
+  } }, session ? field(t("coupon"), couponSelect) : null, session ? field(t("payWith"), methodSelect) : null,
+  session ? balancePartField : null, h("button", { type: "submit" }, t("checkout")));
   page(t("cart"), table([[t("items")], [t("price"), "num"], [t("quantity"), "num"], [t("total"), "num"], [""]], rows),
     h("p", { class: "price" }, `${t("subtotal")}: ${won(subtotal)}`), quoteBox, form);
   await requote();
+}
+
+// Card payment: the gateway's checkout page (dev-pg's, or a real gateway's) takes the card
+// and sends the customer back to /shop/?…#/pay/success with paymentKey, orderId and amount
+// (or #/pay/fail with code and message); that page asks the shop to confirm.
+function toCheckout(order) {
+  const p = order.payment;
+  const back = (route) => `${location.origin}/shop/?order=${order.orderId}#/pay/${route}`;
+  const query = new URLSearchParams({ clientKey: p.clientKey || "", orderId: p.pgOrderId, amount: String(p.amount),
+    orderName: order.items.map((i) => `${i.name} × ${i.quantity}`).join(", "), successUrl: back("success"), failUrl: back("fail") });
+  location.assign(`${p.checkoutUrl}?${query}`);
+}
+
+async function payResultPage(outcome) {
+  const query = new URLSearchParams(location.search);
+  const orderId = query.get("order");
+  history.replaceState(null, "", `${location.pathname}${location.hash}`); // confirm once, not on reload
+  const back = h("p", {}, h("a", { href: "#/orders" }, t("toOrders")));
+  if (needLogin()) return;
+  if (!orderId) return page(t("payResult"), h("p", {}, t("nothingToConfirm")), back);
+  if (outcome === "fail") {
+    return page(t("payResult"), h("p", { class: "msg error", id: "pay-result", role: "alert" },
+      t("payCancelled", { m: `${query.get("message") || ""} (${query.get("code") || ""})` })), back);
+  }
+  try {
+    const { data } = await api("POST", `/api/orders/${orderId}/payment/confirm`,
+      { paymentKey: query.get("paymentKey"), amount: Number(query.get("amount")) });
+    const done = data.status === "PAID";
+    page(t("payResult"), h("p", { class: `msg ${done ? "ok" : "warn"}`, id: "pay-result", role: "status" },
+      done ? `${t("paidOk")}: #${data.orderId} · ${t("cardPart")} ${won(data.cardAmount)}` : t("payUnknown")), back);
+  } catch (error) {
+    const text = error.code === "PAYMENT_DECLINED" ? t("declined", { m: error.message }) : describe(error);
+    page(t("payResult"), h("p", { class: "msg error", id: "pay-result", role: "alert" }, text), back);
+  }
 }
 
 async function loginPage() {
@@ -479,9 +554,12 @@ function orderRows(orders, { admin = false } = {}) {
   return orders.map((o) => h("tr", {},
     h("td", {}, `#${o.orderId}`), admin ? h("td", {}, `#${o.userId}`) : null, h("td", {}, when(o.createdAt)),
     h("td", {}, o.items.map((i) => h("div", {}, `${i.name} × ${i.quantity}`))),
-    h("td", { class: "num" }, won(o.paidAmount), o.discountAmount ? h("div", { class: "muted" }, `${t("discount")} ${won(o.discountAmount)}`) : null),
+    h("td", { class: "num" }, won(o.paidAmount), o.discountAmount ? h("div", { class: "muted" }, `${t("discount")} ${won(o.discountAmount)}`) : null,
+      o.paymentMethod === "CARD" ? h("div", { class: "muted" }, `${t("cardPart")} ${won(o.cardAmount)}`,
+        admin && o.payment ? ` · ${o.payment.status}${o.payment.paymentKey ? ` · ${o.payment.paymentKey}` : ""}` : "") : null),
     h("td", {}, h("span", { class: "badge" }, t(`status.${o.status}`))),
-    h("td", {}, o.status === "PAID" ? h("button", { type: "button", class: "secondary", onclick: async () => {
+    h("td", {}, !admin && o.status === "PAYMENT_PENDING" && o.payment ? h("button", { type: "button", onclick: () => toCheckout(o) }, t("payNow"))
+      : o.status === "PAID" ? h("button", { type: "button", class: "secondary", onclick: async () => {
       if (!window.confirm(t("confirmCancel", { id: o.orderId }))) return;
       try {
         await api("POST", `/api/orders/${o.orderId}/cancel`, undefined, { key: newKey() });
@@ -693,6 +771,7 @@ async function adminEventsPage() {
 const ROUTES = [
   [/^#?\/?$/, shopPage], [/^#\/product\/(\d+)$/, productPage], [/^#\/cart$/, cartPage], [/^#\/login$/, loginPage],
   [/^#\/signup$/, signupPage], [/^#\/wallet$/, walletPage], [/^#\/coupons$/, couponsPage], [/^#\/orders$/, ordersPage],
+  [/^#\/pay\/(success|fail)$/, payResultPage],
   [/^#\/admin$/, dashboardPage], [/^#\/admin\/products$/, adminProductsPage], [/^#\/admin\/categories$/, adminCategoriesPage],
   [/^#\/admin\/coupons$/, adminCouponsPage], [/^#\/admin\/orders$/, adminOrdersPage], [/^#\/admin\/events$/, adminEventsPage],
 ];
