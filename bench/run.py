@@ -61,12 +61,14 @@ from argon2 import PasswordHasher
 from sqlalchemy import insert, select
 from tests.scratch import create_scratch_database, drop_scratch_database, pgbouncer_in_front
 
+from bench import card
 from bench.sale import claim_request, run_sale
 from ecommerce.accounts.models import users
 from ecommerce.accounts.security import Tokens
 from ecommerce.audit import audit_database
 from ecommerce.catalog.models import categories, products, stock_movements
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons
+from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.migrate import upgrade
@@ -87,7 +89,7 @@ BACKENDS = {
 }
 SCENARIOS = ["ceilings", "product_list", "product_detail", "top_sellers", "balance_read",
              "recharge", "order_mix", "order_hot_product", "coupon_flash_sale",
-             "product_list_login_flood", "sale_day"]
+             "product_list_login_flood", "sale_day", "card_orders"]
 # Which path answers each scenario: its ratio is to that path's ceiling.
 LEAN = {"livez", "product_list", "top_sellers", "order_mix", "order_hot_product",
         "product_list_login_flood"}
@@ -201,6 +203,7 @@ async def load_fixtures(url: str) -> dict[str, Any]:
                     Clock())
     ids = [row.id for row in product_rows]
     return {"users": user_ids, "products": ids[:PRODUCTS - SCARCE],
+            "rich": user_ids[HOLDERS:USERS - SHORT_USERS],
             "scarce": ids[PRODUCTS - SCARCE:],
             "tokens": {uid: tokens.issue(uid, "CUSTOMER", now) for uid in user_ids}}
 
@@ -226,7 +229,7 @@ def request_lines(scenario: str, data: dict[str, Any], phase: str = "measure") -
     users_, products_, tokens = data["users"], data["products"], data["tokens"]
     rich = users_[HOLDERS:USERS - SHORT_USERS]
     # each phase its own coupon holders, each of whom uses the coupon once
-    holders = {"prime": users_[:200], "warmup": users_[200:HOLDERS // 2]}.get(
+    holders = {"prime": users_[:200], "warmup": users_[200:HOLDERS // 2], "card": []}.get(
         phase, users_[HOLDERS // 2:HOLDERS])
     short = users_[USERS - SHORT_USERS:]
     hot = products_[0]
@@ -326,11 +329,15 @@ def start_sink(port: int) -> subprocess.Popen:
     raise RuntimeError("the data platform sink did not start")
 
 
-def server_settings(url: str, redis_url: str | None, sink_port: int) -> dict[str, str]:
+def server_settings(url: str, redis_url: str | None, sink_port: int, sandbox_port: int
+                    ) -> dict[str, str]:
     """The environment the server runs with: the production defaults, except what the
-    report names (TRUSTED_PROXIES: wrk is the proxy)."""
+    report names (TRUSTED_PROXIES: wrk is the proxy), with the sandbox as its gateway."""
     settings = {"DATABASE_URL": url, "JWT_SECRET": SECRET, "TRUSTED_PROXIES": "127.0.0.1",
                 "DATA_PLATFORM_URL": f"http://127.0.0.1:{sink_port}/events",
+                "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{sandbox_port}",
+                "PAYMENT_SECRET_KEY": DEFAULT_SECRET_KEY,
+                "PAYMENT_CLIENT_KEY": DEFAULT_CLIENT_KEY,
                 "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}"}
     if redis_url:
         settings["REDIS_URL"] = redis_url
@@ -500,11 +507,51 @@ def run_sale_day(port: int, data: dict[str, Any], args: argparse.Namespace
                       "late": sum(r["late"] for r in routes.values())}}
 
 
+def run_card_orders(port: int, data: dict[str, Any], args: argparse.Namespace,
+                    sandbox: str) -> dict[str, Any]:
+    """Card confirms through a 50 ms gateway at CARD_RATE a second, beside balance orders
+    as fast as they go (bench/card.py)."""
+    confirms = card.confirm_lines(port, sandbox, data,
+                                  card.CARD_RATE * (args.duration + 2) + 100)
+    if args.warmup:
+        run_wrk(port, request_lines("order_mix", data, "warmup"), args.warmup,
+                args.connections, args.threads)
+    paying = start_wrk(port, confirms, args.duration, 32, 1, card.CARD_RATE)
+    balance = run_wrk(port, request_lines("order_mix", data, "card"), args.duration,
+                      args.connections, args.threads)
+    paid = finish_wrk(paying, card.CARD_RATE)
+    return {**paid, "gateway_latency_ms": round(card.GATEWAY_LATENCY * 1000),
+            "balance_orders": {key: balance[key] for key in ("rps", "p50_ms", "p99_ms",
+                                                             "codes")}}
+
+
+def start_sandbox(port: int) -> subprocess.Popen:
+    """The card gateway's sandbox, every API call taking GATEWAY_LATENCY longer."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecommerce", "dev-pg", "--port", str(port),
+         "--latency", str(card.GATEWAY_LATENCY)],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the payment sandbox did not start")
+
+
 def _line(backend: str, name: str, summary: dict[str, Any]) -> str:
     if "issued" in summary:
         keys = ("issued", "sell_out_s", "issues_per_s", "won_p50_ms", "won_p99_ms",
                 "refusals", "refused_p99_ms", "codes")
         return f"  {backend:15} {name:24} " + "  ".join(f"{k} {summary.get(k)}" for k in keys)
+    if "balance_orders" in summary:
+        beside = summary["balance_orders"]
+        return (f"  {backend:15} {name:24} {summary['rps']} confirms/s of "
+                f"{summary['target_rps']} (gateway {summary['gateway_latency_ms']} ms)  "
+                f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
+                f"{summary['codes']}; balance orders beside: {beside['rps']} req/s  "
+                f"p99 {beside['p99_ms']:.2f} ms")
     if "routes" in summary:
         whole = summary["whole"]
         return (f"  {backend:15} {name:24} {whole['rps']} req/s of {whole['target_rps']}  "
@@ -518,7 +565,7 @@ def _line(backend: str, name: str, summary: dict[str, Any]) -> str:
 def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) -> dict[str, Any]:
     url = asyncio.run(create_database(backend))
     _, redis_url = BACKENDS[backend]
-    server = sink = None
+    server = sink = sandbox = None
     settings: dict[str, str] = {}
     results: dict[str, Any] = {}
     bouncer = contextlib.ExitStack()
@@ -527,9 +574,11 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
         data = asyncio.run(load_fixtures(url))
         port, sink_port = free_port(), free_port()
         sink = start_sink(sink_port)
+        sandbox_port = free_port()
+        sandbox = start_sandbox(sandbox_port)
         served = (bouncer.enter_context(pgbouncer_in_front(url))[0]
                   if backend.endswith("+pgbouncer") else url)
-        settings = server_settings(served, redis_url, sink_port)
+        settings = server_settings(served, redis_url, sink_port, sandbox_port)
         server = start_server(settings, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
@@ -541,6 +590,9 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 found = {scenario: run_sale(port, sale_requests(data), args.connections)}
             elif scenario == "sale_day":
                 found = {scenario: run_sale_day(port, data, args)}
+            elif scenario == "card_orders":
+                found = {scenario: run_card_orders(port, data, args,
+                                                   f"http://127.0.0.1:{sandbox_port}")}
             else:
                 found = {scenario: run_scenario(scenario, port, data, args)}
             problems = asyncio.run(audit(url))
@@ -550,7 +602,7 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 print(_line(backend, name, summary) + "  audit "
                       + ("clean" if not problems else "BROKEN"), flush=True)
     finally:
-        for process in (server, sink):
+        for process in (server, sink, sandbox):
             if process is not None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
@@ -607,6 +659,12 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
             errors = {k: v for k, v in s["errors"].items() if v}
             if errors:
                 answers += f"; socket errors {errors}"
+            if "balance_orders" in s:
+                beside = s["balance_orders"]
+                answers = (f"card confirms paced at {s['target_rps']}/s through a "
+                           f"{s['gateway_latency_ms']} ms gateway: {answers}; balance orders "
+                           f"beside them, as fast as they go: {beside['rps']:,.0f} req/s, p99 "
+                           f"{beside['p99_ms']:.0f} ms, {_answers(beside['codes'])}")
             if "flood" in s:
                 flood = s["flood"]
                 answers += (f"; during {FLOOD_RATE} wrong logins/s on {FLOOD_LOGINS} "
@@ -616,7 +674,8 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
             lines.append(f"| {backend} | {name} | {path} | {s['rps']:,.0f} | "
                          f"{s.get('ratio_to_ceiling', '–')} | {s['p50_ms']:.2f} | "
                          f"{s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
-                         f"{s['late'] if args.rate else '–'} | {answers} | "
+                         f"{s['late'] if args.rate or s.get('target_rps') else '–'} | "
+                         f"{answers} | "
                          f"{'clean' if not s['audit'] else 'VIOLATIONS'} |")
     if sales:
         lines += ["", f"Flash sale: {USERS:,} customers each claim a coupon of "

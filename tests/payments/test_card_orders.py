@@ -344,3 +344,34 @@ async def test_without_a_gateway_card_payment_is_unavailable(shop, client):
             "BALANCE", None)
     finally:
         shop.ctx.gateway = saved
+
+
+async def test_the_audit_sees_what_a_broken_card_payment_would_leave(shop, client, sandbox):
+    """Invariants 7 and 8 fail when they should: a hold past its expiry, a paid order
+    whose payment is not approved, a payment the gateway charged that the shop lost."""
+    from sqlalchemy import update
+
+    from ecommerce.orders.models import orders
+    from ecommerce.payments.models import payments
+
+    user = await make_user(shop)
+    pen = await make_product(shop, price=2_000, stock=5)
+    stale = await card_order(client, user, pen)
+    async with shop.db.uow() as uow:  # its hold ended two minutes ago, and nobody expired it
+        await uow.conn.execute(update(payments).where(
+            payments.c.order_id == stale["orderId"]).values(
+            expires_at=shop.clock.now() - timedelta(minutes=2)))
+    report = await audit_database(shop.db)
+    assert report["8. no card order holds past its expiry by more than a minute"]
+    paid = await card_order(client, user, pen)
+    await pay(sandbox, client, user, paid)
+    async with shop.db.uow() as uow:  # the shop forgets it approved the payment
+        await uow.conn.execute(update(payments).where(
+            payments.c.order_id == paid["orderId"]).values(status="FAILED"))
+        await uow.conn.execute(update(orders).where(orders.c.id == stale["orderId"])
+                               .values(status="EXPIRED"))
+    report = await audit_database(shop.db)
+    problems = report["7. every card order and charge has its payment, in the state it needs"]
+    assert any(f"card order {paid['orderId']} (PAID)" in p for p in problems), problems
+    assert any("payment" in p and "DONE at the gateway" in p
+               for p in await audit_gateway(shop.db, shop.ctx.gateway))
