@@ -105,6 +105,20 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("GET", "/api/users/{userId}/orders"): (OWNER_OR_ADMIN, lambda w, r: (
         f"/api/users/{w.owner.id}/orders", None)),
     ("GET", "/api/admin/orders"): (ADMIN_ONLY, lambda w, r: ("/api/admin/orders", None)),
+    # Card payment: this shop has no gateway, so who may gets 409 (card payment is off);
+    # the payment confirm of another's order: it does not exist for them.
+    ("POST", "/api/orders/{orderId}/payment/confirm"): (
+        {"anonymous": 401, "owner": 409, "other": 404, "admin": 409}, lambda w, r: (
+            f"/api/orders/{w.order}/payment/confirm", {"paymentKey": "k", "amount": 1})),
+    ("POST", "/api/balance/charges"): (
+        {"anonymous": 401, "owner": 409, "other": 403, "admin": 409}, lambda w, r: (
+            "/api/balance/charges", {"userId": w.owner.id, "amount": 1_000})),
+    ("POST", "/api/balance/charges/{chargeId}/confirm"): (  # no charge exists: 404 to all
+        {"anonymous": 401, "owner": 404, "other": 404, "admin": 404}, lambda w, r: (
+            "/api/balance/charges/1/confirm", {"paymentKey": "k", "amount": 1})),
+    ("POST", "/api/payments/webhook"): (PUBLIC, lambda w, r: (  # the gateway: no token
+        "/api/payments/webhook", {"data": {"orderId": "ORD-unknown"}})),
+    ("GET", "/api/admin/payments"): (ADMIN_ONLY, lambda w, r: ("/api/admin/payments", None)),
     ("GET", "/api/admin/events"): (ADMIN_ONLY, lambda w, r: ("/api/admin/events", None)),
     ("POST", "/api/admin/events/{id}/retry"): (ADMIN_ONLY, lambda w, r: (
         f"/api/admin/events/{w.event}/retry", None)),

@@ -44,7 +44,6 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
     the order PAID, 402 declined (every hold given back), 202 PAYMENT_UNKNOWN (no answer:
     settled later from a lookup). Repeating a confirm that succeeded answers it again;
     the gateway is asked at most once per order."""
-    gateway = gateway_of(ctx)
     begun = await _begin(ctx, caller, order_id, payment_key, amount)
     if begun.refusal is not None:
         raise begun.refusal
@@ -55,7 +54,7 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
         if view["status"] not in ("PAID", "PAYMENT_UNKNOWN"):
             raise NotPayable(f"This order is {view['status']}; it can no longer be paid")
         return status, view
-    outcome = await payments.confirm(gateway, begun.payment, payment_key)
+    outcome = await payments.confirm(gateway_of(ctx), begun.payment, payment_key)
     await apply(ctx, begun.payment, outcome, looked_up=False)
     if outcome.verdict == payments.DECLINED:
         raise PaymentDeclined(outcome.code, outcome.message)
@@ -68,6 +67,7 @@ async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key:
     begun = _Begun(order_id)
     async with ctx.db.uow() as uow:
         order = await service.visible(uow, order_id, caller.user_id, caller.is_admin)
+        gateway_of(ctx)  # 409 without one, before anything moves
         payment = (await payments.of_order(uow, order_id)
                    if order.payment_method == "CARD" else None)
         if payment is None:

@@ -18,7 +18,7 @@ PaymentStatus = Literal["READY", "CONFIRMING", "DONE", "FAILED", "EXPIRED", "CAN
                         "CANCELLED"]
 
 
-@router.post("/api/payments/webhook")
+@router.post("/api/payments/webhook", responses=responses())
 async def webhook(body: WebhookIn, ctx: Ctx) -> JsonResponse:
     """The gateway's status-change notice (no token: the gateway sends it). Its body is
     never trusted: only the order id it names is read, and that payment is read back from

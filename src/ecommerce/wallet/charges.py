@@ -55,7 +55,6 @@ async def confirm(ctx: AppContext, caller: Principal, charge_id: int, payment_ke
                   amount: int) -> tuple[int, Any]:
     """200 {userId, newBalance} once the card is charged (a repeat answers the same),
     202 while the gateway's answer is unknown, else the refusal as for an order."""
-    gateway = payments.required(ctx.gateway)
     now = ctx.clock.now()
     expired = False
     async with ctx.db.uow() as uow:
@@ -63,6 +62,7 @@ async def confirm(ctx: AppContext, caller: Principal, charge_id: int, payment_ke
         if payment is None or payment.kind != "CHARGE" or (
                 payment.user_id != caller.user_id and not caller.is_admin):
             raise ChargeNotFound()
+        gateway = payments.required(ctx.gateway)
         if payment.status == "DONE" and payment.payment_key == payment_key:
             return 200, await _credited(uow, payment)
         if payment.status == "CONFIRMING":
