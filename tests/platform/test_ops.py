@@ -11,7 +11,7 @@ from tests.factories import assert_error
 async def test_health_ready_metrics_docs(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}, ready.text
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert ('http_requests_total{handler="fastapi",method="GET",route="/readyz",status="200"}'
