@@ -9,6 +9,7 @@ every transaction, then the payment row."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ecommerce.orders import service
@@ -55,10 +56,12 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
             raise NotPayable(f"This order is {view['status']}; it can no longer be paid")
         return status, view
     outcome = await payments.confirm(gateway_of(ctx), begun.payment, payment_key)
-    await apply(ctx, begun.payment, outcome, looked_up=False)
+    shown = await apply(ctx, begun.payment, outcome, looked_up=False, view=True)
     if outcome.verdict == payments.DECLINED:
         raise PaymentDeclined(outcome.code, outcome.message)
-    return await answer(ctx, order_id)
+    if shown is None:
+        return await answer(ctx, order_id)
+    return _status(shown), shown
 
 
 async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key: str,
@@ -86,23 +89,27 @@ async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key:
             begun.refusal = NotPayable("This order's payment time ran out; it has expired")
         elif await service.start_confirm(uow, order_id):
             await payments.begin_confirm(uow, payment, payment_key, now)
-            begun.payment = await payments.get(uow, payment.id)
+            begun.payment = SimpleNamespace(**{  # the row as that move left it
+                **payment._asdict(), "status": "CONFIRMING", "payment_key": payment_key,
+                "attempted_at": now})
         else:
             begun.raced = True  # another confirm moved it first: answer as it stands
     return begun
 
 
 async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
-                looked_up: bool) -> None:
+                looked_up: bool, view: bool = False) -> dict[str, Any] | None:
     """Settle a card order from the gateway's answer to its confirm, or from a lookup
     (`looked_up`: the job, the webhook). APPROVED: PAID, or, if the order cannot take it
     any more (it expired or failed meanwhile) or the amount is wrong, refunded. DECLINED:
     PAYMENT_FAILED with every hold given back; from a lookup only once the confirm's call
-    has surely ended (before that, "no payment" may mean "not yet")."""
+    has surely ended (before that, "no payment" may mean "not yet"). `view`: the order's
+    view as this transaction leaves it (None if a refund followed, or nothing moved)."""
     now = ctx.clock.now()
     if outcome.verdict == payments.UNKNOWN:
-        return
+        return None
     refund = False
+    shown = None
     zone = ctx.settings.timezone
     async with ctx.db.uow() as uow:
         # The order row first (it orders every change of this order), then the payment,
@@ -120,8 +127,11 @@ async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
             if await service.release(uow, ctx.listings, zone, payment.order_id,
                                      "PAYMENT_FAILED", now):
                 await payments.failed(uow, payment, outcome.code, outcome.message)
+        if view and not refund:
+            shown = await _view(uow, payment.order_id)
     if refund:
         await retry_refund(ctx, payment.id)
+    return shown
 
 
 async def expire(ctx: AppContext, payment: Any) -> None:
@@ -160,7 +170,11 @@ async def answer(ctx: AppContext, order_id: int) -> tuple[int, dict[str, Any]]:
     unsettled."""
     async with ctx.db.uow(write=False) as uow:
         view = await _view(uow, order_id)
-    return (202 if view["status"] in ("PAYMENT_UNKNOWN", "CANCEL_PENDING") else 200), view
+    return _status(view), view
+
+
+def _status(view: dict[str, Any]) -> int:
+    return 202 if view["status"] in ("PAYMENT_UNKNOWN", "CANCEL_PENDING") else 200
 
 
 async def _view(uow: Any, order_id: int) -> dict[str, Any]:
