@@ -130,6 +130,12 @@ CASES: dict[str, tuple[str, Setup, bool, type[Exception] | None]] = {
         "userId": n["user"], "items": [{"productId": 999_999, "quantity": 1}]}), True, None),
     "order coupon not held": ("/api/orders", order(lambda n: line(n, couponCode="NONE")),
                               True, None),
+    "order by card without a gateway": ("/api/orders", order(lambda n: line(
+        n, paymentMethod="CARD", balanceAmount=500)), True, None),
+    "order balanceAmount without card": ("/api/orders", order(lambda n: line(
+        n, balanceAmount=500)), False, None),
+    "order unknown payment method": ("/api/orders", order(lambda n: line(
+        n, paymentMethod="CASH")), False, None),
     "order balance too low": ("/api/orders", order(lambda n: {
         **line(n), "userId": n["poor"]}, who="poor"), True, None),
     "order by a user who does not exist": ("/api/orders", order(lambda n: {
