@@ -315,10 +315,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_sink(port: int) -> subprocess.Popen:
-    """The local data platform the relay delivers to."""
+def start_helper(port: int, *command: str) -> subprocess.Popen:
+    """`ecommerce <command>` on `port`, once it accepts connections."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "ecommerce", *command, "--port", str(port)],
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -326,7 +326,12 @@ def start_sink(port: int) -> subprocess.Popen:
                 return process
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("the data platform sink did not start")
+    raise RuntimeError(f"`ecommerce {command[0]}` did not start")
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    """The local data platform the relay delivers to."""
+    return start_helper(port, "dev-sink", "--quiet")
 
 
 def server_settings(url: str, redis_url: str | None, sink_port: int,
@@ -529,17 +534,7 @@ def run_card_orders(port: int, data: dict[str, Any], args: argparse.Namespace,
 
 def start_sandbox(port: int) -> subprocess.Popen:
     """The card gateway's sandbox, every API call taking GATEWAY_LATENCY longer."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ecommerce", "dev-pg", "--port", str(port),
-         "--latency", str(card.GATEWAY_LATENCY)],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the payment sandbox did not start")
+    return start_helper(port, "dev-pg", "--latency", str(card.GATEWAY_LATENCY))
 
 
 def _line(backend: str, name: str, summary: dict[str, Any]) -> str:

@@ -81,13 +81,8 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     code = applied.code if applied else None
     await repository.set_amounts(uow.conn, order_id, subtotal, discount, code,
                                  applied.user_coupon_id if applied else None, by_card)
-    payment = None
-    if by_card:
-        assert card is not None
-        payment = await payments.open_payment(uow, kind="ORDER", user_id=user_id,
-                                              order_id=order_id, amount=by_card, now=now,
-                                              hold_seconds=card.hold_seconds)
-    else:
+    payment = await _open_payment(uow, card, user_id, order_id, by_card, now)
+    if payment is None:
         uow.record(OrderCompleted(
             occurred_at=now, order_id=order_id, user_id=user_id,
             items=[(i["product_id"], i["quantity"], i["unit_price"]) for i in items],
@@ -99,6 +94,15 @@ async def place_order(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, *, us
     if not by_card:
         await ranking.record_sale(uow, lines, now, zone)
     return _placed(order_id, user_id, items, subtotal, discount, code, now, by_card, payment)
+
+
+async def _open_payment(uow: UnitOfWork, card: ByCard | None, user_id: int, order_id: int,
+                        by_card: int, now: datetime) -> Any:
+    """A card order's READY payment of its card part (None: nothing is paid by card)."""
+    if card is None or not by_card:
+        return None
+    return await payments.open_payment(uow, kind="ORDER", user_id=user_id, order_id=order_id,
+                                       amount=by_card, now=now, hold_seconds=card.hold_seconds)
 
 
 def _card_part(card: ByCard | None, paid: int) -> int:
@@ -193,13 +197,8 @@ async def _place_in_one_call(uow: UnitOfWork, listings: Listings, zone: ZoneInfo
             "balance": paid - by_card, "card": by_card})
     except repository.Refused as refused:
         raise _refusal(refused) from None
-    payment = None
-    if by_card:
-        assert card is not None
-        payment = await payments.open_payment(uow, kind="ORDER", user_id=user_id,
-                                              order_id=order_id, amount=by_card, now=now,
-                                              hold_seconds=card.hold_seconds)
-    else:
+    payment = await _open_payment(uow, card, user_id, order_id, by_card, now)
+    if payment is None:
         uow.wrote_events()
     if 0 in stocks:
         await listings.changed(uow)
