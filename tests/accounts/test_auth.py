@@ -26,6 +26,33 @@ async def test_signup_then_login_then_me(shop, client):
     assert me.json()["username"] == "alice" and me.json()["createdAt"].endswith("Z")
 
 
+async def test_an_email_for_order_notices_at_sign_up_or_later(shop, client):
+    created = await client.post("/api/auth/signup", json={
+        "username": "mailer", "password": "password-1", "email": "mailer@example.kr"})
+    assert created.status_code == 201, created.text
+    token = (await client.post("/api/auth/login", json={
+        "username": "mailer", "password": "password-1"})).json()["accessToken"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/users/me", headers=headers)).json()["email"] == (
+        "mailer@example.kr")
+    changed = await client.patch("/api/users/me", headers=headers,
+                                 json={"email": "새주소@예시.한국"})
+    assert changed.status_code == 200 and changed.json()["email"] == "새주소@예시.한국"
+    removed = await client.patch("/api/users/me", headers=headers, json={"email": None})
+    assert removed.json()["email"] is None
+    assert (await client.get("/api/users/me", headers=headers)).json()["email"] is None
+    for bad in ("not-an-address", "a@b", "two@@example.kr", "space @example.kr",
+                "x" * 250 + "@example.kr", 12):
+        answer = await client.patch("/api/users/me", headers=headers, json={"email": bad})
+        assert "email" in assert_error(answer, 400, "INVALID_REQUEST")["message"]
+    assert_error(await client.patch("/api/users/me", headers=headers, json={}),
+                 400, "INVALID_REQUEST")  # null removes it; leaving it out says nothing
+    assert_error(await client.patch("/api/users/me", json={"email": None}), 401, "UNAUTHORIZED")
+    no_mail = await client.post("/api/auth/signup", json={
+        "username": "nomail", "password": "password-1", "email": "nope"})
+    assert "email" in assert_error(no_mail, 400, "INVALID_REQUEST")["message"]
+
+
 async def test_new_user_has_zero_balance(client):
     user = (await client.post("/api/auth/signup",
                               json={"username": "bob", "password": "password-1"})).json()

@@ -56,6 +56,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("POST", "/api/auth/login"): (PUBLIC, lambda w, r: (
         "/api/auth/login", {"username": w.owner.username, "password": "password-123"})),
     ("GET", "/api/users/me"): (SIGNED_IN, lambda w, r: ("/api/users/me", None)),
+    ("PATCH", "/api/users/me"): (SIGNED_IN, lambda w, r: (
+        "/api/users/me", {"email": f"{r}@example.kr"})),
     ("GET", "/api/balance/{userId}"): (OWNER_OR_ADMIN, lambda w, r: (
         f"/api/balance/{w.owner.id}", None)),
     ("POST", "/api/balance/recharge"): (OWNER_OR_ADMIN, lambda w, r: (

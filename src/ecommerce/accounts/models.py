@@ -11,5 +11,6 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("email", String(254), nullable=True),  # for order notices; optional
     CheckConstraint("role IN ('CUSTOMER', 'ADMIN')", name="role"),
 )

@@ -3,7 +3,7 @@ from fastapi import APIRouter, Request
 from ecommerce.accounts import usecases
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.accounts.errors import InvalidCredentials, UsernameTaken, UserNotFound
-from ecommerce.accounts.schemas import LoginIn, MeOut, SignupIn, TokenOut, UserOut
+from ecommerce.accounts.schemas import LoginIn, MeIn, MeOut, SignupIn, TokenOut, UserOut
 from ecommerce.context import Ctx
 from ecommerce.platform.errors import RateLimited, ServerBusy, Unauthorized, responses
 
@@ -14,7 +14,7 @@ router = APIRouter(tags=["auth"])
              responses=responses(UsernameTaken, ServerBusy))
 async def signup(body: SignupIn, ctx: Ctx) -> UserOut:
     user_id = await usecases.sign_up(ctx.db, ctx.passwords, ctx.clock, body.username,
-                                    body.password)
+                                    body.password, email=body.email)
     return UserOut(user_id=user_id, username=usecases.normalise(body.username), role="CUSTOMER")
 
 
@@ -34,3 +34,10 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> TokenOut:
             responses=responses(Unauthorized, UserNotFound))
 async def me(principal: CurrentUser, ctx: Ctx) -> MeOut:
     return await usecases.me(ctx.db, principal)
+
+
+@router.patch("/api/users/me", response_model=MeOut, tags=["users"],
+              responses=responses(Unauthorized, UserNotFound))
+async def update_me(body: MeIn, principal: CurrentUser, ctx: Ctx) -> MeOut:
+    """Set the e-mail for order notices (`email`), or remove it (`null`)."""
+    return await usecases.update_me(ctx.db, principal, body.email)

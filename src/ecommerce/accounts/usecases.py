@@ -5,6 +5,7 @@ routes, the CLI and the seed are adapters over them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -29,13 +30,14 @@ def normalise(username: str) -> str:
 
 
 async def sign_up(db: Database, passwords: Passwords, clock: Clock, username: str,
-                  password: str, role: str = "CUSTOMER") -> int:
-    """Create a user with an empty wallet; returns the new user id."""
+                  password: str, role: str = "CUSTOMER", email: str | None = None) -> int:
+    """Create a user with an empty wallet (and the e-mail for order notices, if given);
+    returns the new user id."""
     password_hash = await passwords.hash(password)
     try:
         async with db.uow() as uow:
             user_id = await repository.add_user(uow.conn, normalise(username), password_hash,
-                                                role, clock.now())
+                                                role, clock.now(), email)
             await wallet.open_wallet(uow, user_id, clock.now())
     except IntegrityError:
         raise UsernameTaken() from None
@@ -77,7 +79,20 @@ async def me(db: Database, caller: Principal) -> MeOut:
         user = await repository.get_by_id(uow.conn, caller.user_id)
     if user is None:
         raise UserNotFound()
-    return MeOut(user_id=user.id, username=user.username, role=user.role,
+    return _me(user)
+
+
+async def update_me(db: Database, caller: Principal, email: str | None) -> MeOut:
+    """Set (or, with None, remove) the caller's e-mail for order notices."""
+    async with db.uow() as uow:
+        if not await repository.set_email(uow.conn, caller.user_id, email):
+            raise UserNotFound()
+        user = await repository.get_by_id(uow.conn, caller.user_id)
+    return _me(user)
+
+
+def _me(user: Any) -> MeOut:
+    return MeOut(user_id=user.id, username=user.username, role=user.role, email=user.email,
                  created_at=user.created_at)
 
 
