@@ -160,8 +160,10 @@ INJECT_AT = {"/api/coupons/claim": ("ecommerce.coupons.repository", "get_by_code
 
 
 def _normalised(response: httpx.Response, names: dict[str, int]) -> tuple[int, Any]:
-    """Status and body with the setup's ids named (ids differ between the two runs)."""
-    ids = {value: f"<{name}>" for name, value in names.items()}
+    """Status and body with the setup's ids named (ids differ between the two runs). Users
+    and products are named apart: a user's id may equal a product's in one run only."""
+    products = {value: f"<{name}>" for name, value in names.items() if name == "product"}
+    people = {value: f"<{name}>" for name, value in names.items() if name != "product"}
 
     def walk(key: str, value: Any) -> Any:
         if key == "timestamp":
@@ -169,13 +171,13 @@ def _normalised(response: httpx.Response, names: dict[str, int]) -> tuple[int, A
         if key in ("orderId", "userCouponId"):
             return "<id>"
         if key in ("userId", "productId"):
-            return ids.get(value, value)
+            return (people if key == "userId" else products).get(value, value)
         if isinstance(value, dict):
             return {k: walk(k, v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(key, v) for v in value]
         if isinstance(value, str) and key == "message":
-            for number, name in ids.items():
+            for number, name in products.items():
                 value = value.replace(f"(product {number})", f"(product {name})").replace(
                     f"product {number} is", f"product {name} is")
         return value
