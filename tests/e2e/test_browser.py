@@ -274,6 +274,7 @@ async def test_paying_by_card_in_the_browser(clean_db, browser):
             await page.get_by_label("잔액에서 결제").fill("10000")
             await page.get_by_label("잔액에서 결제").dispatch_event("change")
             await expect(page.locator("#quote-card")).to_have_text("₩15,000")
+            await shot(page, "card-cart")
             await page.get_by_role("button", name="결제하기").click()
             await expect(page.get_by_text("15,000원")).to_be_visible()  # the gateway's page
             assert page.url.startswith(f"{sandbox}/checkout")
