@@ -375,3 +375,43 @@ async def test_the_audit_sees_what_a_broken_card_payment_would_leave(shop, clien
     assert any(f"card order {paid['orderId']} (PAID)" in p for p in problems), problems
     assert any("payment" in p and "DONE at the gateway" in p
                for p in await audit_gateway(shop.db, shop.ctx.gateway))
+
+
+async def test_an_approval_later_than_the_lookup_that_failed_it_is_refunded(shop, client,
+                                                                            sandbox):
+    """The confirm never reached the gateway (down), the job's lookup found no approval
+    and failed the order; then the gateway processes the confirm after all. The job's
+    second look, ten minutes on, refunds it: nothing charged without an order."""
+    shop.clock.freeze(shop.clock.now())
+    user = await make_user(shop, balance=1_000)
+    pen = await make_product(shop, price=4_000, stock=1)
+    before = await state(shop, client, user, pen)
+    order = await card_order(client, user, pen, balance_amount=1_000)
+    pg_order_id = order["payment"]["pgOrderId"]
+    key, _ = await authorise(sandbox, 3_000, order_id=pg_order_id)
+    working = shop.ctx.gateway
+    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
+                               timeout=0.5)
+    try:
+        lost = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
+                                 headers=user.headers, json={"paymentKey": key, "amount": 3_000})
+        assert (lost.status_code, lost.json()["status"]) == (202, "PAYMENT_UNKNOWN")
+    finally:
+        await shop.ctx.gateway.close()
+        shop.ctx.gateway = working
+    shop.clock.advance(timedelta(seconds=1.3))
+    assert (await jobs.run_once(shop.ctx))["settle"] == 1
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert (shown["status"], shown["payment"]["status"]) == ("PAYMENT_FAILED", "FAILED")
+    assert await state(shop, client, user, pen) == before
+
+    await working.confirm(key, pg_order_id, 3_000)  # the gateway approves it after all
+    assert (await jobs.run_once(shop.ctx))["recheck"] == 0  # not yet: every ten minutes
+    shop.clock.advance(timedelta(seconds=601))
+    assert (await jobs.run_once(shop.ctx))["recheck"] == 1
+    assert (await working.by_order_id(pg_order_id)).status == "CANCELED"
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert (shown["status"], shown["payment"]["status"]) == ("PAYMENT_FAILED", "CANCELLED")
+    assert await state(shop, client, user, pen) == before
+    assert await events_of(shop, order["orderId"]) == []
+    await audited(shop)

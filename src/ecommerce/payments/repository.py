@@ -58,6 +58,25 @@ async def due(conn: AsyncConnection, status: str, before: datetime, column: str,
         .order_by(moment).limit(limit))).all()
 
 
+async def failed_by_lookup(conn: AsyncConnection, codes: Sequence[str], before: datetime,
+                           since: datetime, limit: int) -> Sequence[Any]:
+    """FAILED payments whose failure a lookup decided (one of `codes`), last looked at
+    before `before` and created since `since`, oldest look first."""
+    return (await conn.execute(
+        select(payments).where(payments.c.status == "FAILED",
+                               payments.c.failure_code.in_(codes),
+                               payments.c.attempted_at < before,
+                               payments.c.created_at >= since)
+        .order_by(payments.c.attempted_at).limit(limit))).all()
+
+
+async def touch(conn: AsyncConnection, payment_id: int, status: str, now: datetime) -> None:
+    """Note that the gateway was asked about it now (if it is still in `status`)."""
+    await conn.execute(update(payments).where(payments.c.id == payment_id,
+                                              payments.c.status == status)
+                       .values(attempted_at=now))
+
+
 def _filter(status: str | None, kind: str | None) -> Any:
     conditions = []
     if status is not None:

@@ -120,6 +120,11 @@ async def failed(uow: UnitOfWork, payment: Any, code: str, message: str) -> bool
         "failure_code": code[:64], "failure_message": message[:255]})
 
 
+async def looked_again(uow: UnitOfWork, payment: Any, now: datetime) -> None:
+    """A FAILED payment was looked up again and is still not approved."""
+    await repository.touch(uow.conn, payment.id, "FAILED", now)
+
+
 async def orphaned(uow: UnitOfWork, payment: Any, answer: GatewayPayment, now: datetime
                    ) -> bool:
     """The gateway charged a payment whose order or charge no longer takes it (it expired
@@ -147,12 +152,22 @@ async def refunded(uow: UnitOfWork, payment: Any, now: datetime) -> bool:
                                  {"cancelled_at": now})
 
 
+# Failures a lookup decided ("the gateway holds no approval"), as opposed to the
+# gateway's own refusal of a confirm: a gateway that processed the confirm later than the
+# lookup could still approve one, so the job looks again for a while.
+DECIDED_BY_LOOKUP = ("NOT_FOUND_PAYMENT", "IN_PROGRESS", "READY")
+
+
 async def due(uow: UnitOfWork, now: datetime, settings: Settings, limit: int = 100
               ) -> dict[str, Sequence[Any]]:
     """What the reconcile job has to do: READY payments past their hold, CONFIRMING ones
-    whose gateway call has surely ended, and refunds still to be asked."""
+    whose gateway call has surely ended, refunds still to be asked, and payments a lookup
+    failed, looked at again every PAYMENT_RECHECK_SECONDS for PAYMENT_RECHECK_HOURS."""
     settled_before = now - timedelta(seconds=settled_after(settings))
     return {
+        "recheck": await repository.failed_by_lookup(
+            uow.conn, DECIDED_BY_LOOKUP, now - timedelta(seconds=settings.payment_recheck_seconds),
+            now - timedelta(hours=settings.payment_recheck_hours), limit),
         "expire": await repository.due(uow.conn, "READY", now, "expires_at", limit),
         "settle": await repository.due(uow.conn, "CONFIRMING", settled_before,
                                        "attempted_at", limit),

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # A confirm whose call began this long plus the timeout ago has surely ended at the
     # gateway: only then does the job read "no payment there" as declined.
     payment_settle_grace_seconds: float = Field(default=5.0, ge=0)
+    # A payment that failed because a lookup found no approval is looked up again this
+    # often, for this long (a gateway that approved it later is then refunded).
+    payment_recheck_seconds: float = Field(default=600.0, gt=0)
+    payment_recheck_hours: float = Field(default=24.0, ge=0)
     payment_reconcile_seconds: float = Field(default=10.0, gt=0, le=50)
     run_payment_jobs: bool = True
 

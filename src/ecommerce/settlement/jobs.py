@@ -4,7 +4,9 @@ settle gets settled here, from what the gateway holds.
 One run: READY payments past their hold expire (a card order gives its stock, coupon and
 balance part back); CONFIRMING payments whose confirm call has surely ended are looked up
 and settled (PAID, or PAYMENT_FAILED with the holds given back, or refunded if the order
-could no longer take it); CANCEL_PENDING refunds are asked again. Every step is a
+could no longer take it); CANCEL_PENDING refunds are asked again; and payments a lookup
+failed are looked at again for a day, in case the gateway approved them later (then they
+are refunded: the order gave everything back already). Every step is a
 conditional move (payments/service.py), so any number of processes may run it at once;
 the worst a race costs is a lookup or an idempotent refund call made twice."""
 
@@ -33,6 +35,18 @@ async def settle(ctx: AppContext, payment: Any) -> None:
         await charges.apply(ctx, payment, outcome, looked_up=True)
 
 
+async def recheck(ctx: AppContext, payment: Any) -> None:
+    """A payment a lookup failed: approved since, it is refunded (its order or charge gave
+    everything back already); still not, it is looked at again later."""
+    outcome = await payments.look_up(payments.required(ctx.gateway), payment)
+    if outcome.verdict == payments.APPROVED:
+        await (card.apply if payment.kind == "ORDER" else charges.apply)(
+            ctx, payment, outcome, looked_up=True)
+    elif outcome.verdict == payments.DECLINED:
+        async with ctx.db.uow() as uow:
+            await payments.looked_again(uow, payment, ctx.clock.now())
+
+
 async def run_once(ctx: AppContext) -> dict[str, int]:
     """One pass over what is due; how many of each it handled."""
     async with ctx.db.uow(write=False) as uow:
@@ -45,6 +59,8 @@ async def run_once(ctx: AppContext) -> dict[str, int]:
     if ctx.gateway is not None:
         for payment in due["settle"]:
             await settle(ctx, payment)
+        for payment in due["recheck"]:
+            await recheck(ctx, payment)
         for payment in due["refund"]:
             if payment.kind == "ORDER":
                 await card.retry_refund(ctx, payment.id)
