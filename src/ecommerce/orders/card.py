@@ -112,8 +112,8 @@ async def apply(ctx: AppContext, payment: Any, outcome: payments.Outcome, *,
     shown = None
     zone = ctx.settings.timezone
     async with ctx.db.uow() as uow:
-        # The order row first (it orders every change of this order), then the payment,
-        # read after that lock so that it shows what a racing settlement committed.
+        # The order row first (its lock orders every change of this order), then the
+        # payment; each move is conditional, so a settlement that lost a race moves nothing.
         if outcome.verdict == payments.APPROVED:
             assert outcome.payment is not None
             fits = outcome.code != "AMOUNT_MISMATCH"
