@@ -2,8 +2,9 @@
 (`ecommerce dev-pg --latency 0.05`), at a fixed rate, while balance-paid orders run as fast
 as they can beside them in the same run.
 
-Before the measured run (not timed), `CARD_ORDERS` card orders are placed through the API
-and each is authorised at the sandbox's checkout page, as a customer would. The measured
+Before the measured run (not timed), card orders are placed through the API and each is
+authorised at the sandbox's checkout page, as a customer would (the tests' own steps,
+`tests/payments/checkout.authorise`). The measured
 run then replays their confirms (`POST /api/orders/{id}/payment/confirm`, each once) at
 `CARD_RATE` a second, beside the `order_mix` of balance orders. The confirm's gateway call
 holds no database connection or lock (orders/card.py), so the balance orders should keep
@@ -16,11 +17,9 @@ import json
 import os
 import random
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY
+from tests.payments.checkout import authorise
 
 CARD_RATE = 100  # confirms a second
 # Seconds the sandbox adds to every API call; BENCH_GATEWAY_LATENCY=0 gives the run to
@@ -31,12 +30,11 @@ GATEWAY_LATENCY = float(os.environ.get("BENCH_GATEWAY_LATENCY", "0.05"))
 async def _prepare(port: int, sandbox: str, data: dict[str, Any], count: int
                    ) -> list[str]:
     rng = random.Random("card_orders")
-    buyers = data["rich"]
     lines: list[str] = []
     slots = asyncio.Semaphore(16)
-    async with httpx.AsyncClient(timeout=30) as shop, httpx.AsyncClient(timeout=30) as gateway:
+    async with httpx.AsyncClient(timeout=30) as shop:
         async def one() -> None:
-            uid = rng.choice(buyers)
+            uid = rng.choice(data["rich"])
             body = {"userId": uid, "paymentMethod": "CARD",
                     "items": [{"productId": rng.choice(data["products"]), "quantity": 1}]}
             async with slots:
@@ -46,15 +44,10 @@ async def _prepare(port: int, sandbox: str, data: dict[str, Any], count: int
                 if placed.status_code != 201:
                     raise RuntimeError(f"card order refused: {placed.text}")
                 order = placed.json()
-                payment = order["payment"]
-                answer = await gateway.post(f"{sandbox}/checkout", data={
-                    "clientKey": DEFAULT_CLIENT_KEY, "orderId": payment["pgOrderId"],
-                    "amount": str(payment["amount"]), "orderName": "bench",
-                    "successUrl": "http://shop.test/ok", "failUrl": "http://shop.test/fail",
-                    "cardNumber": "4330000000000001", "action": "pay"})
-            query = parse_qs(urlsplit(answer.headers["location"]).query)
-            confirm = json.dumps({"paymentKey": query["paymentKey"][0],
-                                  "amount": payment["amount"]}, separators=(",", ":"))
+                amount = order["payment"]["amount"]
+                key, _ = await authorise(sandbox, amount,
+                                         order_id=order["payment"]["pgOrderId"])
+            confirm = json.dumps({"paymentKey": key, "amount": amount}, separators=(",", ":"))
             lines.append("\t".join(("POST", f"/api/orders/{order['orderId']}/payment/confirm",
                                     data["tokens"][uid], confirm, "")))
 

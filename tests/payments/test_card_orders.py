@@ -7,6 +7,7 @@ gateway's side) is clean."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +36,19 @@ def settings_overrides(sandbox: str) -> dict[str, Any]:
             "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": 0.7,
             "payment_settle_grace_seconds": 0.5, "payment_hold_seconds": 600,
             "run_payment_jobs": False}
+
+
+@contextlib.asynccontextmanager
+async def gateway_down(shop):  # noqa: ANN001, ANN201
+    """The shop's gateway unreachable (nothing listens where it points) while inside."""
+    working = shop.ctx.gateway
+    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
+                               timeout=0.5)
+    try:
+        yield
+    finally:
+        await shop.ctx.gateway.close()
+        shop.ctx.gateway = working
 
 
 async def audited(shop) -> None:  # noqa: ANN001
@@ -259,9 +273,7 @@ async def test_cancel_refunds_the_card_once_also_after_the_gateway_was_down(shop
     _, paid = await pay(sandbox, client, user, order)
     assert paid.status_code == 200
     working = shop.ctx.gateway
-    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
-                               timeout=0.5)  # down: nothing listens there
-    try:
+    async with gateway_down(shop):
         pending = await client.post(f"/api/orders/{order['orderId']}/cancel",
                                     headers={**user.headers, "Idempotency-Key": "c-1"})
         assert (pending.status_code, pending.json()["status"]) == (202, "CANCEL_PENDING")
@@ -269,9 +281,6 @@ async def test_cancel_refunds_the_card_once_also_after_the_gateway_was_down(shop
                                        headers=user.headers), 409, "ORDER_NOT_CANCELLABLE")
         await jobs.run_once(shop.ctx)  # still down: still pending, nothing given back
         assert (await state(shop, client, user, pen))["stock"] == 1
-    finally:
-        await shop.ctx.gateway.close()
-        shop.ctx.gateway = working
     assert (await jobs.run_once(shop.ctx))["refund"] == 1
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("CANCELLED", "CANCELLED")
@@ -390,15 +399,10 @@ async def test_an_approval_later_than_the_lookup_that_failed_it_is_refunded(shop
     pg_order_id = order["payment"]["pgOrderId"]
     key, _ = await authorise(sandbox, 3_000, order_id=pg_order_id)
     working = shop.ctx.gateway
-    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
-                               timeout=0.5)
-    try:
+    async with gateway_down(shop):
         lost = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
                                  headers=user.headers, json={"paymentKey": key, "amount": 3_000})
         assert (lost.status_code, lost.json()["status"]) == (202, "PAYMENT_UNKNOWN")
-    finally:
-        await shop.ctx.gateway.close()
-        shop.ctx.gateway = working
     shop.clock.advance(timedelta(seconds=1.3))
     assert (await jobs.run_once(shop.ctx))["settle"] == 1
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()

@@ -19,15 +19,10 @@ from ecommerce.payments.errors import (
     PaymentAmountMismatch,
     PaymentDeclined,
 )
-from ecommerce.payments.gateway import Gateway
 from ecommerce.platform.principal import Principal
 
 if TYPE_CHECKING:
     from ecommerce.context import AppContext
-
-
-def gateway_of(ctx: AppContext) -> Gateway:
-    return payments.required(ctx.gateway)
 
 
 @dataclass
@@ -55,7 +50,7 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
         if view["status"] not in ("PAID", "PAYMENT_UNKNOWN"):
             raise NotPayable(f"This order is {view['status']}; it can no longer be paid")
         return status, view
-    outcome = await payments.confirm(gateway_of(ctx), begun.payment, payment_key)
+    outcome = await payments.confirm(payments.required(ctx.gateway), begun.payment, payment_key)
     shown = await apply(ctx, begun.payment, outcome, looked_up=False, view=True)
     if outcome.verdict == payments.DECLINED:
         raise PaymentDeclined(outcome.code, outcome.message)
@@ -70,7 +65,7 @@ async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key:
     begun = _Begun(order_id)
     async with ctx.db.uow() as uow:
         order = await service.visible(uow, order_id, caller.user_id, caller.is_admin)
-        gateway_of(ctx)  # 409 without one, before anything moves
+        payments.required(ctx.gateway)  # 409 without one, before anything moves
         payment = (await payments.of_order(uow, order_id)
                    if order.payment_method == "CARD" else None)
         if payment is None:
@@ -162,7 +157,8 @@ async def retry_refund(ctx: AppContext, payment_id: int) -> None:
         return payment.order_id is not None and await service.finish_cancel(
             uow, ctx.listings, ctx.settings.timezone, payment.order_id, now)
 
-    await payments.retry_refund(ctx.db, gateway_of(ctx), payment_id, ctx.clock.now, finish)
+    await payments.retry_refund(ctx.db, payments.required(ctx.gateway), payment_id,
+                                ctx.clock.now, finish)
 
 
 async def answer(ctx: AppContext, order_id: int) -> tuple[int, dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ecommerce.orders import card as card_payment
 from ecommerce.orders import service
 from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
+from ecommerce.payments import service as payments
 from ecommerce.payments.schemas import ConfirmIn
 from ecommerce.platform import idempotency
 from ecommerce.platform.database import UnitOfWork
@@ -44,7 +45,7 @@ async def place(ctx: AppContext, caller: Principal, command: OrderIn, key: str |
     in_one_call = service.places_in_one_statement(ctx.db.dialect)
     card = None
     if command.payment_method == "CARD":  # PAYMENT_PENDING until confirmed (orders/card.py)
-        card_payment.gateway_of(ctx)
+        payments.required(ctx.gateway)
         card = service.ByCard(command.balance_amount or 0, ctx.settings.payment_hold_seconds)
 
     async def work(uow: UnitOfWork) -> tuple[int, Any]:

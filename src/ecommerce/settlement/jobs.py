@@ -26,23 +26,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecommerce.settlement")
 
 
-async def settle(ctx: AppContext, payment: Any) -> None:
+# What a payment pays for settles it: both modules have `apply`, `expire` and
+# `retry_refund` with the same signatures.
+_FOR = {"ORDER": card, "CHARGE": charges}
+
+
+async def settle(ctx: AppContext, payment: Any) -> payments.Outcome:
     """Read the payment back from the gateway and settle it by what it says."""
     outcome = await payments.look_up(payments.required(ctx.gateway), payment)
-    if payment.kind == "ORDER":
-        await card.apply(ctx, payment, outcome, looked_up=True)
-    else:
-        await charges.apply(ctx, payment, outcome, looked_up=True)
+    await _FOR[payment.kind].apply(ctx, payment, outcome, looked_up=True)
+    return outcome
 
 
 async def recheck(ctx: AppContext, payment: Any) -> None:
     """A payment a lookup failed: approved since, it is refunded (its order or charge gave
     everything back already); still not, it is looked at again later."""
-    outcome = await payments.look_up(payments.required(ctx.gateway), payment)
-    if outcome.verdict == payments.APPROVED:
-        await (card.apply if payment.kind == "ORDER" else charges.apply)(
-            ctx, payment, outcome, looked_up=True)
-    elif outcome.verdict == payments.DECLINED:
+    if (await settle(ctx, payment)).verdict == payments.DECLINED:
         async with ctx.db.uow() as uow:
             await payments.looked_again(uow, payment, ctx.clock.now())
 
@@ -52,20 +51,14 @@ async def run_once(ctx: AppContext) -> dict[str, int]:
     async with ctx.db.uow(write=False) as uow:
         due = await payments.due(uow, ctx.clock.now(), ctx.settings)
     for payment in due["expire"]:
-        if payment.kind == "ORDER":
-            await card.expire(ctx, payment)
-        else:
-            await charges.expire(ctx, payment)
+        await _FOR[payment.kind].expire(ctx, payment)
     if ctx.gateway is not None:
         for payment in due["settle"]:
             await settle(ctx, payment)
         for payment in due["recheck"]:
             await recheck(ctx, payment)
         for payment in due["refund"]:
-            if payment.kind == "ORDER":
-                await card.retry_refund(ctx, payment.id)
-            else:
-                await charges.retry_refund(ctx, payment.id)
+            await _FOR[payment.kind].retry_refund(ctx, payment.id)
     return {name: len(rows) for name, rows in due.items()}
 
 
@@ -95,7 +88,4 @@ async def webhook(ctx: AppContext, pg_order_id: str | None) -> None:
                                                   "EXPIRED"):
         await settle(ctx, payment)
     elif payment is not None and payment.status == "CANCEL_PENDING":
-        if payment.kind == "ORDER":
-            await card.retry_refund(ctx, payment.id)
-        else:
-            await charges.retry_refund(ctx, payment.id)
+        await _FOR[payment.kind].retry_refund(ctx, payment.id)
