@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Begun:
-    order_id: int
     payment: Any = None
     answer: tuple[int, dict[str, Any]] | None = None  # settled without the gateway
     refusal: Exception | None = None  # committed first (an expiry), then raised
@@ -62,7 +61,7 @@ async def confirm(ctx: AppContext, caller: Principal, order_id: int, payment_key
 async def _begin(ctx: AppContext, caller: Principal, order_id: int, payment_key: str,
                  amount: int) -> _Begun:
     now = ctx.clock.now()
-    begun = _Begun(order_id)
+    begun = _Begun()
     async with ctx.db.uow() as uow:
         order = await service.visible(uow, order_id, caller.user_id, caller.is_admin)
         payments.required(ctx.gateway)  # 409 without one, before anything moves

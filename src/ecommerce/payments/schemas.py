@@ -36,8 +36,6 @@ class WebhookIn(ApiRequest):
     """The gateway's notice of a status change. Only which payment it names is read (the
     order id we gave the gateway); what happened is read back from the gateway."""
 
-    model_config = {"extra": "allow"}
-
     event_type: str | None = None
     data: dict[str, object] | None = None
     order_id: str | None = None
