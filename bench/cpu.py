@@ -51,7 +51,7 @@ async def measure(backend: str, scenarios: list[str], warm: int, count: int) -> 
         upgrade(url)
         data = await load_fixtures(url)
         settings = Settings(_env_file=None, database_url=url, jwt_secret=SECRET,
-                            redis_url=BACKENDS[backend][1], run_relay=False,
+                            redis_url=BACKENDS[backend][1], run_consumers=False,
                             redis_prefix=f"bench-cpu:{uuid.uuid4().hex[:8]}",
                             rate_limit_claim="0", rate_limit_login="0", access_log=False,
                             log_level="WARNING")

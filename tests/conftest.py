@@ -41,7 +41,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "admin_password": None,
         "data_platform_url": None,
         "access_log": False,
-        "run_relay": False,
+        "run_consumers": False,
         "db_pool_size": 5,  # xdist runs two test processes against one PostgreSQL
         "top_sellers_cache_seconds": 0,
     }

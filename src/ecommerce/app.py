@@ -15,11 +15,12 @@ from ecommerce.accounts.router import router as accounts_router
 from ecommerce.catalog import fastpath as catalog_fastpath
 from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
+from ecommerce.consumers import setup as consumer_setup
+from ecommerce.consumers.router import admin as consumers_admin_router
 from ecommerce.context import AppContext
 from ecommerce.coupons import usecases as coupon_usecases
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
-from ecommerce.events.relay import Relay
 from ecommerce.events.router import admin as events_admin_router
 from ecommerce.orders import usecases as order_usecases
 from ecommerce.orders.router import admin as orders_admin_router
@@ -57,21 +58,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if settings.admin_username and settings.admin_password:
             await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock,
                                         settings.admin_username, settings.admin_password)
-        relay_task, stop = None, asyncio.Event()
-        if settings.run_relay:
-            relay = Relay(ctx.db, settings, ctx.redis, ctx.clock)
-            if relay.has_work_to_do:
-                relay_task = asyncio.create_task(relay.run_forever(stop))
-        reconcile_task = None
+        stop = asyncio.Event()
+        tasks = consumer_setup.start(ctx, stop) if settings.run_consumers else []
         if settings.run_payment_jobs and ctx.gateway is not None:
-            reconcile_task = asyncio.create_task(settlement_jobs.run_forever(ctx, stop))
+            tasks.append(asyncio.create_task(settlement_jobs.run_forever(ctx, stop)))
         try:
             yield
         finally:
             stop.set()
-            for task in (relay_task, reconcile_task):
-                if task is not None:
-                    await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.close()
 
     app = FastAPI(title="E-commerce service", version=__version__, lifespan=lifespan,
@@ -79,7 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     for router in (ops_router, accounts_router, wallet_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
-                   orders_admin_router, sales_router, events_admin_router,
+                   orders_admin_router, sales_router, events_admin_router, consumers_admin_router,
                    settlement_router, settlement_admin_router):
         app.include_router(router)
     mount_storefront(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ecommerce.catalog import service as catalog
+from ecommerce.consumers import audit as consumer_audit
 from ecommerce.coupons import service as coupons
 from ecommerce.orders import audit as order_audit
 from ecommerce.payments import service as payments
@@ -25,6 +26,8 @@ CHECKS: dict[str, Check] = {
     "7. every card order and charge has its payment, in the state it needs":
         order_audit.card_payments,
     "8. no card order holds past its expiry by more than a minute": order_audit.holds,
+    "9. each consumer's effect happened at most once per event, none skipped":
+        consumer_audit.effects,
 }
 GATEWAY_CHECK = "7. every payment the gateway approved is a paid order or charge, or refunded"
 

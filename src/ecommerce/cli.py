@@ -90,12 +90,16 @@ def audit() -> None:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           no_migrate: bool = typer.Option(False, "--no-migrate"),
+          no_consumers: bool = typer.Option(
+              False, "--no-consumers", help="Leave the consumers to `ecommerce consume`."),
           seed_demo: bool = typer.Option(False, "--seed-demo",
                                          help="Load demo data if the shop is empty.")) -> None:
     """Serve the API (migrating first unless --no-migrate)."""
     from ecommerce.platform.logging import configure_logging
     from ecommerce.platform.serving import serve as run_server
 
+    if no_consumers:
+        os.environ["RUN_CONSUMERS"] = "false"  # read by every worker's settings
     settings = Settings()
     configure_logging(settings.log_level)  # the supervisor's lines (worker exits) too
     if not no_migrate:
@@ -114,14 +118,20 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
 
 @app.command()
-def relay() -> None:
-    """Run the outbox relay as its own process (until SIGTERM or Ctrl-C)."""
+def consume(group: str = typer.Option(None, "--group",
+                                      help="Run only this consumer (data-platform, email).")
+            ) -> None:
+    """Run the consumers as their own process (until SIGTERM or Ctrl-C); with Redis, this
+    process also publishes the outbox to the stream."""
     import signal
 
+    from ecommerce.consumers import setup
     from ecommerce.context import AppContext
-    from ecommerce.events.relay import Relay
     from ecommerce.platform.logging import configure_logging
 
+    if group is not None and group not in setup.NAMES:
+        typer.echo(f"no consumer {group!r}: one of {', '.join(setup.NAMES)}", err=True)
+        raise typer.Exit(2)
     settings = Settings()
     configure_logging(settings.log_level)
 
@@ -131,15 +141,27 @@ def relay() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        worker = Relay(ctx.db, settings, ctx.redis, ctx.clock)
-        if not worker.has_work_to_do:
-            typer.echo("nothing to deliver to: set DATA_PLATFORM_URL and/or REDIS_URL", err=True)
+        if not setup.consumers(ctx, group):
+            typer.echo("no consumer is configured: set DATA_PLATFORM_URL and/or SMTP_URL",
+                       err=True)
         try:
-            await worker.run_forever(stop)
+            await asyncio.gather(*setup.start(ctx, stop, group))
         finally:
             await ctx.close()
 
     asyncio.run(go())
+
+
+@app.command("dev-mail")
+def dev_mail(port: int = 1025, host: str = "127.0.0.1",
+             web_port: int = typer.Option(8025, help="The page that shows the mails.")
+             ) -> None:
+    """A local SMTP server that keeps every mail it receives and shows them on a web page;
+    point SMTP_URL at it."""
+    from ecommerce.consumers.devmail import run
+
+    typer.echo(f"dev-mail: SMTP_URL=smtp://{host}:{port}, mails on http://{host}:{web_port}/")
+    run(host=host, port=port, web_port=web_port)
 
 
 payments_app = typer.Typer(help="Card payments.", no_args_is_help=True)

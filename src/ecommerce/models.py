@@ -8,6 +8,7 @@ from ecommerce.catalog.models import (  # noqa: F401
     products,
     stock_movements,
 )
+from ecommerce.consumers.models import consumer_cursors, consumer_deliveries  # noqa: F401
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons  # noqa: F401
 from ecommerce.events.models import outbox  # noqa: F401
 from ecommerce.orders.models import order_items, orders  # noqa: F401

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import select, update
+from sqlalchemy import insert, select
 
+from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.events.models import outbox
 from tests.factories import assert_error, make_admin, make_coupon, make_product, make_user
 
@@ -35,6 +36,7 @@ class World:
     product: int
     order: int
     event: int
+    event_id: str
 
     def headers(self, role: str) -> dict[str, str]:
         user = {"owner": self.owner, "other": self.other, "admin": self.admin}.get(role)
@@ -122,6 +124,11 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
         "/api/payments/webhook", {"data": {"orderId": "ORD-unknown"}})),
     ("GET", "/api/admin/payments"): (ADMIN_ONLY, lambda w, r: ("/api/admin/payments", None)),
     ("GET", "/api/admin/events"): (ADMIN_ONLY, lambda w, r: ("/api/admin/events", None)),
+    ("GET", "/api/admin/consumers"): (ADMIN_ONLY, lambda w, r: ("/api/admin/consumers", None)),
+    ("GET", "/api/admin/consumers/{name}/dead"): (ADMIN_ONLY, lambda w, r: (
+        "/api/admin/consumers/email/dead", None)),
+    ("POST", "/api/admin/consumers/{name}/dead/{eventId}/retry"): (ADMIN_ONLY, lambda w, r: (
+        f"/api/admin/consumers/email/dead/{w.event_id}/retry", None)),
     ("POST", "/api/admin/events/{id}/retry"): (ADMIN_ONLY, lambda w, r: (
         f"/api/admin/events/{w.event}/retry", None)),
 }
@@ -147,12 +154,14 @@ async def make_world(shop) -> World:  # noqa: ANN001
         "userId": owner.id, "items": [{"productId": product, "quantity": 1}]})
     assert placed.status_code == 201, placed.text
     order = placed.json()["orderId"]
-    async with shop.db.uow() as uow:  # an event an admin can retry
-        await uow.conn.execute(update(outbox).where(outbox.c.order_id == order)
-                               .values(status="FAILED", attempts=10))
-        event = (await uow.conn.execute(
-            select(outbox.c.id).where(outbox.c.order_id == order))).scalar_one()
-    return World(owner, other, admin, product, order, event)
+    async with shop.db.uow() as uow:  # an event an admin can retry, dead for each consumer
+        event, event_id = (await uow.conn.execute(
+            select(outbox.c.id, outbox.c.event_id).where(outbox.c.order_id == order))).one()
+        now = shop.clock.now()
+        await uow.conn.execute(insert(consumer_deliveries), [
+            {"consumer": name, "outbox_id": event, "event_id": event_id, "status": "DEAD",
+             "attempts": 10, "created_at": now} for name in ("data-platform", "email")])
+    return World(owner, other, admin, product, order, event, event_id)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -42,3 +42,9 @@ class OrderCompleted(OrderEvent):
 
 class OrderCancelled(OrderEvent):
     event_type = "order.cancelled"
+
+
+class OrderPaymentFailed(OrderEvent):
+    """A card order's payment was declined or never approved: its holds were given back."""
+
+    event_type = "order.payment_failed"

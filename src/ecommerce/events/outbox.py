@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.events.domain import OrderEvent
@@ -31,11 +30,11 @@ def notify() -> None:
 
 
 def row(event: OrderEvent) -> dict[str, Any]:
-    """The outbox row of an event: PENDING, due now, with a new event id."""
+    """The outbox row of an event: due for publishing now, with a new event id."""
     event_id = str(uuid.uuid4())
     return {"event_id": event_id, "event_type": event.event_type, "order_id": event.order_id,
-            "payload": orjson.dumps(event.body(event_id)).decode(), "status": "PENDING",
-            "attempts": 0, "next_attempt_at": event.occurred_at,
+            "payload": orjson.dumps(event.body(event_id)).decode(),
+            "next_attempt_at": event.occurred_at,
             "created_at": event.occurred_at}
 
 
@@ -43,28 +42,6 @@ async def write(conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
     """Store events in the current transaction."""
     if events:
         await conn.execute(insert(outbox), [row(event) for event in events])
-
-
-async def list_events(conn: AsyncConnection, status: str | None, limit: int, offset: int
-                      ) -> tuple[Sequence[Any], int]:
-    where = [outbox.c.status == status] if status else []
-    rows = (await conn.execute(select(outbox).where(*where).order_by(outbox.c.id.desc())
-                               .limit(limit).offset(offset))).all()
-    total = (await conn.execute(select(func.count()).select_from(outbox).where(*where))
-             ).scalar_one()
-    return rows, total
-
-
-async def get(conn: AsyncConnection, event_pk: int) -> Any:
-    return (await conn.execute(select(outbox).where(outbox.c.id == event_pk))).first()
-
-
-async def retry(conn: AsyncConnection, event_pk: int, now: datetime) -> bool:
-    result = await conn.execute(update(outbox).where(outbox.c.id == event_pk,
-                                                     outbox.c.status == "FAILED")
-                                .values(status="PENDING", attempts=0, next_attempt_at=now,
-                                        locked_until=None, lease=None))
-    return result.rowcount == 1
 
 
 class Outbox:

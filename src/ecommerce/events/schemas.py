@@ -12,7 +12,7 @@ class EventOut(ApiModel):
     order_id: int | None
     status: EventStatus
     attempts: int
-    next_attempt_at: UtcTime
+    next_attempt_at: UtcTime | None
     last_error: str | None
     created_at: UtcTime
     delivered_at: UtcTime | None
@@ -20,8 +20,9 @@ class EventOut(ApiModel):
 
 
 class DeliveryStatusOut(ApiModel):
-    """Where events go: without a data platform URL and a Redis stream, PENDING events
-    have nowhere to go and stay pending; `relay` says whether this process runs one."""
+    """Where events go: without a data platform URL, PENDING events have nowhere to go and
+    stay pending; `stream`: they are published to the Redis stream the consumers read;
+    `relay`: this process runs the consumers."""
 
     data_platform: bool
     stream: bool

@@ -25,7 +25,7 @@ def delivery_status(ctx: AppContext, caller: Principal) -> DeliveryStatusOut:
     require_admin(caller)
     settings = ctx.settings
     return DeliveryStatusOut(data_platform=bool(settings.data_platform_url),
-                             stream=ctx.redis is not None, relay=settings.run_relay)
+                             stream=ctx.redis is not None, relay=settings.run_consumers)
 
 
 async def retry(ctx: AppContext, caller: Principal, event_pk: int) -> EventOut:

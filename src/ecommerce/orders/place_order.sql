@@ -106,11 +106,9 @@ BEGIN
     ON CONFLICT (product_id, day)
     DO UPDATE SET quantity = product_sales_daily.quantity + EXCLUDED.quantity;
 
-    INSERT INTO outbox (event_id, event_type, order_id, payload, status, attempts,
-                        next_attempt_at, created_at)
+    INSERT INTO outbox (event_id, event_type, order_id, payload, next_attempt_at, created_at)
     VALUES (p_event_id, 'order.completed', v_order,
-            jsonb_set(p_event::jsonb, '{orderId}', to_jsonb(v_order))::text,
-            'PENDING', 0, p_now, p_now);
+            jsonb_set(p_event::jsonb, '{orderId}', to_jsonb(v_order))::text, p_now, p_now);
 
     RETURN QUERY SELECT v_order, v_stocks;
 END

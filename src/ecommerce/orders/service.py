@@ -17,7 +17,12 @@ from ecommerce.catalog.listing import Listings
 from ecommerce.coupons import service as coupons
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.events import outbox
-from ecommerce.events.domain import OrderCancelled, OrderCompleted
+from ecommerce.events.domain import (
+    OrderCancelled,
+    OrderCompleted,
+    OrderEvent,
+    OrderPaymentFailed,
+)
 from ecommerce.orders import repository
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound
 from ecommerce.orders.models import HOLDING, RELEASED
@@ -271,11 +276,7 @@ async def mark_paid(uow: UnitOfWork, zone: ZoneInfo, order_id: int, now: datetim
     items = (await repository.items_of(uow.conn, [order_id]))[order_id]
     await ranking.record_sale(uow, [(i.product_id, i.quantity) for i in items],
                               order.created_at, zone)
-    uow.record(OrderCompleted(
-        occurred_at=now, order_id=order_id, user_id=order.user_id,
-        items=[(i.product_id, i.quantity, i.unit_price) for i in items],
-        total_price=order.total_price, discount_amount=order.discount_amount,
-        paid_amount=order.paid_amount, coupon_code=order.coupon_code))
+    uow.record(_event(OrderCompleted, order, items, now))
     return True
 
 
@@ -283,20 +284,24 @@ async def release(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order_id:
                   status: str, now: datetime) -> bool:
     """An unpaid card order ends: PAYMENT_FAILED (from either holding state) or EXPIRED
     (only one never sent to the gateway); its stock, coupon and balance part are given
-    back (once; False if it had left that state already)."""
+    back, and a failed payment records `order.payment_failed` (once; False if it had left
+    that state already)."""
     assert status in RELEASED
     leaving = HOLDING if status == "PAYMENT_FAILED" else ("PAYMENT_PENDING",)
     if not await repository.move(uow.conn, order_id, leaving, status):
         return False
     order = await repository.get(uow.conn, order_id)
-    await _give_back(uow, listings, zone, order, now, sold=False)
+    items = await _give_back(uow, listings, zone, order, now, sold=False)
+    if status == "PAYMENT_FAILED":  # the customer is told (the e-mail consumer)
+        uow.record(_event(OrderPaymentFailed, order, items, now))
     return True
 
 
 async def _give_back(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order: Any,
-                     now: datetime, *, sold: bool) -> None:
+                     now: datetime, *, sold: bool) -> list[Any]:
     """The coupon, the balance part and the stock back, in the lock order of placing; a
-    sold order (cancelled) also leaves the top sellers and records `order.cancelled`."""
+    sold order (cancelled) also leaves the top sellers and records `order.cancelled`.
+    The order's items."""
     items = (await repository.items_of(uow.conn, [order.id]))[order.id]
     lines = [(item.product_id, item.quantity) for item in items]
     if order.user_coupon_id is not None:
@@ -307,11 +312,15 @@ async def _give_back(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order:
     await catalog.return_stock(uow, listings, lines, order.id, now)
     if sold:
         await ranking.record_cancellation(uow, lines, order.created_at, zone)
-        uow.record(OrderCancelled(
-            occurred_at=now, order_id=order.id, user_id=order.user_id,
-            items=[(i.product_id, i.quantity, i.unit_price) for i in items],
-            total_price=order.total_price, discount_amount=order.discount_amount,
-            paid_amount=order.paid_amount, coupon_code=order.coupon_code))
+        uow.record(_event(OrderCancelled, order, items, now))
+    return items
+
+
+def _event(kind: type[OrderEvent], order: Any, items: list[Any], now: datetime) -> OrderEvent:
+    return kind(occurred_at=now, order_id=order.id, user_id=order.user_id,
+                items=[(i.product_id, i.quantity, i.unit_price) for i in items],
+                total_price=order.total_price, discount_amount=order.discount_amount,
+                paid_amount=order.paid_amount, coupon_code=order.coupon_code)
 
 
 async def visible(uow: UnitOfWork, order_id: int, user_id: int, is_admin: bool) -> Any:

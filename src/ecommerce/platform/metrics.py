@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -21,6 +22,14 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 DOMAIN = Counter("shop_events_total", "Business outcomes", ["event", "outcome"])
+# Each consumer's settled events by status (handled, retry, dead), and its lag: the
+# events it has not finished, as the latest sweep of any live process counted them.
+CONSUMER_EVENTS = Counter("consumer_events_total", "Events a consumer settled",
+                          ["consumer", "status"])
+CONSUMER_OUTCOMES = Counter("consumer_outcomes_total", "What a consumer's effect was",
+                            ["consumer", "outcome"])
+CONSUMER_LAG = Gauge("consumer_lag", "Events a consumer has not finished", ["consumer"],
+                     multiprocess_mode="livemax")
 
 
 def render() -> tuple[bytes, str]:

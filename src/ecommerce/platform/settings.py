@@ -69,14 +69,35 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     db_pool_size: int = 20
     log_level: str = "INFO"
-    run_relay: bool = True
-    relay_max_attempts: int = 10
-    relay_backoff_seconds: float = 1.0
+    # `serve` runs the consumers (and, with Redis, the stream publisher) in each process;
+    # false: only `ecommerce consume` processes do.
+    run_consumers: bool = True
+    consumer_batch: int = Field(default=100, ge=1, le=1000)
+    consumer_max_attempts: int = Field(default=10, ge=1)
+    consumer_backoff_seconds: float = Field(default=1.0, gt=0)
+    # A worker that took an event and died leaves it to others after this long (also the
+    # Redis stream's idle time before XAUTOCLAIM).
+    consumer_lease_seconds: float = Field(default=30.0, gt=0)
+    # An event that failed every quick attempt is dead, but tried again this often, on its
+    # own, until it is this many hours old (an outage of up to that long needs no admin).
+    consumer_slow_retry_seconds: float = Field(default=1800.0, gt=0)
+    consumer_slow_retry_hours: float = Field(default=48.0, ge=0)
+    # The outbox sweep (what no broker said: late commits, a flushed Redis) runs this often
+    # and takes events at least this old; the cursor passes events older than settle.
+    consumer_sweep_seconds: float = Field(default=10.0, gt=0)
+    consumer_sweep_grace_seconds: float = Field(default=2.0, ge=0)
+    consumer_settle_seconds: float = Field(default=60.0, ge=0)
+    # Order e-mails (the `email` consumer; unset: it does not run). smtp://host:port,
+    # smtp+starttls://user:pass@host:587 or smtps://user:pass@host:465.
+    smtp_url: str | None = None
+    smtp_from: str = "shop@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An event older than this gets no e-mail (a consumer switched on late does not mail
+    # the past); it is settled as "too old".
+    email_max_age_hours: float = Field(default=24.0, gt=0)
+    shop_name: str = "온라인 상점"
+    # The stream publisher's lease on a batch of outbox rows.
     relay_lease_seconds: float = 30.0
-    # An event that failed every attempt is tried again this often, on its own, until it
-    # is this many hours old (an outage of up to that long needs no admin).
-    relay_slow_retry_seconds: float = 1800.0
-    relay_slow_retry_hours: float = 48.0
     event_stream: str = "events.orders"
     access_log: bool = True
     # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).

@@ -1,0 +1,56 @@
+"""The `data-platform` consumer: each order event POSTed to DATA_PLATFORM_URL, signed
+(SPEC §4, events). Any 2xx is delivered; anything else is a failure, retried by the
+runner. The receiver dedupes on `eventId` (a worker that dies after the POST and before
+its record repeats that one POST)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import ClassVar
+
+import httpx
+
+from ecommerce.consumers.repository import Event
+from ecommerce.consumers.runner import Failure
+from ecommerce.platform.settings import Settings
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class DataPlatform:
+    name: ClassVar[str] = "data-platform"
+    event_types: ClassVar[frozenset[str]] = frozenset({"order.completed", "order.cancelled"})
+    settle_each: ClassVar[bool] = False  # a repeated POST is deduped by the receiver
+    concurrency: ClassVar[int] = 32
+
+    def __init__(self, settings: Settings):
+        assert settings.data_platform_url
+        self.url = settings.data_platform_url
+        self.secret = settings.data_platform_secret or ""
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def handle(self, event: Event) -> str:
+        if self._http is None:
+            await self.start()
+        assert self._http is not None
+        body = event.payload.encode()
+        try:
+            response = await self._http.post(self.url, content=body, headers={
+                "Content-Type": "application/json", "X-Event-Id": event.event_id,
+                "X-Event-Type": event.event_type, "X-Signature": signature(self.secret, body)})
+        except httpx.HTTPError as failure:
+            raise Failure(f"{type(failure).__name__}: {failure}") from None
+        if not 200 <= response.status_code < 300:
+            raise Failure(f"HTTP {response.status_code}")
+        return "delivered"

@@ -1,0 +1,258 @@
+"""The consumer framework: runs one consumer over the order events, in any number of
+processes at once.
+
+Each pass hears of events from the broker (the Redis stream or the outbox), takes them in
+one transaction under a lease (a row per consumer and event: new, or whose lease ran out,
+or whose retry is due), runs the consumer's effect outside any transaction, and settles
+each row if the lease is still its own: HANDLED, RETRY with backoff, or DEAD after the
+last quick attempt (a dead event young enough is still tried again slowly, on its own; an
+admin may retry it at once). One order's events are handled oldest first: an event waits
+while an older one of its order is unfinished. A sweep of the outbox after the consumer's
+cursor finds what no broker said (an event that committed late, a Redis that was flushed)
+and moves the cursor on.
+
+At least once: a worker that dies leaves its lease to run out and another takes the event
+again. The row is the record of the effect: a consumer whose effect is in this database
+writes it in the settling transaction; one whose effect is outside (an HTTP delivery, an
+e-mail) settles each event right after its effect (`settle_each`), so a death repeats at
+most the one effect in flight, and its receiver dedupes on the event id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ecommerce.consumers import repository
+from ecommerce.consumers.broker import Broker, OutboxBroker, StreamBroker
+from ecommerce.consumers.repository import Event
+from ecommerce.platform.cache import REDIS_DOWN
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database
+from ecommerce.platform.metrics import CONSUMER_EVENTS, CONSUMER_LAG
+from ecommerce.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("ecommerce.consumers")
+
+
+class Failure(Exception):
+    """The effect did not happen this time; the event is tried again later."""
+
+
+class Consumer(Protocol):
+    name: ClassVar[str]
+    event_types: ClassVar[frozenset[str]]  # others are settled as "ignored" untouched
+    settle_each: ClassVar[bool]  # the effect is outside the database: settle right after it
+    concurrency: ClassVar[int]  # orders handled at once
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def handle(self, event: Event) -> str:
+        """Do the effect; what it was ("sent", "no e-mail address"...). Raise on failure."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # handled, failed, deferred
+    note: str = ""
+
+
+DEFERRED_SECONDS = 0.5
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Runner:
+    def __init__(self, consumer: Consumer, db: Database, settings: Settings,
+                 redis: Redis | None = None, clock: Clock | None = None,
+                 worker: str | None = None):
+        self.consumer = consumer
+        self.name = consumer.name
+        self.db = db
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.worker = worker or worker_name()
+        self.batch = settings.consumer_batch
+        self.broker: Broker = (
+            StreamBroker(redis, settings.stream_key, self.name, self.worker,
+                         idle_ms=int(settings.consumer_lease_seconds * 1000))
+            if redis is not None else OutboxBroker(db, self.name))
+        self._last_sweep = 0.0
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Handle events until `stop` is set."""
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.run_once(block_ms=1000)
+                except Exception:  # noqa: BLE001 - a consumer never dies of one bad pass
+                    log.exception("consumer pass failed", extra={"consumer": self.name})
+                    await _sleep_or_stop(stop, 1.0)
+        finally:
+            await self.consumer.close()
+
+    async def run_once(self, *, block_ms: int = 0, sweep: bool = False) -> int:
+        """One pass: new events, reclaimed ones, due retries, and the sweep when it is due
+        (or `sweep`); the number of events taken."""
+        taken = 0
+        try:
+            ids, refs = await self.broker.read(self.batch, block_ms)
+            taken += await self._process(ids)
+            await self.broker.ack(refs)
+            ids, refs = await self.broker.reclaim(self.batch)
+            taken += await self._process(ids)
+            await self.broker.ack(refs)
+            broker_down = False
+        except REDIS_DOWN:
+            broker_down = True  # the outbox still has everything: sweep it instead
+        async with self.db.uow(write=False) as uow:
+            due = await repository.due(uow.conn, self.name, self.clock.now(),
+                                       self.horizon(), self.batch)
+        taken += await self._process(due)
+        if (sweep or broker_down or self.broker.lost
+                or time.monotonic() - self._last_sweep >= self.settings.consumer_sweep_seconds):
+            taken += await self.sweep()
+            if broker_down:
+                await asyncio.sleep(0.5)
+        return taken
+
+    async def sweep(self) -> int:
+        """Take the events after the cursor that have no row (no broker said them, or it
+        lost them), then move the cursor on; refresh the lag gauge."""
+        self.broker.lost = False
+        self._last_sweep = time.monotonic()
+        taken = 0
+        now = self.clock.now()
+        while True:
+            async with self.db.uow(write=False) as uow:
+                position = await repository.cursor(uow.conn, self.name)
+                before = now - timedelta(seconds=self.settings.consumer_sweep_grace_seconds)
+                events = await repository.untaken(uow.conn, self.name, position, before,
+                                                  self.batch)
+            taken += await self._process([event.outbox_id for event in events])
+            if len(events) < self.batch:
+                break
+        settled = now - timedelta(seconds=self.settings.consumer_settle_seconds)
+        async with self.db.uow() as uow:
+            await repository.advance_cursor(uow.conn, self.name, settled, now)
+        async with self.db.uow(write=False) as uow:
+            lag, _pending, _dead = await repository.stats(uow.conn, self.name)
+        CONSUMER_LAG.labels(self.name).set(lag)
+        return taken
+
+    async def _process(self, ids: Sequence[int]) -> int:
+        if not ids:
+            return 0
+        lease = uuid.uuid4().hex
+        async with self.db.uow() as uow:
+            events = await repository.outbox_rows(uow.conn, sorted(set(ids)))
+            taken = await repository.claim(uow.conn, self.name, events, lease,
+                                           self.clock.now(),
+                                           self.settings.consumer_lease_seconds,
+                                           self.horizon())
+            waiting = await repository.earlier_unfinished(uow.conn, self.name, taken)
+        if not taken:
+            return 0
+        mine = {event.outbox_id for event in taken}
+        outcomes: dict[int, Outcome] = {}
+        groups: dict[Any, list[Event]] = {}
+        for event in taken:
+            key = event.order_id if event.order_id is not None else f"event-{event.outbox_id}"
+            groups.setdefault(key, []).append(event)
+        gate = asyncio.Semaphore(self.consumer.concurrency)
+
+        async def one_order(events: list[Event]) -> None:
+            blocked = False
+            for event in events:
+                older = [outbox_id for order_id, outbox_id in waiting
+                         if order_id == event.order_id and outbox_id < event.outbox_id
+                         and outbox_id not in mine]
+                if blocked or older:
+                    outcome = Outcome("deferred", f"waits for an older event of order "
+                                                  f"{event.order_id}")
+                    if self.consumer.settle_each:
+                        await self._settle(lease, [(event, outcome)])
+                else:
+                    async with gate:  # an effect and its record, before the next effect
+                        outcome = await self._handle(event)
+                        if self.consumer.settle_each:
+                            await self._settle(lease, [(event, outcome)])
+                outcomes[event.outbox_id] = outcome
+                blocked = blocked or outcome.kind != "handled"
+
+        await asyncio.gather(*[one_order(events) for events in groups.values()])
+        if not self.consumer.settle_each:
+            await self._settle(lease, [(event, outcomes[event.outbox_id]) for event in taken])
+        return len(taken)
+
+    async def _handle(self, event: Event) -> Outcome:
+        if event.event_type not in self.consumer.event_types:
+            return Outcome("handled", "ignored")
+        try:
+            return Outcome("handled", await self.consumer.handle(event))
+        except Failure as failure:
+            return Outcome("failed", str(failure)[:500])
+        except Exception as error:  # noqa: BLE001 - a poison event fails, goes dead, waits
+            log.exception("consumer failed on an event",
+                          extra={"consumer": self.name, "eventId": event.event_id})
+            return Outcome("failed", f"{type(error).__name__}: {error}"[:500])
+
+    async def _settle(self, lease: str, results: list[tuple[Event, Outcome]]) -> None:
+        now = self.clock.now()
+        async with self.db.uow() as uow:
+            for event, outcome in results:
+                values = self._values(event, outcome, now)
+                if await repository.settle(uow.conn, self.name, lease, event.outbox_id,
+                                           values):
+                    CONSUMER_EVENTS.labels(self.name, values["status"].lower()).inc()
+
+    def _values(self, event: Event, outcome: Outcome, now: Any) -> dict[str, Any]:
+        if outcome.kind == "handled":
+            return {"status": "HANDLED", "handled_at": now, "outcome": outcome.note[:80],
+                    "last_error": None, "next_attempt_at": None}
+        if outcome.kind == "deferred":
+            return {"status": "RETRY", "last_error": outcome.note,
+                    "next_attempt_at": now + timedelta(seconds=DEFERRED_SECONDS)}
+        attempts = event.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_error": outcome.note}
+        if attempts < self.settings.consumer_max_attempts:
+            return {**values, "status": "RETRY", "next_attempt_at": now + self.backoff(attempts)}
+        young = event.created_at > self.horizon()
+        if event.attempts < self.settings.consumer_max_attempts:
+            log.error("event is dead", extra={"consumer": self.name, "eventId": event.event_id,
+                                              "attempts": attempts, "error": outcome.note})
+        # Dead, but not abandoned while young: tried again on its own, slowly, so an
+        # outage longer than the quick retries needs no admin.
+        slow = timedelta(seconds=self.settings.consumer_slow_retry_seconds)
+        return {**values, "status": "DEAD", "next_attempt_at": now + slow if young else None}
+
+    def horizon(self) -> datetime:
+        """A dead event older than this is left for an admin."""
+        return self.clock.now() - timedelta(hours=self.settings.consumer_slow_retry_hours)
+
+    def backoff(self, attempts: int) -> timedelta:
+        base = self.settings.consumer_backoff_seconds
+        return timedelta(seconds=min(base * 2 ** (attempts - 1), 300.0))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        pass

@@ -1,0 +1,304 @@
+"""The `data-platform` consumer against a real HTTP receiver (`ecommerce dev-sink` in a
+process), on the embedded broker (the outbox) and on the Redis stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from ecommerce.audit import audit_database
+from ecommerce.consumers import repository
+from ecommerce.consumers.data_platform import DataPlatform, signature
+from ecommerce.consumers.models import consumer_deliveries
+from ecommerce.consumers.runner import Runner
+from ecommerce.events.models import outbox
+from ecommerce.events.publisher import Publisher
+from tests.backends import REDIS_URL, require
+from tests.e2e.conftest import free_port
+from tests.factories import assert_error, make_admin, make_product, make_user
+
+SECRET = "platform-secret"
+
+
+@contextlib.asynccontextmanager
+async def sink(port: int | None = None, secret: str = SECRET):
+    """`ecommerce dev-sink` recording every accepted event; yields (url, read_events)."""
+    port = port or free_port()
+    record = Path(tempfile.mkdtemp()) / "events.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "ecommerce", "dev-sink", "--port",
+                                str(port), "--secret", secret, "--record", str(record),
+                                "--quiet"])
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get(f"http://127.0.0.1:{port}/")
+                    break
+                await asyncio.sleep(0.1)
+
+        def events() -> list[dict]:
+            if not record.exists():
+                return []
+            return [json.loads(line) for line in record.read_text().splitlines()]
+
+        yield f"http://127.0.0.1:{port}/events", events
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def place(shop, client, user, product, quantity=1) -> dict:
+    response = await client.post("/api/orders", headers=user.headers, json={
+        "userId": user.id, "items": [{"productId": product, "quantity": quantity}]})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def rows(shop, consumer: str = "data-platform") -> list:
+    """Every outbox event with this consumer's row for it (None columns: no row yet)."""
+    d = consumer_deliveries
+    joined = outbox.outerjoin(d, (d.c.outbox_id == outbox.c.id) & (d.c.consumer == consumer))
+    async with shop.db.uow(write=False) as uow:
+        return list((await uow.conn.execute(
+            select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload,
+                   outbox.c.streamed_at, d.c.status, d.c.attempts, d.c.last_error,
+                   d.c.next_attempt_at, d.c.outcome)
+            .select_from(joined).order_by(outbox.c.id))).all())
+
+
+def runner_for(shop, url: str, **overrides) -> Runner:
+    settings = shop.settings.model_copy(update={"data_platform_url": url,
+                                                "data_platform_secret": SECRET, **overrides})
+    return Runner(DataPlatform(settings), shop.db, settings, shop.ctx.redis, shop.clock)
+
+
+async def drain(runner: Runner) -> int:
+    total = 0
+    while taken := await runner.run_once():
+        total += taken
+    return total
+
+
+async def test_events_are_delivered_signed_with_the_spec_body(shop, client):
+    user = await make_user(shop, balance=50_000)
+    product = await make_product(shop, price=7_000, stock=5)
+    placed = await place(shop, client, user, product, 2)
+    await client.post(f"/api/orders/{placed['orderId']}/cancel", headers=user.headers)
+    async with sink() as (url, received):
+        assert await drain(runner_for(shop, url)) == 2
+        events = received()
+    assert [e["eventType"] for e in events] == ["order.completed", "order.cancelled"]
+    completed = events[0]
+    assert completed == {
+        "eventId": completed["eventId"], "eventType": "order.completed",
+        "occurredAt": completed["occurredAt"], "orderId": placed["orderId"],
+        "userId": user.id, "items": [{"productId": product, "quantity": 2, "unitPrice": 7_000}],
+        "totalPrice": 14_000, "discountAmount": 0, "paidAmount": 14_000, "couponCode": None}
+    stored = await rows(shop)
+    assert [(r.status, r.outcome) for r in stored] == [("HANDLED", "delivered")] * 2
+    assert [r.event_id for r in stored] == [e["eventId"] for e in events]
+    body = stored[0].payload.encode()  # the signature the sink checked, over these bytes
+    assert signature(SECRET, body).startswith("sha256=") and len(signature(SECRET, body)) == 71
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_bad_signature_is_refused_and_retried_later(shop, client):
+    user = await make_user(shop, balance=50_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=5))
+    async with sink(secret="another-secret") as (url, received):
+        assert await drain(runner_for(shop, url)) == 1
+        assert received() == []
+    [row] = await rows(shop)
+    assert (row.status, row.attempts, row.last_error) == ("RETRY", 1, "HTTP 401")
+    assert row.next_attempt_at > shop.clock.now()
+
+
+async def test_platform_down_then_back_delivers_everything(shop, client):
+    user = await make_user(shop, balance=90_000)
+    product = await make_product(shop, price=100, stock=50)
+    for _ in range(5):
+        await place(shop, client, user, product)
+    port = free_port()
+    runner = runner_for(shop, f"http://127.0.0.1:{port}/events")
+    assert await drain(runner) == 5  # nothing listening: every attempt fails
+    assert {(r.status, r.attempts) for r in await rows(shop)} == {("RETRY", 1)}
+    shop.clock.advance(timedelta(seconds=1.5))  # the first backoff
+    async with sink(port) as (_, received):
+        assert await drain(runner) == 5
+        assert len({e["eventId"] for e in received()}) == 5
+    assert {r.status for r in await rows(shop)} == {"HANDLED"}
+
+
+async def test_dead_after_the_last_attempt_then_admin_retry(shop, client):
+    admin = await make_admin(shop)
+    user = await make_user(shop, balance=90_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=50))
+    port = free_port()
+    runner = runner_for(shop, f"http://127.0.0.1:{port}/events", consumer_max_attempts=3)
+    for _ in range(3):
+        assert await drain(runner) == 1
+        shop.clock.advance(timedelta(seconds=5))
+    assert await drain(runner) == 0  # dead events wait for their slow retry or an admin
+    [row] = await rows(shop)
+    assert (row.status, row.attempts) == ("DEAD", 3)
+    failed = await client.get("/api/admin/events?status=FAILED", headers=admin.headers)
+    assert [e["id"] for e in failed.json()] == [row.id]
+    dead = await client.get("/api/admin/consumers/data-platform/dead", headers=admin.headers)
+    assert [(e["eventId"], e["attempts"]) for e in dead.json()] == [(row.event_id, 3)]
+    retried = await client.post(f"/api/admin/events/{row.id}/retry", headers=admin.headers)
+    assert retried.status_code == 200 and retried.json()["status"] == "PENDING"
+    assert_error(await client.post(f"/api/admin/events/{row.id}/retry", headers=admin.headers),
+                 409, "EVENT_NOT_RETRYABLE")
+    assert_error(await client.post("/api/admin/events/999999/retry", headers=admin.headers),
+                 404, "EVENT_NOT_FOUND")
+    assert_error(await client.get("/api/admin/events", headers=user.headers), 403, "FORBIDDEN")
+    async with sink(port) as (_, received):
+        assert await drain(runner) == 1
+        assert len(received()) == 1
+    delivered = await client.get("/api/admin/events?status=DELIVERED", headers=admin.headers)
+    assert delivered.headers["X-Total-Count"] == "1"
+
+
+async def test_a_dead_event_is_retried_on_its_own_slowly_for_a_day(shop, client):
+    user = await make_user(shop, balance=90_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=50))
+    port = free_port()
+    runner = runner_for(shop, f"http://127.0.0.1:{port}/events", consumer_max_attempts=2,
+                        consumer_slow_retry_seconds=600, consumer_slow_retry_hours=30)
+    for _ in range(2):
+        assert await drain(runner) == 1
+        shop.clock.advance(timedelta(seconds=5))
+    [row] = await rows(shop)
+    assert row.status == "DEAD"
+    assert await drain(runner) == 0  # not before its slow retry is due
+    shop.clock.advance(timedelta(seconds=601))
+    assert await drain(runner) == 1  # due again on its own; the platform is still down
+    [row] = await rows(shop)
+    assert (row.status, row.attempts) == ("DEAD", 3)
+    shop.clock.advance(timedelta(hours=20))  # a long outage, then the platform is back
+    async with sink(port) as (_, received):
+        assert await drain(runner) == 1
+        assert len(received()) == 1
+    [row] = await rows(shop)
+    assert row.status == "HANDLED"
+
+
+async def test_slow_retries_stop_once_the_event_is_older_than_the_horizon(shop, client):
+    user = await make_user(shop, balance=90_000)
+    await place(shop, client, user, await make_product(shop, price=100, stock=50))
+    runner = runner_for(shop, f"http://127.0.0.1:{free_port()}/events",
+                        consumer_max_attempts=1, consumer_slow_retry_hours=30)
+    assert await drain(runner) == 1
+    shop.clock.advance(timedelta(hours=31))
+    assert await drain(runner) == 0  # left for an admin's retry
+    [row] = await rows(shop)
+    assert (row.status, row.attempts) == ("DEAD", 1)
+
+
+async def test_two_runners_at_once_send_each_event_once(shop, client):
+    user = await make_user(shop, balance=900_000)
+    product = await make_product(shop, price=100, stock=500)
+    for _ in range(40):
+        await place(shop, client, user, product)
+    async with sink() as (url, received):
+        one = runner_for(shop, url, consumer_batch=10)
+        two = runner_for(shop, url, consumer_batch=10)
+        while sum(await asyncio.gather(one.run_once(), two.run_once())):
+            pass
+        ids = [e["eventId"] for e in received()]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_an_orders_events_arrive_oldest_first_even_across_workers(shop, client):
+    user = await make_user(shop, balance=50_000)
+    placed = await place(shop, client, user, await make_product(shop, price=1_000, stock=5))
+    await client.post(f"/api/orders/{placed['orderId']}/cancel", headers=user.headers)
+    completed, cancelled = await rows(shop)
+    async with shop.db.uow() as uow:  # another worker took order.completed and is slow
+        [event] = await repository.outbox_rows(uow.conn, [completed.id])
+        await repository.claim(uow.conn, "data-platform", [event], "elsewhere",
+                               shop.clock.now(), 30, shop.clock.now())
+    async with sink() as (url, received):
+        runner = runner_for(shop, url)
+        await drain(runner)
+        assert received() == []  # order.cancelled waits for its order.completed
+        assert (await rows(shop))[1].status == "RETRY"
+        shop.clock.advance(timedelta(seconds=31))  # that worker died: its lease runs out
+        await drain(runner)  # both due: taken together, handled in their order
+        assert [e["eventType"] for e in received()] == ["order.completed", "order.cancelled"]
+
+
+class TestStream:
+    @pytest.fixture
+    def settings_overrides(self):
+        from tests.conftest import RUN_ID
+
+        return {"redis_url": require("redis", REDIS_URL), "event_stream": "orders-stream",
+                "redis_prefix": f"test:{RUN_ID}:stream", "consumer_sweep_grace_seconds": 0}
+
+    async def test_events_go_through_the_stream_under_the_prefix(self, shop, client):
+        user = await make_user(shop, balance=9_000)
+        product = await make_product(shop, price=100, stock=5)
+        stream = f"{shop.settings.redis_prefix}:orders-stream"  # every key has the prefix
+        redis = Redis.from_url(shop.settings.redis_url, decode_responses=True)
+        try:
+            async with sink() as (url, received):
+                runner = runner_for(shop, url)
+                assert await runner.run_once() == 0  # the group is made at the stream's end
+                placed = await place(shop, client, user, product)
+                assert await Publisher(shop.db, shop.settings, shop.ctx.redis,
+                                       shop.clock).run_once() == 1
+                assert await redis.exists("orders-stream") == 0
+                [(_, fields)] = await redis.xrange(stream)
+                assert await runner.run_once() == 1
+                assert [e["orderId"] for e in received()] == [placed["orderId"]]
+                assert (await redis.xpending(stream, "data-platform"))["pending"] == 0
+        finally:
+            await redis.delete(stream)
+            await redis.aclose()
+        [row] = await rows(shop)
+        assert fields == {"outboxId": str(row.id), "eventId": row.event_id,
+                          "eventType": "order.completed"}
+        assert row.streamed_at is not None and row.status == "HANDLED"
+
+    async def test_a_flushed_stream_is_rebuilt_from_the_outbox(self, shop, client):
+        user = await make_user(shop, balance=90_000)
+        product = await make_product(shop, price=100, stock=50)
+        stream = f"{shop.settings.redis_prefix}:orders-stream"
+        publisher = Publisher(shop.db, shop.settings, shop.ctx.redis, shop.clock)
+        redis = Redis.from_url(shop.settings.redis_url, decode_responses=True)
+        try:
+            async with sink() as (url, received):
+                runner = runner_for(shop, url)
+                await runner.run_once()
+                for _ in range(3):
+                    await place(shop, client, user, product)
+                assert await publisher.run_once() == 3
+                await redis.delete(stream)  # Redis lost everything: stream and groups
+                await place(shop, client, user, product)
+                assert await publisher.run_once() == 1  # a new stream, without the group
+                assert await drain(runner) == 4  # NOGROUP: a new group, and the sweep
+                assert len({e["eventId"] for e in received()}) == 4
+        finally:
+            await redis.delete(stream)
+            await redis.aclose()
+        assert {r.status for r in await rows(shop)} == {"HANDLED"}
+        assert not any((await audit_database(shop.db)).values())
+
+
+async def test_admins_see_where_events_go(shop, client):
+    admin = await make_admin(shop)
+    status = await client.get("/api/admin/events/status", headers=admin.headers)
+    assert status.json() == {"dataPlatform": False, "stream": False, "relay": False}
