@@ -283,7 +283,7 @@ class Cluster:
             "REDIS_URL": f"redis://{self.ip('redis')}:{self.port('redis')}",
             "REDIS_PREFIX": f"cluster{self.tag}", "JWT_SECRET": TEST_SECRET,
             "TRUSTED_PROXIES": self.ip("lb"), "DB_POOL_SIZE": "10",
-            "KEEP_ALIVE_SECONDS": "10", "RUN_RELAY": "true", "ACCESS_LOG": "false",
+            "KEEP_ALIVE_SECONDS": "10", "RUN_CONSUMERS": "true", "ACCESS_LOG": "false",
             "LOG_LEVEL": "WARNING", "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024",
             # The 6 app processes share 2 cores here: a busy one is slow, not dead.
             "WORKER_HEALTHCHECK_SECONDS": "120"})

@@ -43,7 +43,7 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
         "ACCESS_LOG": "false",
         "LOG_LEVEL": "WARNING",
         "REDIS_PREFIX": settings.redis_prefix,
-        "RUN_RELAY": "false",
+        "RUN_CONSUMERS": "false",
         # Two test processes (pytest-xdist) may each run a server against the one
         # PostgreSQL of 100 connections: at most 6 + 10 overflow per worker process.
         "DB_POOL_SIZE": "6",

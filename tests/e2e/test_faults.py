@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ecommerce.catalog.models import products
+from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.events.models import outbox
 from ecommerce.orders.models import orders
 from ecommerce.platform.database import Database
@@ -212,7 +213,7 @@ async def test_a_slow_data_platform_does_not_hold_up_orders(clean_db):
         return [json.loads(line)["eventId"] for line in record.read_text().splitlines()]
 
     try:
-        async with live_server(clean_db, workers=2, RUN_RELAY="true",
+        async with live_server(clean_db, workers=2, RUN_CONSUMERS="true",
                                DATA_PLATFORM_URL=f"http://127.0.0.1:{port}/events",
                                DATA_PLATFORM_SECRET="s") as server, \
                 many_connections(40) as client:
@@ -222,14 +223,14 @@ async def test_a_slow_data_platform_does_not_hold_up_orders(clean_db):
                     headers={"Authorization": f"Bearer {token_for(uid)}",
                              "Idempotency-Key": uuid.uuid4().hex})
 
-            await place(ids[0])  # the relay is now busy with a 4-second delivery
+            await place(ids[0])  # the consumer is now busy with a 4-second delivery
             responses = await asyncio.gather(*[place(uid) for uid in ids[1:]])
             assert [r.status_code for r in responses] == [201] * 39
             assert received() == []  # not one delivery has finished yet
             for _ in range(300):
-                pending = await read(clean_db, select(outbox.c.id).where(
-                    outbox.c.status != "DELIVERED"))
-                if not pending:
+                delivered = await read(clean_db, select(consumer_deliveries.c.outbox_id).where(
+                    consumer_deliveries.c.status == "HANDLED"))
+                if len(delivered) == 40:
                     break
                 await asyncio.sleep(0.1)
     finally:

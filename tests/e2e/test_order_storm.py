@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ecommerce.catalog.models import products
+from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.events.models import outbox
 from ecommerce.platform.database import Database
 from ecommerce.wallet.models import wallets
@@ -132,7 +133,7 @@ async def test_server_killed_under_order_load_leaves_the_books_straight(clean_db
     await audit_clean(clean_db)
 
 
-async def test_relay_killed_mid_batch_delivers_every_event_after_restart(clean_db):
+async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(clean_db):
     ids = await bulk_users(clean_db, 40, balance=100_000)
     [item] = await make_products(clean_db, (1_000, 1_000))
     async with live_server(clean_db, workers=2) as server:
@@ -144,40 +145,40 @@ async def test_relay_killed_mid_batch_delivers_every_event_after_restart(clean_d
     sink = subprocess.Popen([sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port),
                              "--record", str(record), "--delay", "1", "--quiet"])
     env = server_env(clean_db, DATA_PLATFORM_URL=f"http://127.0.0.1:{port}/events",
-                     DATA_PLATFORM_SECRET="s", RELAY_LEASE_SECONDS="2")
+                     DATA_PLATFORM_SECRET="s", CONSUMER_LEASE_SECONDS="2")
+    d = consumer_deliveries
+    command = [sys.executable, "-m", "ecommerce", "consume", "--group", "data-platform"]
 
     def received() -> list[str]:
         if not record.exists():
             return []
         return [json.loads(line)["eventId"] for line in record.read_text().splitlines()]
 
-    async def leased() -> int:
-        return len(await read(clean_db, select(outbox.c.id).where(outbox.c.lease.is_not(None))))
-
-    async def pending() -> int:
-        return len(await read(clean_db, select(outbox.c.id).where(outbox.c.status == "PENDING")))
+    async def count(*where) -> int:  # noqa: ANN002
+        return len(await read(clean_db, select(d.c.outbox_id).where(
+            d.c.consumer == "data-platform", *where)))
 
     try:
-        relay = subprocess.Popen([sys.executable, "-m", "ecommerce", "relay"], env=env)
+        consumer = subprocess.Popen(command, env=env)
         for _ in range(300):
-            if await leased():
+            if await count(d.c.lease.is_not(None)):
                 break
             await asyncio.sleep(0.02)
-        relay.send_signal(signal.SIGKILL)  # mid-batch: posts in flight, lease left behind
-        relay.wait()
-        assert await leased() > 0 and await pending() == 40
-        relay = subprocess.Popen([sys.executable, "-m", "ecommerce", "relay"], env=env)
+        consumer.send_signal(signal.SIGKILL)  # mid-batch: posts in flight, lease left behind
+        consumer.wait()
+        assert await count(d.c.lease.is_not(None)) > 0
+        assert await count(d.c.status == "HANDLED") == 0
+        consumer = subprocess.Popen(command, env=env)
         for _ in range(300):
-            if await pending() == 0:
+            if await count(d.c.status == "HANDLED") == 40:
                 break
             await asyncio.sleep(0.1)
-        relay.terminate()
-        relay.wait()
+        consumer.terminate()
+        consumer.wait()
     finally:
         sink.terminate()
         sink.wait()
     stored = {event_id for (event_id,) in await read(clean_db, select(outbox.c.event_id))}
     assert set(received()) == stored and len(stored) == 40  # each at least once
-    statuses = {status for (status,) in await read(clean_db, select(outbox.c.status))}
-    assert statuses == {"DELIVERED"}
+    assert await count(d.c.status == "HANDLED") == 40
     await audit_clean(clean_db)

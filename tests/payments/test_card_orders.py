@@ -140,7 +140,7 @@ async def test_a_decline_gives_every_hold_back(shop, client, sandbox):
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert shown["status"] == "PAYMENT_FAILED" and shown["payment"]["status"] == "FAILED"
     assert await state(shop, client, user, pen) == before
-    assert await events_of(shop, order["orderId"]) == ["order.payment_failed"]  # the customer is told
+    assert await events_of(shop, order["orderId"]) == ["order.payment_failed"]
     retry = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
                               headers=user.headers, json={"paymentKey": "x", "amount": 2_500})
     assert_error(retry, 409, "ORDER_NOT_PAYABLE")

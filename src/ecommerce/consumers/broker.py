@@ -88,8 +88,11 @@ class StreamBroker:
         self._grouped = False
 
     async def _ensure_group(self) -> None:
+        # A new (or flushed) stream: from its start, so a message the publisher appended
+        # meanwhile is not missed; else from its end (what came before is the sweep's).
+        start = "$" if await self.redis.exists(self.stream) else "0"
         try:
-            await self.redis.xgroup_create(self.stream, self.group, id="$", mkstream=True)
+            await self.redis.xgroup_create(self.stream, self.group, id=start, mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise

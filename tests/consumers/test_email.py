@@ -1,0 +1,173 @@
+"""The `email` consumer against a real SMTP server (aiosmtpd, dev-mail's mailbox), on each
+database; the admin's view of the consumers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ecommerce.audit import audit_database
+from ecommerce.consumers.devmail import Mailbox, smtp_server
+from ecommerce.consumers.email import Email, SmtpServer
+from ecommerce.consumers.runner import Runner
+from tests.consumers.test_data_platform import drain, place, rows
+from tests.factories import assert_error, make_admin, make_product, make_user
+from tests.payments.test_card_orders import card_order, pay, sandbox, settings_overrides
+from tests.payments.checkout import DECLINE
+from tests.scratch import free_port
+
+__all__ = ["sandbox", "settings_overrides"]  # the card tests' gateway, for a declined order
+
+
+class Refusing(Mailbox):
+    """A mailbox whose server refuses one recipient (550) until told otherwise."""
+
+    refused: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: ANN001, N802
+        if address == self.refused:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp(mailbox: Mailbox | None = None, port: int | None = None) -> Iterator[Mailbox]:
+    mailbox = mailbox or Mailbox()
+    server = smtp_server(mailbox, "127.0.0.1", port or free_port())
+    server.start()
+    try:
+        yield mailbox
+    finally:
+        server.stop()
+
+
+def runner_for(shop, port: int, **overrides: Any) -> Runner:  # noqa: ANN001
+    settings = shop.settings.model_copy(update={
+        "smtp_url": f"smtp://127.0.0.1:{port}", "smtp_from": "shop@shop.test",
+        "smtp_timeout_seconds": 2, **overrides})
+    return Runner(Email(settings, shop.db, shop.clock), shop.db, settings, None, shop.clock)
+
+
+async def with_email(shop, address: str | None, balance: int = 100_000):  # noqa: ANN001
+    user = await make_user(shop, balance=balance)
+    if address:
+        changed = await shop.client.patch("/api/users/me", headers=user.headers,
+                                          json={"email": address})
+        assert changed.status_code == 200, changed.text
+    return user
+
+
+async def test_order_mails_in_korean_with_a_plain_text_part(shop, client, sandbox):
+    buyer = await with_email(shop, "buyer@example.com")
+    silent = await with_email(shop, None)
+    pen = await make_product(shop, price=3_000, stock=10, name="만년필")
+    placed = await place(shop, client, buyer, pen, 2)
+    await client.post(f"/api/orders/{placed['orderId']}/cancel", headers=buyer.headers)
+    await place(shop, client, silent, pen)
+    declined = await card_order(client, buyer, pen)
+    await pay(sandbox, client, buyer, declined, DECLINE)
+    port = free_port()
+    with smtp(port=port) as mailbox:
+        assert await drain(runner_for(shop, port)) == 4
+    mails = [mail for mail in mailbox.snapshot() if f"{placed['orderId']})" in mail.subject] + [
+        mail for mail in mailbox.snapshot() if f"{declined['orderId']})" in mail.subject]
+    assert [mail.subject for mail in mails] == [  # one order's mails in its events' order
+        f"[온라인 상점] 주문이 완료되었습니다 (주문번호 {placed['orderId']})",
+        f"[온라인 상점] 주문이 취소되었습니다 (주문번호 {placed['orderId']})",
+        f"[온라인 상점] 결제에 실패했습니다 (주문번호 {declined['orderId']})"]
+    assert {tuple(mail.recipients) for mail in mails} == {("buyer@example.com",)}
+    assert mails[0].sender == "shop@shop.test"
+    assert "만년필 × 2: 6,000원" in mails[0].text and "결제 금액: 6,000원" in mails[0].text
+    assert "<td>만년필</td>" in mails[0].html and "환불 금액" in mails[1].text
+    stored = await rows(shop, "email")
+    assert sorted(mail.message_id for mail in mails) == sorted(
+        f"<{row.event_id}@shop.test>" for row in stored if row.outcome == "sent")
+    assert sorted(row.outcome for row in stored) == ["no e-mail address", "sent", "sent", "sent"]
+    assert mailbox.received == 3
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_the_smtp_server_down_for_a_while_then_back_every_mail_once(shop, client):
+    product = await make_product(shop, price=1_000, stock=50)
+    for n in range(5):
+        await place(shop, client, await with_email(shop, f"u{n}@example.com"), product)
+    port = free_port()
+    runner = runner_for(shop, port)
+    assert await drain(runner) == 5  # nobody listens: every attempt fails
+    assert {(row.status, row.attempts) for row in await rows(shop, "email")} == {("RETRY", 1)}
+    shop.clock.advance(timedelta(seconds=1.5))
+    assert await drain(runner) == 5  # still down
+    shop.clock.advance(timedelta(seconds=2.5))
+    with smtp(port=port) as mailbox:
+        assert await drain(runner) == 5
+        assert await drain(runner) == 0
+    assert mailbox.received == 5 and len(mailbox.snapshot()) == 5
+    assert {row.status for row in await rows(shop, "email")} == {"HANDLED"}
+
+
+async def test_a_poison_event_goes_dead_and_an_admin_retry_delivers_it(shop, client):
+    admin = await make_admin(shop)
+    product = await make_product(shop, price=1_000, stock=50)
+    poisoned = await with_email(shop, "broken@example.com")
+    await place(shop, client, poisoned, product)
+    await place(shop, client, await with_email(shop, "fine@example.com"), product)
+    mailbox, port = Refusing(), free_port()
+    mailbox.refused = "broken@example.com"
+    runner = runner_for(shop, port, consumer_max_attempts=2)
+    with smtp(mailbox, port):
+        assert await drain(runner) == 2
+        shop.clock.advance(timedelta(seconds=1.5))
+        assert await drain(runner) == 1  # the refused one again, and now dead
+        assert [mail.recipients for mail in mailbox.snapshot()] == [["fine@example.com"]]
+        overview = await client.get("/api/admin/consumers", headers=admin.headers)
+        assert {c["name"]: (c["lag"], c["pending"], c["dead"]) for c in overview.json()} == {
+            "data-platform": (2, 0, 0), "email": (0, 0, 1)}
+        dead = (await client.get("/api/admin/consumers/email/dead",
+                                 headers=admin.headers)).json()
+        assert len(dead) == 1 and "550" in dead[0]["lastError"] and dead[0]["attempts"] == 2
+        event_id = dead[0]["eventId"]
+        mailbox.refused = None  # the fix (the address was repaired at the mail server)
+        retried = await client.post(f"/api/admin/consumers/email/dead/{event_id}/retry",
+                                    headers=admin.headers)
+        assert retried.status_code == 200 and retried.json()["status"] == "RETRY"
+        assert_error(await client.post(f"/api/admin/consumers/email/dead/{event_id}/retry",
+                                       headers=admin.headers), 409, "EVENT_NOT_RETRYABLE")
+        assert await drain(runner) == 1
+    assert [mail.recipients for mail in mailbox.snapshot()] == [
+        ["fine@example.com"], ["broken@example.com"]]
+    overview = await client.get("/api/admin/consumers", headers=admin.headers)
+    assert [(c["name"], c["lag"], c["dead"], c["configured"]) for c in overview.json()] == [
+        ("data-platform", 2, 0, False), ("email", 0, 0, False)]
+    assert_error(await client.get("/api/admin/consumers/nope/dead", headers=admin.headers),
+                 404, "CONSUMER_NOT_FOUND")
+    assert_error(await client.post("/api/admin/consumers/email/dead/nope/retry",
+                                   headers=admin.headers), 404, "EVENT_NOT_FOUND")
+    assert_error(await client.get("/api/admin/consumers", headers=poisoned.headers),
+                 403, "FORBIDDEN")
+
+
+async def test_an_event_older_than_a_day_gets_no_mail(shop, client):
+    await place(shop, client, await with_email(shop, "late@example.com"),
+                await make_product(shop, price=1_000, stock=5))
+    shop.clock.advance(timedelta(hours=25))  # the consumer was switched on a day late
+    port = free_port()
+    with smtp(port=port) as mailbox:
+        assert await drain(runner_for(shop, port)) == 1
+    assert mailbox.received == 0
+    assert [row.outcome for row in await rows(shop, "email")] == ["too old"]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("smtp://mail.test:2525", ("mail.test", 2525, None, None, False, None)),
+    ("smtps://me:p%40ss@mail.test", ("mail.test", 465, "me", "p@ss", True, None)),
+    ("smtp+starttls://mail.test:587", ("mail.test", 587, None, None, False, True)),
+])
+def test_smtp_urls(url, expected):
+    server = SmtpServer.parse(url)
+    assert (server.host, server.port, server.username, server.password, server.use_tls,
+            server.start_tls) == expected
