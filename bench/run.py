@@ -10,8 +10,9 @@ transaction mode, with `?pgbouncer=true`.)
 
 For each backend: a fresh database (dropped afterwards), migrations, fixture data, a local
 data platform (`ecommerce dev-sink`), then `ecommerce serve --workers N` with the
-production defaults: rate limits on, the relay on (to the sink and, with Redis, the
-stream), access log on. The one setting the benchmark adds is TRUSTED_PROXIES=127.0.0.1:
+production defaults: rate limits on, the consumers on (the data platform to the sink, the
+e-mails to a local `ecommerce dev-mail`; with Redis, through the stream), access log on.
+The one setting the benchmark adds is TRUSTED_PROXIES=127.0.0.1:
 wrk stands for the proxy in front of many shoppers, each request carrying its shopper's
 address in X-Forwarded-For, so that the per-address login limit applies per shopper, as it
 would behind a real proxy. Every scenario runs in the same server, in the order given.
@@ -26,6 +27,9 @@ would behind a real proxy. Every scenario runs in the same server, in the order 
 * coupon_flash_sale (bench/sale.py): 10,000 customers each claim a coupon of 1,000 once;
   it reports the time to sell out, issues per second, the winners' latency and, apart, the
   refusals'.
+* Order scenarios also report each consumer's peak lag and its outbox-to-effect time, and
+  consumer_drain how many events a second each consumer drains (bench/consumers.py).
+  `--consumers off` runs the server without consumers, for the comparison.
 * sale_day: browsing, logins, orders, balances and histories at fixed rates, all at once,
   with a flash sale starting halfway; each route's p50/p99 and the whole.
 
@@ -62,6 +66,7 @@ from sqlalchemy import insert, select
 from tests.scratch import create_scratch_database, drop_scratch_database, pgbouncer_in_front
 
 from bench import card
+from bench import consumers as bench_consumers
 from bench.sale import claim_request, run_sale
 from ecommerce.accounts.models import users
 from ecommerce.accounts.security import Tokens
@@ -89,7 +94,9 @@ BACKENDS = {
 }
 SCENARIOS = ["ceilings", "product_list", "product_detail", "top_sellers", "balance_read",
              "recharge", "order_mix", "order_hot_product", "coupon_flash_sale",
-             "product_list_login_flood", "sale_day", "card_orders"]
+             "product_list_login_flood", "sale_day", "card_orders", "consumer_drain"]
+# Order scenarios report their consumers too: peak lag, outbox-to-effect time.
+WATCHED = {"order_mix", "order_hot_product", "card_orders"}
 # Which path answers each scenario: its ratio is to that path's ceiling.
 LEAN = {"livez", "product_list", "top_sellers", "order_mix", "order_hot_product",
         "product_list_login_flood"}
@@ -161,7 +168,7 @@ async def load_fixtures(url: str) -> dict[str, Any]:
                 await uow.conn.execute(insert(users), [
                     {"username": f"bench{i}",
                      "password_hash": password_hash if i < LOGIN_USERS else "!",
-                     "role": "CUSTOMER", "created_at": now}
+                     "role": "CUSTOMER", "created_at": now, "email": f"bench{i}@example.com"}
                     for i in range(start, start + 2_000)])
             user_ids = list((await uow.conn.execute(
                 select(users.c.id).order_by(users.c.id))).scalars())
@@ -335,7 +342,8 @@ def start_sink(port: int) -> subprocess.Popen:
 
 
 def server_settings(url: str, redis_url: str | None, sink_port: int,
-                    sandbox_port: int | None) -> dict[str, str]:
+                    sandbox_port: int | None, mail_port: int | None = None,
+                    consumers: bool = True) -> dict[str, str]:
     """The environment the server runs with: the production defaults, except what the
     report names (TRUSTED_PROXIES: wrk is the proxy), with the sandbox as its gateway
     when the card scenario runs."""
@@ -344,6 +352,10 @@ def server_settings(url: str, redis_url: str | None, sink_port: int,
                 "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}"}
     if redis_url:
         settings["REDIS_URL"] = redis_url
+    if mail_port is not None:  # the e-mail consumer, to a local dev-mail
+        settings["SMTP_URL"] = f"smtp://127.0.0.1:{mail_port}"
+    if not consumers:  # only for the comparison the report names (--consumers off)
+        settings["RUN_CONSUMERS"] = "false"
     if sandbox_port is not None:
         settings.update({"PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{sandbox_port}",
                          "PAYMENT_SECRET_KEY": DEFAULT_SECRET_KEY,
@@ -549,6 +561,10 @@ def _line(backend: str, name: str, summary: dict[str, Any]) -> str:
                 f"p50 {summary['p50_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms  "
                 f"{summary['codes']}; balance orders beside: {beside['rps']} req/s  "
                 f"p99 {beside['p99_ms']:.2f} ms")
+    if "drain" in summary:
+        return "  " + f"{backend:15} {name:24} " + "; ".join(
+            f"{consumer}: {d['handled']} of {d['backlog']} in {d['seconds']} s, "
+            f"{d['events_per_s']} events/s" for consumer, d in summary["drain"].items())
     if "routes" in summary:
         whole = summary["whole"]
         return (f"  {backend:15} {name:24} {whole['rps']} req/s of {whole['target_rps']}  "
@@ -562,7 +578,7 @@ def _line(backend: str, name: str, summary: dict[str, Any]) -> str:
 def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) -> dict[str, Any]:
     url = asyncio.run(create_database(backend))
     _, redis_url = BACKENDS[backend]
-    server = sink = sandbox = None
+    server = sink = sandbox = mail = None
     settings: dict[str, str] = {}
     results: dict[str, Any] = {}
     bouncer = contextlib.ExitStack()
@@ -571,6 +587,8 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
         data = asyncio.run(load_fixtures(url))
         port, sink_port = free_port(), free_port()
         sink = start_sink(sink_port)
+        mail_port = free_port()
+        mail = start_helper(mail_port, "dev-mail", "--web-port", str(free_port()))
         # The card gateway's sandbox only for the card scenario: the others run without
         # card payment configured, as before it existed.
         sandbox_port = free_port() if "card_orders" in scenarios else None
@@ -578,7 +596,8 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
             sandbox = start_sandbox(sandbox_port)
         served = (bouncer.enter_context(pgbouncer_in_front(url))[0]
                   if backend.endswith("+pgbouncer") else url)
-        settings = server_settings(served, redis_url, sink_port, sandbox_port)
+        settings = server_settings(served, redis_url, sink_port, sandbox_port, mail_port,
+                                   args.consumers == "on")
         server = start_server(settings, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
@@ -590,11 +609,20 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 found = {scenario: run_sale(port, sale_requests(data), args.connections)}
             elif scenario == "sale_day":
                 found = {scenario: run_sale_day(port, data, args)}
-            elif scenario == "card_orders":
-                found = {scenario: run_card_orders(port, data, args,
-                                                   f"http://127.0.0.1:{sandbox_port}")}
+            elif scenario == "consumer_drain":
+                found = {scenario: {"drain": asyncio.run(bench_consumers.drain(url))}}
             else:
-                found = {scenario: run_scenario(scenario, port, data, args)}
+                since = datetime.now(UTC)
+                with bench_consumers.LagWatch(url) as watch:
+                    if scenario == "card_orders":
+                        summary = run_card_orders(port, data, args,
+                                                  f"http://127.0.0.1:{sandbox_port}")
+                    else:
+                        summary = run_scenario(scenario, port, data, args)
+                if scenario in WATCHED and args.consumers == "on":
+                    summary["consumers"] = asyncio.run(
+                        bench_consumers.after_scenario(url, since, watch))
+                found = {scenario: summary}
             problems = asyncio.run(audit(url))
             for name, summary in found.items():
                 summary["audit"] = problems
@@ -602,7 +630,7 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                 print(_line(backend, name, summary) + "  audit "
                       + ("clean" if not problems else "BROKEN"), flush=True)
     finally:
-        for process in (server, sink, sandbox):
+        for process in (server, sink, sandbox, mail):
             if process is not None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
@@ -640,15 +668,22 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
              f"{info['machine']['python']}, {info['machine']['wrk']}. Server: "
              f"`ecommerce serve --workers {args.workers}`"
              + (f" from `{args.server_src}`" if args.server_src else "")
-             + " with the production defaults (rate limits, relay to a local sink and the "
-             "stream, access log) and TRUSTED_PROXIES=127.0.0.1 (wrk is the proxy: each "
+             + " with the production defaults (rate limits, the consumers to a local sink and "
+             "dev-mail, the stream with Redis, access log)"
+             + (" except RUN_CONSUMERS=false (no consumers)" if args.consumers == "off" else "")
+             + " and TRUSTED_PROXIES=127.0.0.1 (wrk is the proxy: each "
              f"request names its shopper's address); load: {load}, from another process.",
              "", "| backend | scenario | path | req/s | × its ceiling | p50 ms | p90 ms | "
              "p99 ms | late sends | answers | audit |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
-    sales, days = [], []
+    sales, days, drains, watched = [], [], [], []
     for backend, scenarios in results.items():
         for name, s in scenarios.items():
+            if "drain" in s:
+                drains.append((backend, s))
+                continue
+            if "consumers" in s:
+                watched.append((backend, name, s["consumers"]))
             if "issued" in s:
                 sales.append((backend, name, s))
                 continue
@@ -717,6 +752,30 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
                      f"{sale.get('won_p50_ms')} | winners {sale.get('won_p99_ms')} | | "
                      f"issued {sale.get('issued')} in {sale.get('sell_out_s')} s; "
                      f"{_answers(sale.get('codes', {}))} |")
+    if watched:
+        lines += ["", "Consumers during the order scenarios (running in every server worker, "
+                  "to the local sink and dev-mail): events written during the scenario, "
+                  "handled by the end (waiting up to 30 s), the peak lag sampled twice a "
+                  "second, and each event's time from its outbox row to the consumer's "
+                  "record.", "",
+                  "| backend | scenario | consumer | events | handled | mails sent | peak lag "
+                  "| p50 ms | p99 ms | max ms | dead |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for backend, name, found in watched:
+            for consumer, c in found.items():
+                lines.append(f"| {backend} | {name} | {consumer} | {c['events']} | "
+                             f"{c['handled']} | {c['sent']} | {c['lag_peak']} | "
+                             f"{c['p50_ms']} | {c['p99_ms']} | {c['max_ms']} | {c['dead']} |")
+    if drains:
+        lines += ["", "Consumer throughput (consumer_drain): each consumer forgets what it "
+                  "did and the running server's workers do it all again; events per second "
+                  "from the first to the last record.", "",
+                  "| backend | consumer | backlog | handled | seconds | events/s |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for backend, s in drains:
+            for consumer, c in s["drain"].items():
+                lines.append(f"| {backend} | {consumer} | {c['backlog']} | {c['handled']} | "
+                             f"{c['seconds']} | {c['events_per_s']} |")
     (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
     shutil.copy(out / f"{stamp}.md", out / "latest.md")
     shutil.copy(out / f"{stamp}.json", out / "latest.json")
@@ -745,6 +804,9 @@ def main() -> None:
     parser.add_argument("--server-src", default=None,
                         help="run the server from this src/ folder (another checkout's), to "
                              "compare two commits with the same benchmark")
+    parser.add_argument("--consumers", choices=("on", "off"), default="on",
+                        help="off: the server runs no consumers (for the comparison of the "
+                        "order path with and without them); the report says so")
     parser.add_argument("--label", default="",
                         help="appended to the report's file name")
     args = parser.parse_args()

@@ -57,6 +57,13 @@ async def test_invalid_admin_credentials_are_refused(database_url):
     assert result.returncode == 2 and "invalid" in result.stderr
 
 
+async def test_consume_names_its_consumers(database_url):
+    unknown = ecommerce(database_url, "consume", "--group", "points")
+    assert unknown.returncode == 2 and "data-platform, email" in unknown.stderr
+    idle = ecommerce(database_url, "consume")  # nothing configured: says so, ends
+    assert idle.returncode == 0 and "SMTP_URL" in idle.stderr
+
+
 async def test_admin_from_environment_exists_after_start(database_url):
     await wipe(database_url)
     settings = make_settings(database_url, admin_username="root-admin",

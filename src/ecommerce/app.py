@@ -17,11 +17,11 @@ from ecommerce.catalog.router import admin as catalog_admin_router
 from ecommerce.catalog.router import router as catalog_router
 from ecommerce.consumers import setup as consumer_setup
 from ecommerce.consumers.router import admin as consumers_admin_router
+from ecommerce.consumers.router import events_admin as events_admin_router
 from ecommerce.context import AppContext
 from ecommerce.coupons import usecases as coupon_usecases
 from ecommerce.coupons.router import admin as coupons_admin_router
 from ecommerce.coupons.router import router as coupons_router
-from ecommerce.events.router import admin as events_admin_router
 from ecommerce.orders import usecases as order_usecases
 from ecommerce.orders.router import admin as orders_admin_router
 from ecommerce.orders.router import router as orders_router

@@ -198,7 +198,7 @@ def dev_sink(port: int = 9000, host: str = "127.0.0.1",
     """A local stand-in for the data platform: receives and prints events."""
     import uvicorn
 
-    from ecommerce.events.sink import sink_app
+    from ecommerce.consumers.sink import sink_app
 
     uvicorn.run(sink_app(secret, record, quiet, delay), host=host, port=port, log_level="warning")
 

@@ -16,8 +16,8 @@ from ecommerce.consumers.email import Email, SmtpServer
 from ecommerce.consumers.runner import Runner
 from tests.consumers.test_data_platform import drain, place, rows
 from tests.factories import assert_error, make_admin, make_product, make_user
-from tests.payments.test_card_orders import card_order, pay, sandbox, settings_overrides
 from tests.payments.checkout import DECLINE
+from tests.payments.test_card_orders import card_order, pay, sandbox, settings_overrides
 from tests.scratch import free_port
 
 __all__ = ["sandbox", "settings_overrides"]  # the card tests' gateway, for a declined order
@@ -143,6 +143,10 @@ async def test_a_poison_event_goes_dead_and_an_admin_retry_delivers_it(shop, cli
     overview = await client.get("/api/admin/consumers", headers=admin.headers)
     assert [(c["name"], c["lag"], c["dead"], c["configured"]) for c in overview.json()] == [
         ("data-platform", 2, 0, False), ("email", 0, 0, False)]
+    await runner.sweep()  # each sweep sets the lag gauge
+    metrics = (await client.get("/metrics")).text
+    assert 'consumer_lag{consumer="email"} 0.0' in metrics
+    assert 'consumer_events_total{consumer="email",status="dead"}' in metrics
     assert_error(await client.get("/api/admin/consumers/nope/dead", headers=admin.headers),
                  404, "CONSUMER_NOT_FOUND")
     assert_error(await client.post("/api/admin/consumers/email/dead/nope/retry",
@@ -171,3 +175,13 @@ def test_smtp_urls(url, expected):
     server = SmtpServer.parse(url)
     assert (server.host, server.port, server.username, server.password, server.use_tls,
             server.start_tls) == expected
+
+
+@pytest.mark.parametrize("url", ["ftp://mail.test", "smtp://", "smtp://mail.test:port"])
+def test_a_wrong_smtp_url_is_refused_at_start(url):
+    from pydantic import ValidationError
+
+    from ecommerce.platform.settings import Settings
+
+    with pytest.raises(ValidationError, match="SMTP_URL must be"):
+        Settings(_env_file=None, smtp_url=url)

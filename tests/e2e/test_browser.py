@@ -226,6 +226,15 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await expect(admin.get_by_text("결제 주문 1건")).to_be_visible()  # the cancelled one not
         await go(admin, f"{base}/shop/#/admin/events", "#/admin/events")
         await expect(admin.locator("#delivery")).to_contain_text("DATA_PLATFORM_URL")
+        # The consumers with their lag; one dead e-mail event, retried by the admin.
+        await dead_email_event(clean_db)
+        await go(admin, f"{base}/shop/#/admin/consumers", "#/admin/consumers")
+        await expect(admin.locator("tr[data-consumer=email]")).to_contain_text("설정 안 됨")
+        dead = admin.locator("tr[data-dead]")
+        await expect(dead).to_contain_text("550 mailbox unavailable")
+        await shot(admin, "admin-consumers")
+        await dead.get_by_role("button", name="재시도").click()
+        await expect(admin.get_by_text("보류된 이벤트가 없습니다.")).to_be_visible()
         await go(admin, f"{base}/shop/#/admin", "#/admin")
         await shot(admin, "admin-dashboard")
         await admin.get_by_role("button", name="English").click()
@@ -237,6 +246,28 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
                      .get_by_role("link", name="Products")).to_be_visible()
         await go(admin, f"{base}/shop/#/", "#/")
         await shot(admin, "storefront-en")
+
+
+async def dead_email_event(database_url: str) -> None:
+    """The newest order event, dead for the e-mail consumer (its server refused it)."""
+    from sqlalchemy import insert, select
+
+    from ecommerce.consumers.models import consumer_deliveries
+    from ecommerce.events.models import outbox
+    from ecommerce.platform.clock import Clock
+    from ecommerce.platform.database import Database
+
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.uow() as uow:
+            event = (await uow.conn.execute(select(outbox.c.id, outbox.c.event_id)
+                                            .order_by(outbox.c.id.desc()).limit(1))).one()
+            await uow.conn.execute(insert(consumer_deliveries).values(
+                consumer="email", outbox_id=event.id, event_id=event.event_id, status="DEAD",
+                attempts=10, last_error="SMTP: 550 mailbox unavailable",
+                created_at=Clock().now()))
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -1,5 +1,5 @@
 """The shop through PgBouncer in transaction mode (issue 19): migrations, orders (the
-order function included), a flash sale, cancellations and the relay, with two server
+order function included), a flash sale, cancellations and the stream publisher, with two server
 processes sharing a server pool smaller than their client pools."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def test_the_shop_through_pgbouncer_in_transaction_mode(clean_redis):
             [item] = await make_products(url, (1_000, 100))
             await make_coupon(url, "BOUNCE", 40)
             async with live_server(through, workers=2, redis_url=clean_redis,
-                                   RUN_RELAY="true", RELAY_BACKOFF_SECONDS="0.1") as live:
+                                   RUN_CONSUMERS="true") as live:
                 async with many_connections(100) as client:
                     keys = {uid: str(uuid.uuid4()) for uid in buyers}
                     body = {"items": [{"productId": item, "quantity": 1}]}
@@ -68,7 +68,7 @@ async def test_the_shop_through_pgbouncer_in_transaction_mode(clean_redis):
                         for order_id, uid in paid[:10]])
                     listed = await client.get(f"{live.url}/api/products?sort=popular")
                     ready = await client.get(f"{live.url}/readyz")
-                    for _ in range(100):  # the relay copies every event to the stream
+                    for _ in range(100):  # the publisher copies every event to the stream
                         waiting = await read(url, select(func.count()).select_from(outbox)
                                              .where(outbox.c.streamed_at.is_(None)))
                         if waiting == [(0,)]:

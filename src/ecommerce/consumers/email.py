@@ -48,10 +48,8 @@ class SmtpServer:
 
     @classmethod
     def parse(cls, url: str) -> SmtpServer:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-            raise ValueError("SMTP_URL must be smtp://host:port, smtp+starttls://… or "
-                             "smtps://…")
+        parts = urlsplit(url)  # checked by the settings (SMTP_URL)
+        assert parts.hostname
         tls = parts.scheme == "smtps"
         return cls(host=parts.hostname, port=parts.port or (465 if tls else 25),
                    username=unquote(parts.username) if parts.username else None,

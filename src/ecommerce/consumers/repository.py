@@ -132,10 +132,14 @@ async def claim(conn: AsyncConnection, consumer: str, events: Sequence[Event], l
     by_id = {event.outbox_id: event for event in events}
     ids = sorted(by_id)  # one order for every worker: they wait on each other, never deadlock
     until = now + timedelta(seconds=lease_seconds)
-    await _insert_ignore(conn, d, [{
-        "consumer": consumer, "outbox_id": event_id, "event_id": by_id[event_id].event_id,
-        "status": "WORKING", "attempts": 0, "next_attempt_at": None, "lease": lease,
-        "locked_until": until, "created_at": now} for event_id in ids])
+    known = set((await conn.execute(select(d.c.outbox_id).where(
+        d.c.consumer == consumer, d.c.outbox_id.in_(ids)))).scalars())
+    new = [event_id for event_id in ids if event_id not in known]
+    if new:  # (inserting only these keeps MySQL from warning about each one that exists)
+        await _insert_ignore(conn, d, [{
+            "consumer": consumer, "outbox_id": event_id, "event_id": by_id[event_id].event_id,
+            "status": "WORKING", "attempts": 0, "next_attempt_at": None, "lease": lease,
+            "locked_until": until, "created_at": now} for event_id in new])
     await conn.execute(update(d).where(d.c.consumer == consumer, d.c.outbox_id.in_(ids),
                                        or_(d.c.lease.is_(None), d.c.lease != lease),
                                        takeable(now, horizon))

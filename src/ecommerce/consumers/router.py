@@ -1,17 +1,25 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from ecommerce.accounts.dependencies import CurrentUser
 from ecommerce.consumers import usecases
-from ecommerce.consumers.errors import ConsumerNotFound
-from ecommerce.consumers.schemas import ConsumerOut, DeadEventOut, DeliveryOut
+from ecommerce.consumers.errors import ConsumerNotFound, EventNotFound, EventNotRetryable
+from ecommerce.consumers.schemas import (
+    ConsumerOut,
+    DeadEventOut,
+    DeliveryOut,
+    DeliveryStatusOut,
+    EventOut,
+    EventStatus,
+)
 from ecommerce.context import Ctx
-from ecommerce.events.errors import EventNotFound, EventNotRetryable
 from ecommerce.platform.errors import Forbidden, Unauthorized, responses
 from ecommerce.platform.pagination import PageParams, set_total
+from ecommerce.platform.schemas import IdPath
 
 admin = APIRouter(prefix="/api/admin/consumers", tags=["admin: consumers"])
+events_admin = APIRouter(prefix="/api/admin/events", tags=["admin: events"])
 
 ConsumerName = Annotated[str, Path(alias="name", min_length=1, max_length=40)]
 EventIdPath = Annotated[str, Path(alias="eventId", min_length=1, max_length=36)]
@@ -37,3 +45,25 @@ async def dead_events(name: ConsumerName, caller: CurrentUser, ctx: Ctx, page: P
 async def retry_dead(name: ConsumerName, event_id: EventIdPath, caller: CurrentUser,
                      ctx: Ctx) -> DeliveryOut:
     return await usecases.retry(ctx, caller, name, event_id)
+
+
+@events_admin.get("", response_model=list[EventOut],
+                  responses=responses(Unauthorized, Forbidden))
+async def list_events(caller: CurrentUser, ctx: Ctx, page: PageParams, response: Response,
+                      status: Annotated[EventStatus | None, Query()] = None) -> list[EventOut]:
+    views, total = await usecases.events(ctx, caller, status, page)
+    set_total(response, total)
+    return views
+
+
+@events_admin.get("/status", response_model=DeliveryStatusOut,
+                  responses=responses(Unauthorized, Forbidden))
+async def delivery_status(caller: CurrentUser, ctx: Ctx) -> DeliveryStatusOut:
+    return usecases.delivery_status(ctx, caller)
+
+
+@events_admin.post("/{id}/retry", response_model=EventOut,
+                   responses=responses(Unauthorized, Forbidden, EventNotFound,
+                                       EventNotRetryable))
+async def retry_event(event_pk: IdPath, caller: CurrentUser, ctx: Ctx) -> EventOut:
+    return await usecases.retry_event(ctx, caller, event_pk)

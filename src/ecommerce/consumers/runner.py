@@ -30,13 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from sqlalchemy.exc import DBAPIError
+
 from ecommerce.consumers import repository
 from ecommerce.consumers.broker import Broker, OutboxBroker, StreamBroker
 from ecommerce.consumers.repository import Event
 from ecommerce.platform.cache import REDIS_DOWN
 from ecommerce.platform.clock import Clock
-from ecommerce.platform.database import Database
-from ecommerce.platform.metrics import CONSUMER_EVENTS, CONSUMER_LAG
+from ecommerce.platform.database import Database, is_deadlock
+from ecommerce.platform.metrics import CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_OUTCOMES
 from ecommerce.platform.settings import Settings
 
 if TYPE_CHECKING:
@@ -159,13 +161,7 @@ class Runner:
         if not ids:
             return 0
         lease = uuid.uuid4().hex
-        async with self.db.uow() as uow:
-            events = await repository.outbox_rows(uow.conn, sorted(set(ids)))
-            taken = await repository.claim(uow.conn, self.name, events, lease,
-                                           self.clock.now(),
-                                           self.settings.consumer_lease_seconds,
-                                           self.horizon())
-            waiting = await repository.earlier_unfinished(uow.conn, self.name, taken)
+        taken, waiting = await self._claim(sorted(set(ids)), lease)
         if not taken:
             return 0
         mine = {event.outbox_id for event in taken}
@@ -200,6 +196,25 @@ class Runner:
             await self._settle(lease, [(event, outcomes[event.outbox_id]) for event in taken])
         return len(taken)
 
+    async def _claim(self, ids: list[int], lease: str
+                     ) -> tuple[list[Event], set[tuple[int, int]]]:
+        """Take these events in one transaction (again on a deadlock: two workers taking
+        overlapping batches on MySQL), with the older unfinished events of their orders."""
+        for attempt in range(3):
+            try:
+                async with self.db.uow() as uow:
+                    events = await repository.outbox_rows(uow.conn, ids)
+                    taken = await repository.claim(uow.conn, self.name, events, lease,
+                                                   self.clock.now(),
+                                                   self.settings.consumer_lease_seconds,
+                                                   self.horizon())
+                    waiting = await repository.earlier_unfinished(uow.conn, self.name, taken)
+                return taken, waiting
+            except DBAPIError as error:
+                if not is_deadlock(error) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _handle(self, event: Event) -> Outcome:
         if event.event_type not in self.consumer.event_types:
             return Outcome("handled", "ignored")
@@ -220,6 +235,8 @@ class Runner:
                 if await repository.settle(uow.conn, self.name, lease, event.outbox_id,
                                            values):
                     CONSUMER_EVENTS.labels(self.name, values["status"].lower()).inc()
+                    if outcome.kind == "handled":
+                        CONSUMER_OUTCOMES.labels(self.name, outcome.note).inc()
 
     def _values(self, event: Event, outcome: Outcome, now: Any) -> dict[str, Any]:
         if outcome.kind == "handled":

@@ -1,14 +1,21 @@
-"""What an admin can do with the consumers; each opens its own transaction."""
+"""What an admin can do with the consumers and the outbox (the data platform's view of it);
+each opens its own transaction."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ecommerce.consumers import repository, setup
-from ecommerce.consumers.errors import ConsumerNotFound
-from ecommerce.consumers.schemas import ConsumerOut, DeadEventOut, DeliveryOut
+from ecommerce.consumers.data_platform import DataPlatform
+from ecommerce.consumers.errors import ConsumerNotFound, EventNotFound, EventNotRetryable
+from ecommerce.consumers.schemas import (
+    ConsumerOut,
+    DeadEventOut,
+    DeliveryOut,
+    DeliveryStatusOut,
+    EventOut,
+)
 from ecommerce.events import outbox
-from ecommerce.events.errors import EventNotFound, EventNotRetryable
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, require_admin
 
@@ -59,3 +66,34 @@ async def retry(ctx: AppContext, caller: Principal, name: str, event_id: str) ->
 
 async def _wake() -> None:
     outbox.notify()
+
+
+async def events(ctx: AppContext, caller: Principal, status: str | None, page: Page
+                 ) -> tuple[list[EventOut], int]:
+    """The outbox, newest first, with the data platform's delivery of each."""
+    require_admin(caller)
+    async with ctx.db.uow(write=False) as uow:
+        rows, total = await repository.events_for(uow.conn, DataPlatform.name, status,
+                                                  page.size, page.offset)
+    return [EventOut.model_validate(row._mapping) for row in rows], total
+
+
+def delivery_status(ctx: AppContext, caller: Principal) -> DeliveryStatusOut:
+    require_admin(caller)
+    settings = ctx.settings
+    return DeliveryStatusOut(data_platform=bool(settings.data_platform_url),
+                             stream=ctx.redis is not None, relay=settings.run_consumers)
+
+
+async def retry_event(ctx: AppContext, caller: Principal, event_pk: int) -> EventOut:
+    """A FAILED (dead) event back in the data platform's queue with fresh attempts."""
+    require_admin(caller)
+    async with ctx.db.uow() as uow:
+        if await repository.event_for(uow.conn, DataPlatform.name, event_pk) is None:
+            raise EventNotFound()
+        if not await repository.retry_dead(uow.conn, DataPlatform.name, event_pk,
+                                           ctx.clock.now()):
+            raise EventNotRetryable()
+        uow.after_commit(_wake)
+        row = await repository.event_for(uow.conn, DataPlatform.name, event_pk)
+    return EventOut.model_validate(row._mapping)

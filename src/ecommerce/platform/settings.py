@@ -7,6 +7,7 @@ import re
 import secrets
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -168,6 +169,22 @@ class Settings(BaseSettings):
             item = item.strip()
             if item != "*":
                 ipaddress.ip_network(item, strict=False)
+        return value.strip()
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _valid_smtp_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+            valid = parts.scheme in ("smtp", "smtps", "smtp+starttls") and bool(parts.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("SMTP_URL must be smtp://host:port, smtp+starttls://user:pass@"
+                             "host:587 or smtps://user:pass@host:465")
         return value.strip()
 
     @field_validator("redis_url", "data_platform_url", "admin_username", "admin_password",

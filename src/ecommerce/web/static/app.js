@@ -38,6 +38,8 @@ const TEXT = {
     toOrders: "주문 내역 보기", nothingToConfirm: "확인할 결제가 없습니다.",
     "status.PAYMENT_PENDING": "결제 대기", "status.PAYMENT_UNKNOWN": "결제 확인 중", "status.PAYMENT_FAILED": "결제 실패",
     "status.CANCEL_PENDING": "환불 중",
+    consumers: "이벤트 소비자", lag: "밀린 이벤트", inProgress: "처리 중", dead: "실패(보류)", configured: "실행",
+    notConfigured: "설정 안 됨", deadEvents: "보류된 이벤트: {c}", lastError: "마지막 오류", noDead: "보류된 이벤트가 없습니다.",
     "err.PAYMENT_DECLINED": "카드 결제가 거절되었습니다", "err.PAYMENT_METHOD_UNAVAILABLE": "카드 결제를 사용할 수 없습니다",
     "err.ORDER_NOT_PAYABLE": "결제할 수 없는 주문입니다 (만료 또는 처리됨)", "err.PAYMENT_AMOUNT_MISMATCH": "결제 금액이 맞지 않습니다",
     "err.OUT_OF_STOCK": "재고가 부족합니다", "err.INSUFFICIENT_BALANCE": "잔액이 부족합니다",
@@ -90,6 +92,8 @@ const TEXT = {
     minOrderAmount: "Minimum order", totalQuantity: "Quantity", validDays: "Valid days", issued: "Issued",
     left: "Left",
     user: "User", filter: "Filter", retry: "Retry", retried: "Queued for delivery", attempts: "Attempts",
+    consumers: "Consumers", lag: "Lag", inProgress: "In progress", dead: "Dead", configured: "Runs",
+    notConfigured: "not configured", deadEvents: "Dead events: {c}", lastError: "Last error", noDead: "No dead events.",
     event: "Event", revenue: "Paid per day (last 7 days, shop time zone)", paidOrders: "{n} paid orders", noData: "No data.",
     live: "live", "err.OUT_OF_STOCK": "Out of stock", "err.INSUFFICIENT_BALANCE": "Your balance is too low",
     payWith: "Pay with", "method.BALANCE": "Balance", "method.CARD": "Card", "method.MIXED": "Balance + card",
@@ -583,7 +587,7 @@ function adminNav() {
   const current = location.hash.split("?")[0];
   return h("nav", { class: "row", "aria-label": "admin" }, [["#/admin", t("dashboard")], ["#/admin/products", t("products")],
     ["#/admin/categories", t("adminCategories")], ["#/admin/coupons", t("adminCoupons")], ["#/admin/orders", t("adminOrders")],
-    ["#/admin/events", t("events")]].map(([href, label]) => h("a", { href, "aria-current": current === href ? "page" : null }, label)));
+    ["#/admin/events", t("events")], ["#/admin/consumers", t("consumers")]].map(([href, label]) => h("a", { href, "aria-current": current === href ? "page" : null }, label)));
 }
 function needAdmin() {
   if (needLogin()) return true;
@@ -767,6 +771,28 @@ async function adminEventsPage() {
     pager(current, total, 20, (n) => { params.set("page", n); location.hash = `#/admin/events?${params}`; }));
 }
 
+async function adminConsumersPage() {
+  if (needAdmin()) return;
+  const { data: consumers } = await api("GET", "/api/admin/consumers");
+  const rows = consumers.map((c) => h("tr", { "data-consumer": c.name }, h("td", {}, c.name),
+    h("td", { class: "num" }, c.lag), h("td", { class: "num" }, c.pending), h("td", { class: "num" }, c.dead),
+    h("td", {}, c.configured ? "✓" : t("notConfigured"))));
+  const sections = [];
+  for (const c of consumers.filter((c) => c.dead > 0)) {
+    const { data: dead } = await api("GET", `/api/admin/consumers/${c.name}/dead?size=100`);
+    sections.push(h("h2", {}, t("deadEvents", { c: c.name })), table([[t("event")], [t("order")], [t("attempts"), "num"],
+      [t("lastError")], [t("date"), "hide-narrow"], [""]], dead.map((e) => h("tr", { "data-dead": e.eventId },
+      h("td", {}, e.eventType), h("td", {}, e.orderId ? `#${e.orderId}` : ""), h("td", { class: "num" }, e.attempts),
+      h("td", {}, e.lastError || ""), h("td", { class: "hide-narrow" }, when(e.occurredAt)),
+      h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
+        try { await api("POST", `/api/admin/consumers/${c.name}/dead/${e.eventId}/retry`); flash("ok", t("retried")); route(); } catch (error) { fail(error); }
+      } }, t("retry")))))));
+  }
+  if (!sections.length) sections.push(h("p", {}, t("noDead")));
+  page(t("consumers"), adminNav(), table([[t("name")], [t("lag"), "num"], [t("inProgress"), "num"], [t("dead"), "num"], [t("configured")]], rows),
+    ...sections);
+}
+
 // Routing -----------------------------------------------------------------------------
 const ROUTES = [
   [/^#?\/?$/, shopPage], [/^#\/product\/(\d+)$/, productPage], [/^#\/cart$/, cartPage], [/^#\/login$/, loginPage],
@@ -774,6 +800,7 @@ const ROUTES = [
   [/^#\/pay\/(success|fail)$/, payResultPage],
   [/^#\/admin$/, dashboardPage], [/^#\/admin\/products$/, adminProductsPage], [/^#\/admin\/categories$/, adminCategoriesPage],
   [/^#\/admin\/coupons$/, adminCouponsPage], [/^#\/admin\/orders$/, adminOrdersPage], [/^#\/admin\/events$/, adminEventsPage],
+  [/^#\/admin\/consumers$/, adminConsumersPage],
 ];
 
 // One page renders at a time, in the order they were asked for, so a slow page can never

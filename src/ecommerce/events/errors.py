@@ -1,9 +1,0 @@
-from ecommerce.platform.errors import AppError
-
-
-class EventNotFound(AppError):
-    status, code, message = 404, "EVENT_NOT_FOUND", "No such event"
-
-
-class EventNotRetryable(AppError):
-    status, code, message = 409, "EVENT_NOT_RETRYABLE", "Only a FAILED event can be retried"
