@@ -96,6 +96,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                                          help="Load demo data if the shop is empty.")) -> None:
     """Serve the API (migrating first unless --no-migrate)."""
     from ecommerce.platform.logging import configure_logging
+    from ecommerce.platform.serving import Sidecar
     from ecommerce.platform.serving import serve as run_server
 
     if no_consumers:
@@ -109,12 +110,25 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
         typer.echo(asyncio.run(run_seed(settings)))
     settings.signing_key()  # create the shared key before the workers start
-    if workers > 1:
+    sidecar = None
+    if settings.run_consumers and (settings.data_platform_url or settings.smtp_url
+                                   or settings.redis_url):
+        # The consumers run in a process of their own beside the workers, at a lower CPU
+        # priority: requests first, background work in the room they leave (decision 65).
+        sidecar = Sidecar(["consume"], nice=settings.consumer_nice)
+        os.environ["RUN_CONSUMERS"] = "false"  # so the workers do not run them too
+    if workers > 1 or sidecar is not None:  # /metrics adds up every process's figures
         metrics_dir = VAR_DIR / "prometheus" / str(os.getpid())
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-    run_server(settings, host=host, port=port, workers=workers)
+    if sidecar is not None:
+        sidecar.start()
+    try:
+        run_server(settings, host=host, port=port, workers=workers)
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
 
 
 @app.command()

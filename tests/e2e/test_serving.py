@@ -140,3 +140,37 @@ async def test_a_busy_worker_is_not_killed_for_missing_a_few_health_checks(datab
         assert sorted(_children(server.process.pid)) == sorted(workers)
         assert not [line for line in _log_lines(server.log_path)
                     if line.get("message") == "worker replaced"]
+
+
+def _sidecars(pid: int) -> list[int]:
+    return [child for child in _children(pid)
+            if b"consume" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+async def test_the_consumers_run_beside_the_server_at_low_priority(database_url):
+    """`serve` starts `ecommerce consume` at CONSUMER_NICE, replaces it when it dies, and
+    takes it along when the server itself is killed."""
+    async with live_server(database_url, workers=1, RUN_CONSUMERS="true",
+                           DATA_PLATFORM_URL="http://127.0.0.1:9/events") as server:
+        await _wait_for(lambda: _sidecars(server.process.pid))
+        [sidecar] = _sidecars(server.process.pid)
+        assert _nice(sidecar) == 19 and _nice(server.process.pid) == 0
+        os.kill(sidecar, signal.SIGKILL)
+
+        def replaced() -> list[dict]:
+            return [line for line in _log_lines(server.log_path)
+                    if line.get("message") == "sidecar replaced"]
+
+        await _wait_for(lambda: replaced())
+        [line] = replaced()
+        assert line["pid"] == sidecar and line["reason"] == "killed by SIGKILL"
+        [replacement] = _sidecars(server.process.pid)
+        assert replacement == line["replacement"] and _nice(replacement) == 19
+        os.kill(server.process.pid, signal.SIGKILL)  # no chance to stop it: it goes too
+        await _wait_for(lambda: not Path(f"/proc/{replacement}").exists()
+                        or b"Z" == Path(f"/proc/{replacement}/stat").read_bytes()
+                        .rsplit(b")", 1)[1].split()[0])

@@ -41,6 +41,7 @@ class Mailbox:
     mails: list[Mail] = field(default_factory=list)
     received: int = 0  # every DATA accepted, duplicates included
     lock: threading.Lock = field(default_factory=threading.Lock)
+    by_id: dict[str, Mail] = field(default_factory=dict)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         message = message_from_bytes(envelope.content, policy=policy.default)
@@ -54,16 +55,18 @@ class Mailbox:
         rich = message.get_body(("html",))
         with self.lock:
             self.received += 1
-            for mail in self.mails:
-                if message_id and mail.message_id == message_id:
-                    mail.times += 1
-                    return
-            self.mails.append(Mail(
+            if message_id in self.by_id:
+                self.by_id[message_id].times += 1
+                return
+            mail = Mail(
                 number=len(self.mails) + 1, message_id=message_id, sender=sender,
                 recipients=recipients, subject=str(message.get("Subject", "")),
                 text=text.get_content() if text is not None else "",
                 html=rich.get_content() if rich is not None else "",
-                received_at=datetime.now(UTC)))
+                received_at=datetime.now(UTC))
+            self.mails.append(mail)
+            if message_id:
+                self.by_id[message_id] = mail
 
     def snapshot(self) -> list[Mail]:
         with self.lock:

@@ -11,9 +11,13 @@ stores treat as one message."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
@@ -29,6 +33,8 @@ from ecommerce.consumers.runner import Failure
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.settings import Settings
+
+IDLE_SECONDS = 20.0  # a kept SMTP connection unused this long is opened afresh
 
 SUBJECTS = {
     "order.completed": "주문이 완료되었습니다",
@@ -85,12 +91,41 @@ class Email:
         self.db = db
         self.clock = clock or Clock()
         self.templates = templates()
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._used = 0.0
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self._smtp is not None:
+            smtp, self._smtp = self._smtp, None
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await smtp.quit()
+
+    async def _send(self, message: MIMEMultipart) -> None:
+        """Over one kept connection (one mail after another, never at once), opened again
+        when the server closed it or after IDLE_SECONDS unused."""
+        reused = self._smtp is not None and time.monotonic() - self._used < IDLE_SECONDS
+        if not reused:
+            await self.close()
+            self._smtp = aiosmtplib.SMTP(
+                hostname=self.server.host, port=self.server.port, use_tls=self.server.use_tls,
+                start_tls=self.server.start_tls, timeout=self.timeout,
+                username=self.server.username, password=self.server.password)
+            await self._smtp.connect()
+        assert self._smtp is not None
+        try:
+            await self._smtp.sendmail(self.sender, [message["To"]], message.as_bytes())
+        except aiosmtplib.SMTPServerDisconnected:
+            await self.close()
+            if not reused:
+                raise
+            await self._send(message)  # the server had closed the kept connection: once more
+        except BaseException:
+            await self.close()  # after a refusal or a timeout, start the next one afresh
+            raise
+        self._used = time.monotonic()
 
     async def handle(self, event: Event) -> str:
         if event.created_at < self.clock.now() - self.max_age:
@@ -104,16 +139,15 @@ class Email:
             return "no e-mail address"
         message = self.message(event, order, user, names)
         try:
-            await aiosmtplib.send(message, hostname=self.server.host, port=self.server.port,
-                                  username=self.server.username,
-                                  password=self.server.password, use_tls=self.server.use_tls,
-                                  start_tls=self.server.start_tls, timeout=self.timeout)
+            await self._send(message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
             raise Failure(f"SMTP: {type(failure).__name__}: {failure}") from None
         return "sent"
 
     def message(self, event: Event, order: dict[str, Any], user: Any,
-                names: dict[int, str]) -> EmailMessage:
+                names: dict[int, str]) -> MIMEMultipart:
+        """HTML with a plain-text part (the stdlib's MIME classes: a third of the time of
+        `EmailMessage`, which parses every header it is given)."""
         subject = f"[{self.shop}] {SUBJECTS[event.event_type]} (주문번호 {order['orderId']})"
         context = {
             "shop": self.shop, "subject": subject, "name": user.username, "order": order,
@@ -122,15 +156,15 @@ class Email:
                        "amount": item["quantity"] * item["unitPrice"]}
                       for item in order["items"]],
         }
-        message = EmailMessage()
+        message = MIMEMultipart("alternative")
         message["From"] = self.sender
         message["To"] = user.email
-        message["Subject"] = subject
+        message["Subject"] = Header(subject, "utf-8")
         message["Date"] = format_datetime(event.created_at)
         # The event's id: a mail sent again is the same message to every mail store.
         message["Message-ID"] = f"<{event.event_id}@{self.domain}>"
-        message.set_content(self.templates.get_template(f"{event.event_type}.txt")
-                            .render(context))
-        message.add_alternative(self.templates.get_template(f"{event.event_type}.html")
-                                .render(context), subtype="html")
+        for kind in ("plain", "html"):
+            template = f"{event.event_type}.{'txt' if kind == 'plain' else 'html'}"
+            message.attach(MIMEText(self.templates.get_template(template).render(context),
+                                    kind, "utf-8"))
         return message

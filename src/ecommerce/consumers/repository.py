@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -186,6 +186,20 @@ async def settle(conn: AsyncConnection, consumer: str, lease: str, outbox_id: in
                                                 d.c.outbox_id == outbox_id, d.c.lease == lease)
                                 .values(lease=None, locked_until=None, **values))
     return result.rowcount == 1
+
+
+async def settle_handled(conn: AsyncConnection, consumer: str, lease: str,
+                         handled: list[tuple[int, str]], now: datetime) -> None:
+    """Record many handled events (outbox id, what the effect was) in one statement run
+    for each (executemany), where the lease is still ours."""
+    if not handled:
+        return
+    statement = update(d).where(d.c.consumer == consumer, d.c.lease == lease,
+                                d.c.outbox_id == bindparam("b_outbox_id")).values(
+        status="HANDLED", handled_at=now, outcome=bindparam("b_outcome"), last_error=None,
+        next_attempt_at=None, lease=None, locked_until=None)
+    await conn.execute(statement, [{"b_outbox_id": outbox_id, "b_outcome": outcome}
+                                   for outbox_id, outcome in handled])
 
 
 async def retry_dead(conn: AsyncConnection, consumer: str, outbox_id: int, now: datetime

@@ -72,6 +72,9 @@ class Outcome:
 
 
 DEFERRED_SECONDS = 0.5
+# A running worker looks back (a dead worker's messages, retries due) at most this often;
+# a single pass (`run_once()`, the tests') always does.
+LOOK_BACK = 1.0
 
 
 def worker_name() -> str:
@@ -94,6 +97,7 @@ class Runner:
                          idle_ms=int(settings.consumer_lease_seconds * 1000))
             if redis is not None else OutboxBroker(db, self.name))
         self._last_sweep = 0.0
+        self._last_look = 0.0
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Handle events until `stop` is set."""
@@ -111,21 +115,25 @@ class Runner:
     async def run_once(self, *, block_ms: int = 0, sweep: bool = False) -> int:
         """One pass: new events, reclaimed ones, due retries, and the sweep when it is due
         (or `sweep`); the number of events taken."""
-        taken = 0
+        taken, looking_back = 0, True
         try:
             ids, refs = await self.broker.read(self.batch, block_ms)
             taken += await self._process(ids)
             await self.broker.ack(refs)
-            ids, refs = await self.broker.reclaim(self.batch)
-            taken += await self._process(ids)
-            await self.broker.ack(refs)
+            looking_back = block_ms == 0 or time.monotonic() - self._last_look >= LOOK_BACK
+            if looking_back:
+                ids, refs = await self.broker.reclaim(self.batch)
+                taken += await self._process(ids)
+                await self.broker.ack(refs)
             broker_down = False
         except REDIS_DOWN:
-            broker_down = True  # the outbox still has everything: sweep it instead
-        async with self.db.uow(write=False) as uow:
-            due = await repository.due(uow.conn, self.name, self.clock.now(),
-                                       self.horizon(), self.batch)
-        taken += await self._process(due)
+            broker_down = looking_back = True  # the outbox has everything: sweep it instead
+        if looking_back:  # what a dead worker held, and retries due: once a second
+            self._last_look = time.monotonic()
+            async with self.db.uow(write=False) as uow:
+                due = await repository.due(uow.conn, self.name, self.clock.now(),
+                                           self.horizon(), self.batch)
+            taken += await self._process(due)
         if (sweep or broker_down or self.broker.lost
                 or time.monotonic() - self._last_sweep >= self.settings.consumer_sweep_seconds):
             taken += await self.sweep()
@@ -229,19 +237,24 @@ class Runner:
 
     async def _settle(self, lease: str, results: list[tuple[Event, Outcome]]) -> None:
         now = self.clock.now()
-        async with self.db.uow() as uow:
+        handled = [(event.outbox_id, outcome.note[:80]) for event, outcome in results
+                   if outcome.kind == "handled"]
+        # One event (an e-mail, settled after each) is one statement: no BEGIN and COMMIT
+        # on PostgreSQL.
+        async with self.db.uow(one_write=len(results) == 1) as uow:
+            await repository.settle_handled(uow.conn, self.name, lease, handled, now)
             for event, outcome in results:
+                if outcome.kind == "handled":
+                    CONSUMER_EVENTS.labels(self.name, "handled").inc()
+                    CONSUMER_OUTCOMES.labels(self.name, outcome.note).inc()
+                    continue
                 values = self._values(event, outcome, now)
                 if await repository.settle(uow.conn, self.name, lease, event.outbox_id,
                                            values):
                     CONSUMER_EVENTS.labels(self.name, values["status"].lower()).inc()
-                    if outcome.kind == "handled":
-                        CONSUMER_OUTCOMES.labels(self.name, outcome.note).inc()
 
     def _values(self, event: Event, outcome: Outcome, now: Any) -> dict[str, Any]:
-        if outcome.kind == "handled":
-            return {"status": "HANDLED", "handled_at": now, "outcome": outcome.note[:80],
-                    "last_error": None, "next_attempt_at": None}
+        """A failed or deferred event's row."""
         if outcome.kind == "deferred":
             return {"status": "RETRY", "last_error": outcome.note,
                     "next_attempt_at": now + timedelta(seconds=DEFERRED_SECONDS)}

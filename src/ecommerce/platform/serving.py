@@ -18,9 +18,14 @@ replaced worker takes over its predecessor's socket, with the connections waitin
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -133,3 +138,65 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         LoggedMultiprocess(config).run()
     else:
         uvicorn.Server(config).run()
+
+
+class Sidecar:
+    """A helper process beside the server (`ecommerce consume`), at a lower CPU priority
+    (`nice`), so that on a busy machine requests come first and background work catches
+    up when they leave room. Replaced when it exits unexpectedly, with a log line; stopped
+    with the server."""
+
+    def __init__(self, args: list[str], *, nice: int):
+        self.args = args
+        self.nice = nice
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        nice = self.nice
+
+        def prepare() -> None:  # in the child, before it runs
+            os.nice(nice)
+            _die_with_parent()
+
+        return subprocess.Popen([sys.executable, "-m", "ecommerce", *self.args],
+                                preexec_fn=prepare)
+
+    def start(self) -> None:
+        self.process = self._start()
+        log.info("sidecar started", extra={"pid": self.process.pid, "command": self.args,
+                                           "nice": self.nice})
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(2.0):
+            assert self.process is not None
+            if self.process.poll() is None:
+                continue
+            old = self.process
+            self.process = self._start()
+            log.error("sidecar replaced", extra={"pid": old.pid, "replacement": self.process.pid,
+                                                 "reason": exit_reason(old.returncode)})
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watcher.is_alive():
+            self._watcher.join()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL, so a server
+    that is killed leaves no sidecar behind."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -70,9 +70,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     db_pool_size: int = 20
     log_level: str = "INFO"
-    # `serve` runs the consumers (and, with Redis, the stream publisher) in each process;
-    # false: only `ecommerce consume` processes do.
+    # The consumers (and, with Redis, the stream publisher) run beside the server: `serve`
+    # starts an `ecommerce consume` process; an app built otherwise runs them in its own
+    # event loop. False: only `ecommerce consume` processes started apart do.
     run_consumers: bool = True
+    # `serve` runs them in a process of their own at this `nice` (0..19): on a busy machine
+    # requests come first.
+    consumer_nice: int = Field(default=19, ge=0, le=19)
     consumer_batch: int = Field(default=100, ge=1, le=1000)
     consumer_max_attempts: int = Field(default=10, ge=1)
     consumer_backoff_seconds: float = Field(default=1.0, gt=0)
