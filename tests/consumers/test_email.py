@@ -50,7 +50,8 @@ def runner_for(shop, port: int, **overrides: Any) -> Runner:  # noqa: ANN001
     settings = shop.settings.model_copy(update={
         "smtp_url": f"smtp://127.0.0.1:{port}", "smtp_from": "shop@shop.test",
         "smtp_timeout_seconds": 2, **overrides})
-    return Runner(Email(settings, shop.db, shop.clock), shop.db, settings, None, shop.clock)
+    return Runner(Email(settings, shop.db, shop.clock), shop.db, settings, shop.ctx.redis,
+                  shop.clock)
 
 
 async def with_email(shop, address: str | None, balance: int = 100_000):  # noqa: ANN001
@@ -185,3 +186,35 @@ def test_a_wrong_smtp_url_is_refused_at_start(url):
 
     with pytest.raises(ValidationError, match="SMTP_URL must be"):
         Settings(_env_file=None, smtp_url=url)
+
+
+class TestThroughTheStream:
+    """The same consumer with Redis: the publisher's stream and the consumer's group."""
+
+    @pytest.fixture
+    def settings_overrides(self):
+        from tests.backends import REDIS_URL, require
+        from tests.conftest import RUN_ID
+
+        return {"redis_url": require("redis", REDIS_URL),
+                "redis_prefix": f"test:{RUN_ID}:mail"}
+
+    async def test_each_order_mailed_once_through_the_group(self, shop, client):
+        from ecommerce.events.publisher import Publisher
+
+        product = await make_product(shop, price=1_000, stock=50)
+        port = free_port()
+        runner = runner_for(shop, port)
+        publisher = Publisher(shop.db, shop.settings, shop.ctx.redis, shop.clock)
+        with smtp(port=port) as mailbox:
+            assert await runner.run_once() == 0  # the group, at the stream's end
+            for n in range(6):
+                await place(shop, client, await with_email(shop, f"s{n}@example.com"), product)
+            assert await publisher.run_once() == 6
+            assert await drain(runner) == 6
+            assert await drain(runner_for(shop, port)) == 0  # another worker: nothing left
+        assert mailbox.received == 6 and len(mailbox.snapshot()) == 6
+        stream = f"{shop.settings.redis_prefix}:{shop.settings.event_stream}"
+        assert (await shop.ctx.redis.xpending(stream, "email"))["pending"] == 0
+        await shop.ctx.redis.delete(stream)
+        assert not any((await audit_database(shop.db)).values())
