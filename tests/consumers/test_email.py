@@ -91,6 +91,10 @@ async def test_order_mails_in_korean_with_a_plain_text_part(shop, client, sandbo
     assert sorted(row.outcome for row in stored) == ["no e-mail address", "sent", "sent", "sent"]
     assert mailbox.received == 3
     assert not any((await audit_database(shop.db)).values())
+    admin = await make_admin(shop)  # the data platform's list: only the events it takes
+    listed = (await client.get("/api/admin/events", headers=admin.headers)).json()
+    assert sorted(e["eventType"] for e in listed) == [
+        "order.cancelled", "order.completed", "order.completed"]
 
 
 async def test_the_smtp_server_down_for_a_while_then_back_every_mail_once(shop, client):

@@ -260,11 +260,12 @@ def _delivery_view(consumer: str) -> tuple[Any, list[Any]]:
                     d.c.last_error, d.c.handled_at.label("delivered_at")]
 
 
-async def events_for(conn: AsyncConnection, consumer: str, status: str | None, limit: int,
-                     offset: int) -> tuple[list[Any], int]:
-    """The outbox, newest first, with one consumer's delivery of each."""
+async def events_for(conn: AsyncConnection, consumer: str, types: Iterable[str],
+                     status: str | None, limit: int, offset: int) -> tuple[list[Any], int]:
+    """The outbox's events of these types, newest first, with one consumer's delivery of
+    each."""
     joined, columns = _delivery_view(consumer)
-    where = []
+    where = [outbox.c.event_type.in_(list(types))]
     if status == "DELIVERED":
         where.append(d.c.status == "HANDLED")
     elif status == "FAILED":
@@ -278,7 +279,8 @@ async def events_for(conn: AsyncConnection, consumer: str, status: str | None, l
     return list(rows), total
 
 
-async def event_for(conn: AsyncConnection, consumer: str, outbox_id: int) -> Any:
+async def event_for(conn: AsyncConnection, consumer: str, types: Iterable[str],
+                    outbox_id: int) -> Any:
     joined, columns = _delivery_view(consumer)
-    return (await conn.execute(select(*columns).select_from(joined)
-                               .where(outbox.c.id == outbox_id))).first()
+    return (await conn.execute(select(*columns).select_from(joined).where(
+        outbox.c.id == outbox_id, outbox.c.event_type.in_(list(types))))).first()

@@ -70,10 +70,11 @@ async def _wake() -> None:
 
 async def events(ctx: AppContext, caller: Principal, status: str | None, page: Page
                  ) -> tuple[list[EventOut], int]:
-    """The outbox, newest first, with the data platform's delivery of each."""
+    """The events the data platform takes, newest first, with its delivery of each."""
     require_admin(caller)
     async with ctx.db.uow(write=False) as uow:
-        rows, total = await repository.events_for(uow.conn, DataPlatform.name, status,
+        rows, total = await repository.events_for(uow.conn, DataPlatform.name,
+                                                  DataPlatform.event_types, status,
                                                   page.size, page.offset)
     return [EventOut.model_validate(row._mapping) for row in rows], total
 
@@ -89,11 +90,13 @@ async def retry_event(ctx: AppContext, caller: Principal, event_pk: int) -> Even
     """A FAILED (dead) event back in the data platform's queue with fresh attempts."""
     require_admin(caller)
     async with ctx.db.uow() as uow:
-        if await repository.event_for(uow.conn, DataPlatform.name, event_pk) is None:
+        if await repository.event_for(uow.conn, DataPlatform.name, DataPlatform.event_types,
+                                      event_pk) is None:
             raise EventNotFound()
         if not await repository.retry_dead(uow.conn, DataPlatform.name, event_pk,
                                            ctx.clock.now()):
             raise EventNotRetryable()
         uow.after_commit(_wake)
-        row = await repository.event_for(uow.conn, DataPlatform.name, event_pk)
+        row = await repository.event_for(uow.conn, DataPlatform.name,
+                                         DataPlatform.event_types, event_pk)
     return EventOut.model_validate(row._mapping)
