@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock,
                                         settings.admin_username, settings.admin_password)
         stop = asyncio.Event()
-        tasks = consumer_setup.start(ctx, stop) if settings.run_consumers else []
+        beside = settings.run_consumers and not settings.consumers_apart
+        tasks = consumer_setup.start(ctx, stop) if beside else []
         if settings.run_payment_jobs and ctx.gateway is not None:
             tasks.append(asyncio.create_task(settlement_jobs.run_forever(ctx, stop)))
         try:

@@ -116,7 +116,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         # The consumers run in a process of their own beside the workers, at a lower CPU
         # priority: requests first, background work in the room they leave (decision 65).
         sidecar = Sidecar(["consume"], nice=settings.consumer_nice)
-        os.environ["RUN_CONSUMERS"] = "false"  # so the workers do not run them too
+        os.environ["CONSUMERS_APART"] = "true"  # so the workers do not run them too
     if workers > 1 or sidecar is not None:  # /metrics adds up every process's figures
         metrics_dir = VAR_DIR / "prometheus" / str(os.getpid())
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -53,7 +53,8 @@ class EventOut(ApiModel):
 class DeliveryStatusOut(ApiModel):
     """Where events go: without a data platform URL, PENDING events have nowhere to go and
     stay pending; `stream`: they are published to the Redis stream the consumers read;
-    `relay`: this process runs the consumers."""
+    `relay`: this server runs the consumers (RUN_CONSUMERS; beside its workers under
+    `serve`)."""
 
     data_platform: bool
     stream: bool

@@ -5,7 +5,7 @@ from ecommerce.platform.types import BigId, UtcDateTime
 
 # The transactional outbox: every order event, written in the transaction of its change.
 # What each consumer did with it is in consumers/models.py; the columns below the payload
-# are the publisher's (the Redis stream, events/relay.py).
+# are the publisher's (the Redis stream, events/publisher.py).
 outbox = Table(
     "outbox",
     metadata,

@@ -18,7 +18,8 @@ _wakeups: list[asyncio.Event] = []
 
 
 def subscribe() -> asyncio.Event:
-    """An event set whenever this process commits new outbox rows (wakes the relay)."""
+    """An event set whenever this process commits new outbox rows (wakes the consumers
+    and the stream publisher)."""
     event = asyncio.Event()
     _wakeups.append(event)
     return event

@@ -1,6 +1,6 @@
 """The unit of work: one database transaction, and the Database it runs on.
 
-A unit of work is opened by a use case (`<domain>/usecases.py`), or by the relay for its
+A unit of work is opened by a use case (`<domain>/usecases.py`), or by a consumer for its
 batches, with `async with db.uow():`; it commits when the block ends cleanly and rolls
 back otherwise. Services receive it and run their repositories' statements on `uow.conn`;
 they never open or commit one. Domain events recorded on it are written to the outbox in
@@ -176,7 +176,8 @@ class UnitOfWork:
         self._after_commit.append(callback)
 
     def wrote_events(self) -> None:
-        """Outbox rows were written in this transaction: wake the relay once it commits."""
+        """Outbox rows were written in this transaction: wake the consumers and the stream
+        publisher of this process once it commits."""
         store = self._event_store()
 
         async def notify() -> None:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # `serve` runs them in a process of their own at this `nice` (0..19): on a busy machine
     # requests come first.
     consumer_nice: int = Field(default=19, ge=0, le=19)
+    # Set by `serve` for its workers: the consumers run in the process it started beside
+    # them, so the workers' own event loops do not run them too.
+    consumers_apart: bool = False
     consumer_batch: int = Field(default=100, ge=1, le=1000)
     consumer_max_attempts: int = Field(default=10, ge=1)
     consumer_backoff_seconds: float = Field(default=1.0, gt=0)

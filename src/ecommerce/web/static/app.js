@@ -60,8 +60,8 @@ const TEXT = {
     confirmCancel: "주문 #{id}을(를) 취소할까요? 결제 금액은 잔액으로 환불됩니다.", availableCoupons: "지금 받을 수 있는 쿠폰",
     noCoupons: "지금 받을 수 있는 쿠폰이 없습니다.", orLookUp: "쿠폰 코드로 찾기", quoteTitle: "결제 예상",
     afterPay: "결제 후 잔액", short: "잔액이 {n} 부족합니다", loginToQuote: "로그인하면 할인과 결제 금액을 미리 볼 수 있습니다.",
-    noPlatform: "데이터 플랫폼(DATA_PLATFORM_URL)도 Redis 스트림도 설정되지 않아, 이벤트는 보낼 곳이 없어 대기 상태로 남습니다.",
-    noRelay: "이 서버 프로세스에서는 릴레이가 꺼져 있습니다 (RUN_RELAY=false): `ecommerce relay`가 전달합니다.",
+    noPlatform: "데이터 플랫폼(DATA_PLATFORM_URL)이 설정되지 않아, 이벤트는 보낼 곳이 없어 대기 상태로 남습니다.",
+    noRelay: "이 서버는 소비자를 실행하지 않습니다 (RUN_CONSUMERS=false): 따로 실행한 `ecommerce consume`이 전달합니다.",
   },
   en: {
     brand: "Shop", lang: "한국어", found: "{n} products", top10: "Top 10 sellers of the last 7 days", soldColumn: "Sold", shop: "Products", cart: "Cart", wallet: "Balance", coupons: "Coupons",
@@ -117,8 +117,8 @@ const TEXT = {
     confirmCancel: "Cancel order #{id}? The amount paid goes back to the balance.", availableCoupons: "Coupons you can claim now",
     noCoupons: "No coupons can be claimed right now.", orLookUp: "Find a coupon by code", quoteTitle: "What you will pay",
     afterPay: "Balance after paying", short: "Your balance is {n} short", loginToQuote: "Log in to see the discount and the amount to pay.",
-    noPlatform: "Neither a data platform (DATA_PLATFORM_URL) nor a Redis stream is configured: events have nowhere to go and stay pending.",
-    noRelay: "The relay is off in this server process (RUN_RELAY=false): `ecommerce relay` delivers them.",
+    noPlatform: "No data platform is configured (DATA_PLATFORM_URL): events have nowhere to go and stay pending.",
+    noRelay: "This server runs no consumers (RUN_CONSUMERS=false): an `ecommerce consume` started apart delivers them.",
   },
 };
 
@@ -753,7 +753,7 @@ async function adminEventsPage() {
   const [{ data: events, total }, { data: delivery }] = await Promise.all([
     api("GET", `/api/admin/events?${params}`), api("GET", "/api/admin/events/status")]);
   const notes = [];
-  if (!delivery.dataPlatform && !delivery.stream) notes.push(h("p", { class: "msg warn", id: "delivery" }, t("noPlatform")));
+  if (!delivery.dataPlatform) notes.push(h("p", { class: "msg warn", id: "delivery" }, t("noPlatform")));
   else if (!delivery.relay) notes.push(h("p", { class: "msg warn", id: "delivery" }, t("noRelay")));
   const filters = h("form", { class: "row", onsubmit: (event) => {
     event.preventDefault();
