@@ -156,6 +156,13 @@ async def test_a_poison_event_goes_dead_and_an_admin_retry_delivers_it(shop, cli
                  404, "CONSUMER_NOT_FOUND")
     assert_error(await client.post("/api/admin/consumers/email/dead/nope/retry",
                                    headers=admin.headers), 404, "EVENT_NOT_FOUND")
+    assert_error(await client.post(f"/api/admin/consumers/email/dead/{'x' * 37}/retry",
+                                   headers=admin.headers), 400, "INVALID_REQUEST")
+    assert_error(await client.get("/api/admin/consumers/email/dead?size=0",
+                                  headers=admin.headers), 400, "INVALID_REQUEST")
+    assert_error(await client.post("/api/admin/consumers/data-platform/dead/"
+                                   f"{event_id}/retry", headers=admin.headers),
+                 409, "EVENT_NOT_RETRYABLE")  # never taken by that consumer: nothing to retry
     assert_error(await client.get("/api/admin/consumers", headers=poisoned.headers),
                  403, "FORBIDDEN")
 

@@ -140,10 +140,12 @@ async def claim(conn: AsyncConnection, consumer: str, events: Sequence[Event], l
             "consumer": consumer, "outbox_id": event_id, "event_id": by_id[event_id].event_id,
             "status": "WORKING", "attempts": 0, "next_attempt_at": None, "lease": lease,
             "locked_until": until, "created_at": now} for event_id in new])
-    await conn.execute(update(d).where(d.c.consumer == consumer, d.c.outbox_id.in_(ids),
-                                       or_(d.c.lease.is_(None), d.c.lease != lease),
-                                       takeable(now, horizon))
-                       .values(status="WORKING", lease=lease, locked_until=until))
+    if known:  # rows that were there before: take the ones free to take
+        await conn.execute(update(d).where(d.c.consumer == consumer,
+                                           d.c.outbox_id.in_(sorted(known)),
+                                           or_(d.c.lease.is_(None), d.c.lease != lease),
+                                           takeable(now, horizon))
+                           .values(status="WORKING", lease=lease, locked_until=until))
     taken = (await conn.execute(select(d.c.outbox_id, d.c.attempts).where(
         d.c.consumer == consumer, d.c.outbox_id.in_(ids), d.c.lease == lease))).all()
     return [_with_attempts(by_id[row.outbox_id], row.attempts)

@@ -11,7 +11,6 @@ lost is found by the consumers' outbox sweep."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -55,11 +54,12 @@ class Publisher:
                 published = 0
             if published == 0:
                 wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await asyncio.wait({asyncio.ensure_future(wakeup.wait()),
-                                            asyncio.ensure_future(stop.wait())},
-                                           return_when=asyncio.FIRST_COMPLETED)
+                # Both waits end here: an idle second must not leave a task behind.
+                waits = [asyncio.ensure_future(wakeup.wait()),
+                         asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
 
     async def run_once(self, batch: int = 100) -> int:
         """Take one batch under a lease and append it to the stream; the rows taken."""
