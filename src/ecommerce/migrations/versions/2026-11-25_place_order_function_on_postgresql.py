@@ -6,7 +6,7 @@ by the quoted price) and its movement, the items, the day's sales and the outbox
 in one call. The rules (prices, discount, which coupon, what the event says) stay in Python;
 the function only writes, each write guarded the way the portable path guards it, and
 raises `shop:<REASON>` (SQLSTATE P0001), which rolls all of it back (docs/decisions.md 30).
-Its code is `src/ecommerce/orders/place_order.sql`, beside the repository that calls it.
+The SQL it applied is frozen in `migrations/sql/0006_shop_place_order.sql`.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,9 +24,9 @@ depends_on = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        from ecommerce.orders.repository import PLACE_ORDER_SQL
+        from ecommerce.migrations.sql import applied
 
-        op.execute(PLACE_ORDER_SQL)
+        op.execute(applied("0006", "shop_place_order"))
 
 
 def downgrade() -> None:

@@ -2,8 +2,8 @@
 
 `shop_issue_coupons` writes the winners of a batch of claims that the service has already
 decided: the issued count (guarded: that many left, the claim window open), a holder row
-and an ISSUED ledger entry each, in one call (docs/decisions.md 49). Its code is
-`src/ecommerce/coupons/issue_coupons.sql`, beside the repository that calls it.
+and an ISSUED ledger entry each, in one call (docs/decisions.md 49). The SQL it applied is
+frozen in `migrations/sql/0007_shop_issue_coupons.sql`.
 
 Revision ID: 0007
 Revises: 0006
@@ -20,9 +20,9 @@ depends_on = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        from ecommerce.coupons.repository import ISSUE_COUPONS_SQL
+        from ecommerce.migrations.sql import applied
 
-        op.execute(ISSUE_COUPONS_SQL)
+        op.execute(applied("0007", "shop_issue_coupons"))
 
 
 def downgrade() -> None:

@@ -5,8 +5,8 @@ is `paid_amount`; existing orders were paid from the balance) and the card state
 (PAYMENT_PENDING, PAYMENT_UNKNOWN, PAYMENT_FAILED, EXPIRED, CANCEL_PENDING). `payments`
 holds each card payment of an order or a balance charge as the shop knows it; a recharge by
 card names its payment in the ledger (once: a unique index). On PostgreSQL
-`shop_place_order` is replaced by its version that places card orders too
-(`src/ecommerce/orders/place_order.sql`).
+`shop_place_order` is replaced by its version that places card orders too (frozen in
+`migrations/sql/0008_shop_place_order.sql`; the downgrade puts 0006's back).
 
 Revision ID: 0008
 Revises: 0007
@@ -78,17 +78,17 @@ def upgrade() -> None:
                               unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
-        from ecommerce.orders.repository import PLACE_ORDER_SQL
+        from ecommerce.migrations.sql import applied, signature
 
-        op.execute("DROP FUNCTION IF EXISTS shop_place_order(bigint, timestamp, date, "
-                   "bigint[], bigint[], bigint[], text[], bigint, bigint, bigint, bigint, "
-                   "text, text, text)")
-        op.execute(PLACE_ORDER_SQL)
+        op.execute(f"DROP FUNCTION IF EXISTS {signature('0006', 'shop_place_order')}")
+        op.execute(applied("0008", "shop_place_order"))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS shop_place_order")
+        from ecommerce.migrations.sql import applied, signature
+
+        op.execute(f"DROP FUNCTION IF EXISTS {signature('0008', 'shop_place_order')}")
     op.drop_table('payments')
     with op.batch_alter_table('balance_ledger', schema=None) as batch_op:
         batch_op.drop_index('ix_balance_ledger_payment_id')
@@ -100,3 +100,5 @@ def downgrade() -> None:
         batch_op.drop_column('card_amount')
         batch_op.drop_column('balance_amount')
         batch_op.drop_column('payment_method')
+    if op.get_bind().dialect.name == "postgresql":  # the shop of 0007 writes orders with it
+        op.execute(applied("0006", "shop_place_order"))

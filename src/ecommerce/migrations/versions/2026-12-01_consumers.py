@@ -8,7 +8,8 @@ stands (the data platform's just before its oldest undelivered event); the event
 there are settled for the e-mail consumer untouched ("before e-mail"), so an upgraded shop
 never e-mails its past orders. The outbox keeps `next_attempt_at`, `lease`,
 `locked_until` and `streamed_at` for publishing to the Redis stream. On PostgreSQL
-`shop_place_order` is replaced by its version that writes the slimmer outbox row.
+`shop_place_order` is replaced by its version that writes the slimmer outbox row (frozen in
+`migrations/sql/0010_shop_place_order.sql`; the downgrade puts 0008's back).
 
 Revision ID: 0010
 Revises: 0009
@@ -94,9 +95,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_unstreamed', ['streamed_at', 'id'], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
-        from ecommerce.orders.repository import PLACE_ORDER_SQL
+        from ecommerce.migrations.sql import applied
 
-        op.execute(PLACE_ORDER_SQL)
+        op.execute(applied("0010", "shop_place_order"))
 
 
 def downgrade() -> None:
@@ -121,3 +122,7 @@ def downgrade() -> None:
     with op.batch_alter_table('consumer_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_consumer_deliveries_due')
     op.drop_table('consumer_deliveries')
+    if op.get_bind().dialect.name == "postgresql":  # the shop of 0009 writes with it
+        from ecommerce.migrations.sql import applied
+
+        op.execute(applied("0008", "shop_place_order"))
