@@ -45,13 +45,11 @@ def create_admin(username: str = typer.Option(...), password: str = typer.Option
     _upgrade(settings)
 
     async def go() -> int:
-        from ecommerce.accounts import usecases
         from ecommerce.context import AppContext
 
         ctx = AppContext.build(settings)
         try:
-            return await usecases.ensure_admin(ctx.db, ctx.passwords, ctx.clock, username,
-                                              password)
+            return await ctx.accounts.ensure_admin(username, password)
         finally:
             await ctx.close()
 
@@ -74,17 +72,25 @@ def seed(demo: bool = typer.Option(False, "--demo", help="Load the demo data set
 
 @app.command()
 def audit() -> None:
-    """Check every invariant; print a report; exit 1 on any violation."""
+    """Check every invariant; print a report. Exit 1 on any violation; 3 if none was found
+    but some payments could not be checked (the gateway did not answer); 0 when clean."""
     from ecommerce.audit import run_audit
 
     report = asyncio.run(run_audit(Settings()))
-    for name, problems in report.items():
+    for name, problems in report.checks.items():
         status = "ok" if not problems else f"{len(problems)} violation(s)"
         typer.echo(f"{name}: {status}")
         for problem in problems[:20]:
             typer.echo(f"  - {problem}")
-    if any(report.values()):
+    if report.unchecked:
+        typer.echo(f"could not check: {len(report.unchecked)} payment(s), the gateway did "
+                   "not answer")
+        for problem in report.unchecked[:20]:
+            typer.echo(f"  - {problem}")
+    if not report.clean:
         raise typer.Exit(1)
+    if report.unchecked:
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -155,11 +161,12 @@ def consume(group: str = typer.Option(None, "--group",
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        if not setup.consumers(ctx, group):
+        if not setup.consumers(settings, ctx.db, ctx.clock, group):
             typer.echo("no consumer is configured: set DATA_PLATFORM_URL and/or SMTP_URL",
                        err=True)
         try:
-            await asyncio.gather(*setup.start(ctx, stop, group))
+            await asyncio.gather(*setup.start(settings, ctx.db, ctx.clock, ctx.redis, stop,
+                                              group))
         finally:
             await ctx.close()
 
@@ -187,14 +194,13 @@ def payments_reconcile() -> None:
     """One pass of the payment reconcile job (what every `serve` process runs on its own):
     expire holds past their time, settle unknown payments from the gateway, retry refunds."""
     from ecommerce.context import AppContext
-    from ecommerce.settlement import jobs
 
     settings = Settings()
 
     async def go() -> dict[str, int]:
         ctx = AppContext.build(settings)
         try:
-            return await jobs.run_once(ctx)
+            return await ctx.payments.reconcile_once()
         finally:
             await ctx.close()
 

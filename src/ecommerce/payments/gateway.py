@@ -96,39 +96,57 @@ def _moment(value: Any) -> datetime | None:
 
 
 class Gateway:
-    """One client per process; `close()` on shutdown."""
+    """One client per process; `close()` on shutdown. `notices` is a second client of the
+    same gateway with a small pool of its own (`notice_connections`), for lookups that
+    unauthenticated webhooks cause: a flood of them can fill only that pool, never the one
+    confirms, refunds and the reconcile job use."""
 
     def __init__(self, base_url: str, secret_key: str, *, timeout: float = 10.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 connections: int = 100, notice_connections: int | None = 4):
         token = base64.b64encode(f"{secret_key}:".encode()).decode()
+        self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout),
-            headers={"Authorization": f"Basic {token}"}, transport=transport)
+            base_url=self.base_url, timeout=httpx.Timeout(timeout),
+            headers={"Authorization": f"Basic {token}"}, transport=transport,
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections))
+        self.notices = (Gateway(base_url, secret_key, timeout=timeout, transport=transport,
+                                connections=notice_connections, notice_connections=None)
+                        if notice_connections else self)
+        self.capacity = connections
 
     async def close(self) -> None:
         await self._http.aclose()
+        if self.notices is not self:
+            await self.notices.close()
 
     async def confirm(self, payment_key: str, order_id: str, amount: int) -> GatewayPayment:
         """Approve the payment the customer authorised: the card is charged `amount`.
-        A repeat of a confirmed payment is refused (`ALREADY_PROCESSED_PAYMENT`)."""
+        A repeat of a confirmed payment is refused (`ALREADY_PROCESSED_PAYMENT`), and so is
+        a second approval for an order id that has one (`DUPLICATED_ORDER_ID`)."""
         return await self._payment("POST", "/v1/payments/confirm", json={
             "paymentKey": payment_key, "orderId": order_id, "amount": amount})
 
     async def by_order_id(self, order_id: str) -> GatewayPayment | None:
-        """The payment made for our order id; None if there is none."""
+        """The payment made for our order id (its approved one if it has one: a gateway
+        approves an order id once); None if there is none."""
         return await self._lookup(f"/v1/payments/orders/{order_id}")
 
     async def by_payment_key(self, payment_key: str) -> GatewayPayment | None:
+        """The payment of this key; None if the gateway knows no such key."""
         return await self._lookup(f"/v1/payments/{payment_key}")
 
-    async def cancel(self, payment_key: str, amount: int, reason: str,
+    async def cancel(self, payment_key: str, amount: int | None, reason: str,
                      idempotency_key: str) -> GatewayPayment:
-        """Refund `amount` of an approved payment. The same Idempotency-Key always gets
-        the same answer and refunds once, so a retry after no answer is safe."""
-        return await self._payment(
-            "POST", f"/v1/payments/{payment_key}/cancel",
-            json={"cancelReason": reason, "cancelAmount": amount},
-            headers={"Idempotency-Key": idempotency_key})
+        """Refund `amount` of an approved payment (None: all that is left). The same
+        Idempotency-Key always gets the same answer and refunds once, so a retry after no
+        answer is safe."""
+        body: dict[str, Any] = {"cancelReason": reason}
+        if amount is not None:
+            body["cancelAmount"] = amount
+        return await self._payment("POST", f"/v1/payments/{payment_key}/cancel", json=body,
+                                   headers={"Idempotency-Key": idempotency_key})
 
     async def _lookup(self, path: str) -> GatewayPayment | None:
         try:

@@ -1,4 +1,4 @@
-"""Every query on the payments table."""
+"""Every query on the payments and stray approvals tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecommerce.payments.models import payments
+from ecommerce.payments.models import payments, stray_approvals
+from ecommerce.platform.sql import insert_ignore
 
 
 async def add(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -41,7 +42,8 @@ async def by_pg_order_id(conn: AsyncConnection, pg_order_id: str) -> Any:
 
 async def move(conn: AsyncConnection, payment_id: int, from_statuses: Sequence[str],
                status: str, values: dict[str, Any]) -> bool:
-    """Set the status (and values) if it is one of `from_statuses`: whether it was."""
+    """Set the status (and values) if it is one of `from_statuses` (the payment row's lock,
+    taken first by every move of a payment and what it pays for): whether it was."""
     result = await conn.execute(
         update(payments).where(payments.c.id == payment_id,
                                payments.c.status.in_(from_statuses))
@@ -97,3 +99,49 @@ async def search(conn: AsyncConnection, status: str | None, kind: str | None, li
 
 async def all_payments(conn: AsyncConnection) -> Sequence[Any]:
     return (await conn.execute(select(payments).order_by(payments.c.id))).all()
+
+
+# Stray approvals --------------------------------------------------------------------------
+
+async def add_stray(conn: AsyncConnection, payment_id: int, payment_key: str, amount: int,
+                    now: datetime) -> bool:
+    """Record an approval to refund (once per key: False if it was known already). Its
+    first refund is due at once."""
+    return await insert_ignore(conn, stray_approvals, [{
+        "payment_id": payment_id, "payment_key": payment_key, "amount": amount,
+        "status": "REFUNDING", "found_at": now, "attempted_at": now}]) == 1
+
+
+async def strays_of(conn: AsyncConnection, payment_ids: Sequence[int]) -> Sequence[Any]:
+    if not payment_ids:
+        return []
+    return (await conn.execute(select(stray_approvals).where(
+        stray_approvals.c.payment_id.in_(payment_ids)).order_by(stray_approvals.c.id))).all()
+
+
+async def strays_due(conn: AsyncConnection, before: datetime, limit: int) -> Sequence[Any]:
+    """Strays whose refund is still to be done, last asked before `before`."""
+    return (await conn.execute(
+        select(stray_approvals).where(stray_approvals.c.status == "REFUNDING",
+                                      stray_approvals.c.attempted_at < before)
+        .order_by(stray_approvals.c.attempted_at).limit(limit))).all()
+
+
+def _refunding(payment_key: str) -> Any:
+    return and_(stray_approvals.c.payment_key == payment_key,
+                stray_approvals.c.status == "REFUNDING")
+
+
+async def stray_tried(conn: AsyncConnection, payment_key: str, now: datetime) -> None:
+    await conn.execute(update(stray_approvals).where(_refunding(payment_key))
+                       .values(attempted_at=now))
+
+
+async def stray_refunded(conn: AsyncConnection, payment_key: str, now: datetime) -> bool:
+    result = await conn.execute(update(stray_approvals).where(_refunding(payment_key))
+                                .values(status="REFUNDED", refunded_at=now))
+    return result.rowcount == 1
+
+
+async def all_strays(conn: AsyncConnection) -> Sequence[Any]:
+    return (await conn.execute(select(stray_approvals).order_by(stray_approvals.c.id))).all()

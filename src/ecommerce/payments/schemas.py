@@ -12,6 +12,16 @@ class ConfirmIn(ApiRequest):
     amount: Annotated[int, Field(ge=1, le=10**12)]
 
 
+class StrayApprovalOut(ApiModel):
+    """An approval the gateway holds under a key the shop never confirmed: refunded."""
+
+    payment_key: str
+    amount: int
+    status: Literal["REFUNDING", "REFUNDED"]
+    found_at: UtcTime
+    refunded_at: UtcTime | None
+
+
 class PaymentOut(ApiModel):
     """A card payment as the shop keeps it (`GET /api/admin/payments`)."""
 
@@ -23,13 +33,14 @@ class PaymentOut(ApiModel):
     pg_order_id: str
     payment_key: str | None
     amount: int
-    status: Literal["READY", "CONFIRMING", "DONE", "FAILED", "EXPIRED", "CANCEL_PENDING",
-                    "CANCELLED"]
+    status: Literal["READY", "CONFIRMING", "DONE", "FAILED", "EXPIRED", "VOIDED",
+                    "CANCEL_PENDING", "CANCELLED"]
     failure_code: str | None
     created_at: UtcTime
     expires_at: UtcTime
     approved_at: UtcTime | None
     cancelled_at: UtcTime | None
+    stray_approvals: list[StrayApprovalOut] = []
 
 
 class WebhookIn(ApiRequest):
