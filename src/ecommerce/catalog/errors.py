@@ -19,3 +19,8 @@ class OutOfStock(AppError):
 
 class StockLimitExceeded(AppError):
     status, code, message = 400, "STOCK_LIMIT_EXCEEDED", "The stock may not pass 1,000,000,000"
+
+
+class StockOnHold(AppError):
+    status, code = 409, "STOCK_ON_HOLD"
+    message = "What is left of this product is held by orders waiting for payment"

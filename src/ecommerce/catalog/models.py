@@ -3,7 +3,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    Date,
     ForeignKey,
     Index,
     Integer,
@@ -41,10 +40,15 @@ products = Table(
     Column("price", BigInteger, nullable=False),
     Column("stock", BigInteger, nullable=False),
     Column("sold_quantity", BigInteger, nullable=False, default=0),
+    # Of the units taken from `stock`, those held by card orders not paid yet: together
+    # they may hold at most PAYMENT_PENDING_STOCK_PERCENT of what is left (the rest stays
+    # for buyers who pay at once).
+    Column("held", BigInteger, nullable=False, default=0, server_default="0"),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("stock >= 0", name="stock_not_negative"),
+    CheckConstraint("held >= 0", name="held_not_negative"),
     CheckConstraint("price >= 1 AND price <= 100000000", name="price_range"),
     Index("ix_products_active_created", "active", "created_at"),
     Index("ix_products_active_price", "active", "price"),
@@ -65,17 +69,6 @@ stock_movements = Table(
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("kind IN ('INITIAL', 'RESTOCK', 'WRITE_OFF', 'SALE', 'CANCEL')", name="kind"),
     Index("ix_stock_movements_product_id", "product_id"),
-)
-
-# Units sold per product per shop-calendar day; cancellations subtract from the sale's day.
-product_sales_daily = Table(
-    "product_sales_daily",
-    metadata,
-    Column("product_id", BigId, ForeignKey("products.id"), primary_key=True,
-           autoincrement=False),
-    Column("day", Date, primary_key=True),
-    Column("quantity", BigInteger, nullable=False),
-    Index("ix_product_sales_daily_day", "day"),
 )
 
 # One row: bumped in the same transaction as any change to what a listing would show,

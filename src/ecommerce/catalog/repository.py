@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, and_, any_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from ecommerce.catalog.models import (
     catalog_state,
     categories,
-    product_sales_daily,
     products,
     stock_movements,
 )
@@ -180,12 +179,15 @@ async def count_all(conn: AsyncConnection) -> int:
 
 async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: datetime,
                        *, sold: int = 0, require_active: bool = False,
-                       expected_price: int | None = None,
-                       ceiling: int | None = None) -> int | None:
+                       expected_price: int | None = None, ceiling: int | None = None,
+                       hold_percent: int | None = None, unhold: int = 0) -> int | None:
     """Add `delta` to the stock if it stays >= 0 (and <= `ceiling` when given; one
     conditional UPDATE, which takes the row lock); the new stock, or None if the product
     is missing, short, over the ceiling, inactive (when required) or no longer at
-    `expected_price`."""
+    `expected_price`. `hold_percent`: the units taken (-delta) are held by an unpaid order,
+    and all held units may be at most that share of the units not sold for good (stock +
+    held, which holding does not change), rounded up (the last unit of a product can be
+    held); `unhold`: so many held units are held no more."""
     conditions = [products.c.id == product_id, products.c.stock + delta >= 0]
     if ceiling is not None:
         conditions.append(products.c.stock + delta <= ceiling)
@@ -196,6 +198,12 @@ async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: 
     values: dict[str, Any] = {"stock": products.c.stock + delta, "updated_at": now}
     if sold:
         values["sold_quantity"] = products.c.sold_quantity + sold
+    if hold_percent is not None:
+        conditions.append((products.c.held - delta) * 100
+                          <= hold_percent * (products.c.stock + products.c.held) + 99)
+        values["held"] = products.c.held - delta
+    elif unhold:
+        values["held"] = products.c.held - unhold
     statement = update(products).where(*conditions).values(**values)
     if conn.dialect.name != "mysql":  # MariaDB has no UPDATE ... RETURNING
         return (await conn.execute(statement.returning(products.c.stock))).scalar()
@@ -220,40 +228,6 @@ async def mismatched_stock(conn: AsyncConnection) -> Sequence[Any]:
         select(products.c.id, products.c.stock, total.label("movements"))
         .select_from(products.outerjoin(moved, moved.c.product_id == products.c.id))
         .where((products.c.stock < 0) | (products.c.stock != total)))).all()
-
-
-# Sales per day (top sellers) -----------------------------------------------------------
-
-async def add_daily_sales(conn: AsyncConnection, day: date,
-                          quantities: Iterable[tuple[int, int]]) -> None:
-    """Add (product_id, quantity) to `day`'s totals: one upsert per product, by id."""
-    dialect = conn.dialect.name
-    for product_id, quantity in sorted(quantities):
-        values = {"product_id": product_id, "day": day, "quantity": quantity}
-        if dialect == "mysql":
-            stmt = mysql.insert(product_sales_daily).values(**values)
-            stmt = stmt.on_duplicate_key_update(
-                quantity=product_sales_daily.c.quantity + stmt.inserted.quantity)
-        else:
-            module = postgresql if dialect == "postgresql" else sqlite
-            stmt = module.insert(product_sales_daily).values(**values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["product_id", "day"],
-                set_={"quantity": product_sales_daily.c.quantity + stmt.excluded.quantity})
-        await conn.execute(stmt)
-
-
-async def top_sellers(conn: AsyncConnection, first_day: date, limit: int) -> Sequence[Any]:
-    """(product_id, sold) for active products since `first_day`, best first, ties by id."""
-    sold = func.sum(product_sales_daily.c.quantity).label("sold")
-    return (await conn.execute(
-        select(product_sales_daily.c.product_id, sold)
-        .join(products, products.c.id == product_sales_daily.c.product_id)
-        .where(product_sales_daily.c.day >= first_day, products.c.active.is_(True))
-        .group_by(product_sales_daily.c.product_id)
-        .having(sold > 0)
-        .order_by(sold.desc(), product_sales_daily.c.product_id.asc())
-        .limit(limit))).all()
 
 
 # Catalog generation (no Redis) ----------------------------------------------------------

@@ -15,6 +15,7 @@ from ecommerce.catalog.errors import (
     OutOfStock,
     ProductNotFound,
     StockLimitExceeded,
+    StockOnHold,
 )
 from ecommerce.catalog.listing import Listings
 from ecommerce.catalog.models import MAX_STOCK
@@ -112,23 +113,28 @@ def check_listed(found: dict[int, Any], lines: Sequence[tuple[int, int]]) -> Non
             raise ProductNotFound(f"No product {product_id}")
 
 
-async def take_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],
-                     quoted: dict[int, Any], order_id: int, now: datetime) -> None:
-    """Take each (product_id, quantity) for an order at its quoted price, in product id
-    order so that overlapping orders lock rows in the same order. Call it last in the
-    order's transaction: a product row is the hottest lock in a sale, held until commit.
-    A price changed since the quote rolls the whole order back to be run again."""
-    for product_id, quantity in sorted(lines):
+async def take_stock(uow: UnitOfWork, listings: Listings,
+                     lines: Sequence[tuple[int, int, int]], order_id: int, now: datetime,
+                     *, hold_percent: int | None = None) -> None:
+    """Take each (product_id, quantity, price) line for an order at the price it was
+    priced at, in product id order so that overlapping orders lock rows in the same order.
+    Call it last in the order's transaction: a product row is the hottest lock in a sale,
+    held until commit. A price changed since rolls the whole order back to be run again.
+    `hold_percent`: the order is not paid yet and holds its units, which together with the
+    other unpaid orders' may be at most that share of the product's units (StockOnHold)."""
+    for product_id, quantity, price in sorted(lines):
         stock = await repository.change_stock(uow.conn, product_id, -quantity, now,
                                               sold=quantity, require_active=True,
-                                              expected_price=quoted[product_id].price)
+                                              expected_price=price, hold_percent=hold_percent)
         if stock is None:
             current = await repository.get_product(uow.conn, product_id)
             if current is None or not current.active:
                 raise ProductNotFound(f"No product {product_id}")
-            if current.price != quoted[product_id].price:
+            if current.price != price:
                 raise RetryTransaction()
-            raise out_of_stock(product_id, current.name, current.stock, quantity)
+            if current.stock < quantity:
+                raise out_of_stock(product_id, current.name, current.stock, quantity)
+            raise on_hold(product_id, current.name)
         await repository.add_movement(uow.conn, product_id, "SALE", -quantity, stock, order_id,
                                       now)
         if stock == 0:
@@ -140,18 +146,32 @@ def out_of_stock(product_id: int, name: str, stock: int, quantity: int) -> OutOf
                       f"{quantity} asked")
 
 
+def on_hold(product_id: int, name: str) -> StockOnHold:
+    return StockOnHold(f"What is left of '{name}' (product {product_id}) is held by orders "
+                       "waiting for card payment: try again shortly, or pay from the balance")
+
+
 async def return_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tuple[int, int]],
-                       order_id: int, now: datetime) -> None:
-    """Put a cancelled order's quantities back, in product id order."""
+                       order_id: int, now: datetime, *, held: bool = False) -> None:
+    """Put an order's quantities back, in product id order (`held`: they were held by an
+    order not paid yet, and are no longer)."""
     for product_id, quantity in sorted(lines):
         stock = await repository.change_stock(uow.conn, product_id, quantity, now,
-                                              sold=-quantity)
+                                              sold=-quantity, unhold=quantity if held else 0)
         if stock is None:
             raise ProductNotFound(f"No product {product_id}")
         await repository.add_movement(uow.conn, product_id, "CANCEL", quantity, stock, order_id,
                                       now)
         if stock == quantity:
             await listings.changed(uow)
+
+
+async def release_held(uow: UnitOfWork, lines: Sequence[tuple[int, int]], now: datetime
+                       ) -> None:
+    """An order that held these units was paid: they are sold, no longer held."""
+    for product_id, quantity in sorted(lines):
+        if await repository.change_stock(uow.conn, product_id, 0, now, unhold=quantity) is None:
+            raise ProductNotFound(f"No product {product_id}")
 
 
 async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | None,

@@ -245,16 +245,14 @@ class AppliedCoupon:
     discount: int
 
 
-async def use(uow: UnitOfWork, user_id: int, code: str, subtotal: int, order_id: int,
-              now: datetime) -> AppliedCoupon:
-    """Mark the user's coupon used on this order; its discount. CouponNotUsable if it is
-    not held, used, expired, or the subtotal is below its minimum."""
-    held = await usable(uow, user_id, code, subtotal, now)
-    if not await repository.mark_used(uow.conn, held.user_coupon_id, order_id, now):
+async def use_held(uow: UnitOfWork, user_coupon_id: int, coupon_id: int, user_id: int,
+                   order_id: int, now: datetime) -> None:
+    """Mark a held coupon, found usable when the order was priced, used on this order;
+    CouponNotUsable if it was used or expired meanwhile."""
+    if not await repository.mark_used(uow.conn, user_coupon_id, order_id, now):
         raise CouponNotUsable(ALREADY_USED)
-    await repository.add_event(uow.conn, held.user_coupon_id, held.coupon_id, user_id, "USED",
+    await repository.add_event(uow.conn, user_coupon_id, coupon_id, user_id, "USED",
                                order_id, now)
-    return applied(held, subtotal)
 
 
 async def usable(uow: UnitOfWork, user_id: int, code: str, subtotal: int, now: datetime

@@ -6,12 +6,14 @@ from ecommerce.platform.types import BigId, UtcDateTime
 # The order's life (docs/architecture.md, "Card payments"): a balance order is PAID at
 # once; a card order is PAYMENT_PENDING (holding its stock, coupon and balance part) until
 # the gateway confirms (PAID), declines (PAYMENT_FAILED) or does not answer
-# (PAYMENT_UNKNOWN, settled from a lookup), or its hold ends (EXPIRED). A paid card order
-# is CANCEL_PENDING while its refund is asked of the gateway.
+# (PAYMENT_UNKNOWN, settled from a read-back), its hold ends (EXPIRED), or its customer
+# cancels it (CANCELLED, never paid: `paid_at` is null). A paid card order is
+# CANCEL_PENDING while its refund is asked of the gateway.
 STATUSES = ("PAID", "CANCELLED", "PAYMENT_PENDING", "PAYMENT_UNKNOWN", "PAYMENT_FAILED",
             "EXPIRED", "CANCEL_PENDING")
 HOLDING = ("PAYMENT_PENDING", "PAYMENT_UNKNOWN")  # unpaid, holding stock, coupon, balance
-RELEASED = ("PAYMENT_FAILED", "EXPIRED")  # unpaid, everything given back
+RELEASED = ("PAYMENT_FAILED", "EXPIRED")  # unpaid, everything given back (and CANCELLED
+#                                          when its customer cancelled it unpaid)
 
 orders = Table(
     "orders",
@@ -26,6 +28,9 @@ orders = Table(
     Column("user_coupon_id", BigId, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("cancelled_at", UtcDateTime, nullable=True),
+    # When it became PAID (at once for a balance order, at the approval for a card one);
+    # an order cancelled before it was paid has none.
+    Column("paid_at", UtcDateTime, nullable=True),
     # BALANCE: paid from the balance at once. CARD: `balance_amount` from the balance and
     # `card_amount` through the gateway (payments/), held while PAYMENT_PENDING.
     Column("payment_method", String(8), nullable=False, server_default="BALANCE"),

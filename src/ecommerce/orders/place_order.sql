@@ -10,32 +10,38 @@
 --
 -- A card order (p_method 'CARD', p_status 'PAYMENT_PENDING') takes the same holds, charges
 -- only its balance part (p_balance) and has no event nor sale yet (p_event NULL): both are
--- written when the gateway confirms it.
+-- written when the gateway confirms it. It counts as one of its user's unpaid card orders
+-- (fewer than p_unpaid_limit before it) and holds its units (with every unpaid order's, at
+-- most p_hold_percent of a product's units not sold for good, rounded up).
 --
--- The repository owns this file; migration 0008 applies it. A change to it needs a new
--- revision that applies it again (the test checks the database holds this very text).
+-- orders/writer.py's FunctionWriter calls it. A change to this file needs a new migration
+-- that applies it and keeps its own copy of the text it applied (migrations are frozen);
+-- the test checks the newest copy is this very text and the database holds it.
 CREATE OR REPLACE FUNCTION shop_place_order(
     p_user bigint, p_now timestamp, p_day date,
     p_products bigint[], p_quantities bigint[], p_prices bigint[], p_names text[],
     p_total bigint, p_discount bigint,
     p_user_coupon bigint, p_coupon_id bigint, p_coupon_code text,
     p_event_id text, p_event text,
-    p_method text, p_status text, p_balance bigint, p_card bigint)
+    p_method text, p_status text, p_balance bigint, p_card bigint,
+    p_unpaid_limit integer, p_hold_percent integer)
 RETURNS TABLE (order_id bigint, stocks bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_order bigint;
     v_paid bigint := p_balance;  -- what the balance pays (all of it unless by card)
     v_balance bigint;
+    v_wallet record;
     v_stock bigint;
     v_stocks bigint[] := '{}';
     v_product record;
 BEGIN
     INSERT INTO orders (user_id, status, total_price, discount_amount, paid_amount,
-                        coupon_code, user_coupon_id, created_at, payment_method,
+                        coupon_code, user_coupon_id, created_at, paid_at, payment_method,
                         balance_amount, card_amount)
     VALUES (p_user, p_status, p_total, p_discount, p_total - p_discount, p_coupon_code,
-            p_user_coupon, p_now, p_method, p_balance, p_card)
+            p_user_coupon, p_now, CASE WHEN p_status = 'PAID' THEN p_now END, p_method,
+            p_balance, p_card)
     RETURNING id INTO v_order;
 
     -- Locks in the order every order and cancellation takes them: the held coupon, the
@@ -51,25 +57,45 @@ BEGIN
         VALUES (p_user_coupon, p_coupon_id, p_user, 'USED', v_order, p_now);
     END IF;
 
-    IF v_paid > 0 THEN
+    IF p_unpaid_limit IS NOT NULL THEN  -- by card: one more of the user's unpaid orders
+        UPDATE wallets SET balance = balance - v_paid,
+                           unpaid_card_orders = unpaid_card_orders + 1, updated_at = p_now
+         WHERE user_id = p_user AND balance >= v_paid
+           AND unpaid_card_orders < p_unpaid_limit
+        RETURNING balance INTO v_balance;
+        IF NOT FOUND THEN
+            SELECT balance, unpaid_card_orders INTO v_wallet
+              FROM wallets WHERE user_id = p_user;
+            IF v_wallet.balance < v_paid THEN
+                RAISE EXCEPTION 'shop:INSUFFICIENT_BALANCE';
+            END IF;
+            RAISE EXCEPTION 'shop:UNPAID_ORDERS_LIMIT'
+                USING DETAIL = v_wallet.unpaid_card_orders::text;
+        END IF;
+    ELSIF v_paid > 0 THEN
         UPDATE wallets SET balance = balance - v_paid, updated_at = p_now
          WHERE user_id = p_user AND balance >= v_paid
         RETURNING balance INTO v_balance;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'shop:INSUFFICIENT_BALANCE';
         END IF;
-    ELSE  -- a free order still leaves its PAYMENT entry (of 0)
-        SELECT balance INTO v_balance FROM wallets WHERE user_id = p_user;
     END IF;
-    INSERT INTO balance_ledger (user_id, type, amount, balance_after, order_id, created_at)
-    VALUES (p_user, 'PAYMENT', -v_paid, v_balance, v_order, p_now);
+    IF v_paid > 0 THEN  -- no entry of 0: an order paid all by card or by a coupon
+        INSERT INTO balance_ledger (user_id, type, amount, balance_after, order_id,
+                                    created_at)
+        VALUES (p_user, 'PAYMENT', -v_paid, v_balance, v_order, p_now);
+    END IF;
 
     FOR i IN 1 .. cardinality(p_products) LOOP
         UPDATE products
            SET stock = stock - p_quantities[i],
-               sold_quantity = sold_quantity + p_quantities[i], updated_at = p_now
+               sold_quantity = sold_quantity + p_quantities[i],
+               held = held + CASE WHEN p_hold_percent IS NULL THEN 0 ELSE p_quantities[i] END,
+               updated_at = p_now
          WHERE id = p_products[i] AND stock >= p_quantities[i] AND active
            AND price = p_prices[i]
+           AND (p_hold_percent IS NULL
+                OR (held + p_quantities[i]) * 100 <= p_hold_percent * (stock + held) + 99)
         RETURNING stock INTO v_stock;
         IF NOT FOUND THEN
             SELECT name, price, stock, active INTO v_product
@@ -78,9 +104,12 @@ BEGIN
                 RAISE EXCEPTION 'shop:PRODUCT_NOT_FOUND' USING DETAIL = p_products[i]::text;
             ELSIF v_product.price <> p_prices[i] THEN
                 RAISE EXCEPTION 'shop:PRICE_CHANGED' USING DETAIL = p_products[i]::text;
+            ELSIF v_product.stock < p_quantities[i] THEN
+                RAISE EXCEPTION 'shop:OUT_OF_STOCK' USING DETAIL = json_build_array(
+                    p_products[i], v_product.name, v_product.stock, p_quantities[i])::text;
             END IF;
-            RAISE EXCEPTION 'shop:OUT_OF_STOCK' USING DETAIL = json_build_array(
-                p_products[i], v_product.name, v_product.stock, p_quantities[i])::text;
+            RAISE EXCEPTION 'shop:STOCK_ON_HOLD' USING DETAIL = json_build_array(
+                p_products[i], v_product.name)::text;
         END IF;
         INSERT INTO stock_movements (product_id, kind, delta, stock_after, order_id,
                                      created_at)

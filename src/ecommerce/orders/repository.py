@@ -31,26 +31,25 @@ async def quote(conn: AsyncConnection, user_id: int, product_ids: Sequence[int]
     return rows[0].balance, {row.id: row for row in rows if row.id is not None}
 
 
-async def add_order(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+async def add_order(conn: AsyncConnection, order: Any) -> int:
+    """A priced order's row (orders/pricing.py): PAID, or PAYMENT_PENDING by card."""
+    paid = order.status == "PAID"
     result = await conn.execute(insert(orders).values(
-        user_id=user_id, status="PAID", total_price=0, discount_amount=0, paid_amount=0,
-        created_at=now))
+        user_id=order.user_id, status=order.status, total_price=order.total,
+        discount_amount=order.discount, paid_amount=order.paid,
+        coupon_code=order.coupon.code if order.coupon else None,
+        user_coupon_id=order.coupon.user_coupon_id if order.coupon else None,
+        created_at=order.placed_at, paid_at=order.placed_at if paid else None,
+        payment_method=order.method, balance_amount=order.balance_part,
+        card_amount=order.card_part))
     return int(result.inserted_primary_key[0])
 
 
-async def set_amounts(conn: AsyncConnection, order_id: int, total: int, discount: int,
-                      coupon_code: str | None, user_coupon_id: int | None, card: int) -> None:
-    """The order's amounts; `card` > 0: a card order, PAYMENT_PENDING until it is paid."""
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(
-        status="PAYMENT_PENDING" if card else "PAID",
-        payment_method="CARD" if card else "BALANCE",
-        total_price=total, discount_amount=discount, paid_amount=total - discount,
-        balance_amount=total - discount - card, card_amount=card,
-        coupon_code=coupon_code, user_coupon_id=user_coupon_id))
-
-
-async def add_items(conn: AsyncConnection, order_id: int, items: list[dict[str, Any]]) -> None:
-    await conn.execute(insert(order_items), [{**item, "order_id": order_id} for item in items])
+async def add_items(conn: AsyncConnection, order_id: int, lines: Sequence[Any]) -> None:
+    await conn.execute(insert(order_items), [
+        {"order_id": order_id, "product_id": line.product_id, "name": line.name,
+         "unit_price": line.unit_price, "quantity": line.quantity,
+         "line_total": line.line_total} for line in lines])
 
 
 async def get(conn: AsyncConnection, order_id: int) -> Any:
@@ -68,15 +67,11 @@ async def items_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int,
 
 
 async def move(conn: AsyncConnection, order_id: int, from_statuses: Sequence[str],
-               status: str, cancelled_at: datetime | None = None) -> bool:
-    """Set the status if it is one of `from_statuses` (the order row's lock, taken first
-    by every change of an order): whether it was."""
-    values: dict[str, Any] = {"status": status}
-    if cancelled_at is not None:
-        values["cancelled_at"] = cancelled_at
+               status: str, **values: Any) -> bool:
+    """Set the status (and `values`) if it is one of `from_statuses`: whether it was."""
     result = await conn.execute(update(orders).where(orders.c.id == order_id,
                                                      orders.c.status.in_(from_statuses))
-                                .values(**values))
+                                .values(status=status, **values))
     return result.rowcount == 1
 
 
@@ -115,12 +110,14 @@ class Refused(Exception):  # noqa: N818 - the database's answer, mapped to error
         self.detail = detail
 
 
-# The function's code: this file, applied by migration 0006 (see its header).
+# The function's code: this file, applied by the newest migration that replaces it, which
+# keeps its own copy (tests/orders/test_place_order_function.py checks they are the same).
 PLACE_ORDER_SQL = (Path(__file__).parent / "place_order.sql").read_text(encoding="utf-8")
 _PLACE = text(
     "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
     ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
-    ":coupon_code, :event_id, :event, :method, :status, :balance, :card)")
+    ":coupon_code, :event_id, :event, :method, :status, :balance, :card, :unpaid_limit, "
+    ":hold_percent)")
 
 
 async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]

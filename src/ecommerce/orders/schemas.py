@@ -127,6 +127,7 @@ class OrderOut(ApiModel):
     paid_amount: int
     coupon_code: str | None
     created_at: UtcTime
+    paid_at: UtcTime | None = None
     cancelled_at: UtcTime | None = None
     payment_method: PaymentMethod = "BALANCE"
     balance_amount: int

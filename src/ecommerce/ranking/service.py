@@ -27,6 +27,7 @@ import orjson
 from ecommerce.catalog import repository as catalog_repo
 from ecommerce.platform.cache import Cache
 from ecommerce.platform.database import Database, UnitOfWork
+from ecommerce.ranking import repository
 
 log = logging.getLogger("ecommerce.ranking")
 TOP_TTL_SECONDS = 0.5
@@ -38,17 +39,15 @@ def shop_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.astimezone(zone).date()
 
 
-async def record_sale(uow: UnitOfWork, lines: Iterable[tuple[int, int]], sold_at: datetime,
-                      zone: ZoneInfo) -> None:
-    """Count (product_id, quantity) lines as sold on `sold_at`'s shop day."""
-    await catalog_repo.add_daily_sales(uow.conn, shop_day(sold_at, zone), list(lines))
+async def record_sale(uow: UnitOfWork, lines: Iterable[tuple[int, int]], day: date) -> None:
+    """Count (product_id, quantity) lines as sold on this shop day."""
+    await repository.add_daily_sales(uow.conn, day, list(lines))
 
 
-async def record_cancellation(uow: UnitOfWork, lines: Iterable[tuple[int, int]],
-                              sold_at: datetime, zone: ZoneInfo) -> None:
+async def record_cancellation(uow: UnitOfWork, lines: Iterable[tuple[int, int]], day: date
+                              ) -> None:
     """Take a cancelled order's lines off the day it was sold."""
-    await catalog_repo.add_daily_sales(uow.conn, shop_day(sold_at, zone),
-                                       [(pid, -qty) for pid, qty in lines])
+    await repository.add_daily_sales(uow.conn, day, [(pid, -qty) for pid, qty in lines])
 
 
 class TopSellers:
@@ -112,7 +111,7 @@ class TopSellers:
             result = await self._shared(key, newer_than)
             if result is None:
                 async with self.db.uow(write=False) as uow:
-                    rows = await catalog_repo.top_sellers(uow.conn, first_day, limit)
+                    rows = await repository.top_sellers(uow.conn, first_day, limit)
                 result = [(int(row.product_id), int(row.sold)) for row in rows]
                 if self.ttl > 0:
                     expiry = self._timer() + self.ttl

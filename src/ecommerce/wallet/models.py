@@ -1,4 +1,13 @@
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+)
 
 from ecommerce.platform.database import metadata
 from ecommerce.platform.types import BigId, UtcDateTime
@@ -12,7 +21,11 @@ wallets = Table(
     Column("user_id", BigId, ForeignKey("users.id"), primary_key=True, autoincrement=False),
     Column("balance", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Card orders of this user not paid yet (at most PAYMENT_PENDING_PER_USER): kept on the
+    # wallet row, which every order of the user locks anyway, so the bound is exact.
+    Column("unpaid_card_orders", Integer, nullable=False, default=0, server_default="0"),
     CheckConstraint("balance >= 0", name="balance_not_negative"),
+    CheckConstraint("unpaid_card_orders >= 0", name="unpaid_card_orders_not_negative"),
 )
 
 balance_ledger = Table(

@@ -21,17 +21,28 @@ async def get_balance(conn: AsyncConnection, user_id: int) -> int | None:
         select(wallets.c.balance).where(wallets.c.user_id == user_id))).scalar()
 
 
+async def get(conn: AsyncConnection, user_id: int) -> Any:
+    return (await conn.execute(select(wallets).where(wallets.c.user_id == user_id))).first()
+
+
 async def add(conn: AsyncConnection, user_id: int, delta: int, now: datetime,
-              cap: int | None = None) -> int | None:
-    """Change a balance by `delta` if it stays >= 0 (and <= cap); the new balance, else None.
+              cap: int | None = None, *, unpaid: int = 0, unpaid_limit: int | None = None
+              ) -> int | None:
+    """Change a balance by `delta` if it stays >= 0 (and <= cap), and the count of unpaid
+    card orders by `unpaid` (staying below `unpaid_limit` when given); the new balance,
+    else None.
 
     One conditional UPDATE: the row lock it takes orders concurrent changes, and the
     SELECT after it reads this transaction's own write."""
-    result = await conn.execute(
-        update(wallets)
-        .where(wallets.c.user_id == user_id, wallets.c.balance + delta >= 0,
-               *([wallets.c.balance + delta <= cap] if cap is not None else []))
-        .values(balance=wallets.c.balance + delta, updated_at=now))
+    conditions = [wallets.c.user_id == user_id, wallets.c.balance + delta >= 0]
+    if cap is not None:
+        conditions.append(wallets.c.balance + delta <= cap)
+    values: dict[str, Any] = {"balance": wallets.c.balance + delta, "updated_at": now}
+    if unpaid:
+        values["unpaid_card_orders"] = wallets.c.unpaid_card_orders + unpaid
+        if unpaid_limit is not None:
+            conditions.append(wallets.c.unpaid_card_orders < unpaid_limit)
+    result = await conn.execute(update(wallets).where(*conditions).values(**values))
     if result.rowcount != 1:
         return None
     return await get_balance(conn, user_id)

@@ -9,7 +9,11 @@ from typing import Any
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.platform.database import UnitOfWork
 from ecommerce.wallet import repository
-from ecommerce.wallet.errors import BalanceLimitExceeded, InsufficientBalance
+from ecommerce.wallet.errors import (
+    BalanceLimitExceeded,
+    InsufficientBalance,
+    TooManyUnpaidOrders,
+)
 from ecommerce.wallet.models import BALANCE_CAP
 
 
@@ -45,31 +49,49 @@ async def check_room(uow: UnitOfWork, user_id: int, amount: int) -> None:
         raise BalanceLimitExceeded()
 
 
-async def pay(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: datetime) -> int:
-    """Charge an order; returns the new balance. Never below 0."""
-    new_balance = await repository.add(uow.conn, user_id, -amount, now)
+async def pay_order(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: datetime,
+                    *, unpaid_limit: int | None = None) -> None:
+    """An order's balance part, never below 0 (InsufficientBalance), with its PAYMENT
+    entry (none when it is 0: an order paid all by card or by a coupon). A card order not
+    paid yet (`unpaid_limit`) also counts as one of the user's unpaid card orders, at most
+    that many (TooManyUnpaidOrders)."""
+    if unpaid_limit is None and amount == 0:
+        return
+    new_balance = await repository.add(uow.conn, user_id, -amount, now,
+                                       unpaid=1 if unpaid_limit is not None else 0,
+                                       unpaid_limit=unpaid_limit)
     if new_balance is None:
-        await balance_of(uow, user_id)
-        raise InsufficientBalance()
-    await repository.append_ledger(uow.conn, user_id, "PAYMENT", -amount, new_balance, order_id,
-                                   now)
-    return new_balance
+        held = await repository.get(uow.conn, user_id)
+        if held is None:
+            raise UserNotFound()
+        if held.balance < amount:
+            raise InsufficientBalance()
+        raise TooManyUnpaidOrders(f"You have {held.unpaid_card_orders} card orders waiting "
+                                  "for payment: pay or cancel one of them first")
+    if amount:
+        await repository.append_ledger(uow.conn, user_id, "PAYMENT", -amount, new_balance,
+                                       order_id, now)
 
 
-async def record_zero_payment(uow: UnitOfWork, user_id: int, order_id: int,
-                              now: datetime) -> None:
-    """A fully discounted order: its PAYMENT entry of 0, so every order has one."""
-    balance = await balance_of(uow, user_id)
-    await repository.append_ledger(uow.conn, user_id, "PAYMENT", 0, balance, order_id, now)
-
-
-async def refund(uow: UnitOfWork, user_id: int, amount: int, order_id: int, now: datetime) -> int:
-    """Give an order's payment back; returns the new balance."""
-    new_balance = await repository.add(uow.conn, user_id, amount, now)
+async def refund_order(uow: UnitOfWork, user_id: int, amount: int, order_id: int,
+                       now: datetime, *, unpaid: bool = False) -> None:
+    """Give an order's balance part back, with its REFUND entry (none for 0); `unpaid`:
+    the order was one of the user's unpaid card orders, and is no longer."""
+    if amount == 0 and not unpaid:
+        return
+    new_balance = await repository.add(uow.conn, user_id, amount, now,
+                                       unpaid=-1 if unpaid else 0)
     if new_balance is None:
         raise UserNotFound()
-    await repository.append_ledger(uow.conn, user_id, "REFUND", amount, new_balance, order_id, now)
-    return new_balance
+    if amount:
+        await repository.append_ledger(uow.conn, user_id, "REFUND", amount, new_balance,
+                                       order_id, now)
+
+
+async def order_paid(uow: UnitOfWork, user_id: int, now: datetime) -> None:
+    """A card order was paid: it is no longer one of the user's unpaid ones."""
+    if await repository.add(uow.conn, user_id, 0, now, unpaid=-1) is None:
+        raise UserNotFound()
 
 
 async def history(uow: UnitOfWork, user_id: int, limit: int, offset: int
