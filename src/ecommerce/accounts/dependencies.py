@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ecommerce.accounts.usecases import Accounts
 from ecommerce.platform.errors import Unauthorized
 from ecommerce.platform.principal import Principal, bearer_token
 
@@ -15,16 +16,16 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 async def current_user(request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                        Depends(_bearer)]) -> Principal:
+                       credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                              Depends(_bearer)]) -> Principal:
     # `_bearer` documents the scheme in OpenAPI; the header is read as the lean paths
-    # read it (Tokens.from_header), so both paths know the same callers.
+    # read it (Accounts.caller), so both paths know the same callers.
     authorization = request.headers.get("authorization")
     if bearer_token(authorization) is None:
         raise Unauthorized()
-    principal = request.app.state.ctx.tokens.from_header(authorization)
+    principal = await request.app.state.services[Accounts].caller(authorization)
     if principal is None:
-        raise Unauthorized("The access token is invalid or has expired")
+        raise Unauthorized("The access token is invalid, has expired, or was revoked")
     return principal
 
 

@@ -30,6 +30,26 @@ async def set_email(conn: AsyncConnection, user_id: int, email: str | None) -> b
     return result.rowcount == 1
 
 
-async def set_admin(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
-    await conn.execute(update(users).where(users.c.id == user_id)
-                       .values(role="ADMIN", password_hash=password_hash))
+async def set_credentials(conn: AsyncConnection, user_id: int, now: datetime, *,
+                          password_hash: str, role: str | None = None) -> int:
+    """A new password (and role): the user's token version rises, so every token issued
+    before stops working; the new version."""
+    values: dict[str, Any] = {"password_hash": password_hash,
+                              "token_version": users.c.token_version + 1,
+                              "token_changed_at": now}
+    if role is not None:
+        values["role"] = role
+    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+    return int((await conn.execute(select(users.c.token_version)
+                                   .where(users.c.id == user_id))).scalar_one())
+
+
+async def versions_changed_since(conn: AsyncConnection, since: datetime | None
+                                 ) -> list[tuple[int, int, datetime]]:
+    """(user id, token version, when it changed) of users whose version changed since
+    (None: ever)."""
+    rows = await conn.execute(select(users.c.id, users.c.token_version,
+                                     users.c.token_changed_at)
+                              .where(users.c.token_changed_at > since if since is not None
+                                     else users.c.token_changed_at.is_not(None)))
+    return [(row.id, row.token_version, row.token_changed_at) for row in rows]

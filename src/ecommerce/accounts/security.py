@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -20,6 +23,7 @@ from ecommerce.platform.principal import Principal, bearer_token
 from ecommerce.platform.settings import Settings
 
 ALGORITHM = "HS256"
+log = logging.getLogger("ecommerce.accounts")
 PASSWORD_THREAD_NICE = 10
 T = TypeVar("T")
 
@@ -92,19 +96,24 @@ def _lower_priority() -> None:
 
 
 class Tokens:
+    """Access tokens: HS256 JWTs with the user, role, expiry and the user's token version
+    (`ver`): a password or role change raises the version, and every token issued before
+    it stops working (TokenVersions)."""
+
     def __init__(self, settings: Settings, clock: Clock):
         self._key = settings.signing_key()
         self.ttl = settings.jwt_ttl_seconds
         self._clock = clock
 
-    def issue(self, user_id: int, role: str, now: datetime) -> str:
-        claims = {"sub": str(user_id), "role": role, "iat": now,
+    def issue(self, user_id: int, role: str, now: datetime, version: int = 0) -> str:
+        claims = {"sub": str(user_id), "role": role, "ver": version, "iat": now,
                   "exp": now + timedelta(seconds=self.ttl)}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def from_header(self, authorization: str | None) -> Principal | None:
-        """The caller an `Authorization` header names, or None (missing, not Bearer, or a
-        token that is bad or expired). Every adapter reads the caller through this."""
+        """The caller an `Authorization` header names as far as the token itself says, or
+        None (missing, not Bearer, or a token that is bad or expired). Whether its version
+        is still the user's is TokenVersions'."""
         token = bearer_token(authorization)
         return self.read(token) if token is not None else None
 
@@ -117,8 +126,75 @@ class Tokens:
             if int(claims["exp"]) <= self._clock.now().timestamp():
                 return None
             role = claims.get("role")
-            if role not in ("CUSTOMER", "ADMIN"):
+            version = claims.get("ver", 0)
+            if role not in ("CUSTOMER", "ADMIN") or type(version) is not int:
                 return None
-            return Principal(int(claims["sub"]), role)
+            return Principal(int(claims["sub"]), role, version)
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
+
+
+Changed = Callable[[datetime | None], Awaitable[list[tuple[int, int, datetime]]]]
+
+
+class TokenVersions:
+    """Each user's token version, as every request checks it, kept in the process.
+
+    Versions start at 0 and only rise (a password or role change). The process keeps the
+    versions of the users whose version rose, read at start and then, every `interval`
+    seconds, only those changed since it last looked (`changed(since)`, a read of its own
+    on an index): a request compares its token's version with the map, a dictionary
+    lookup, and never reads the database itself. A change made in this process counts at
+    once; one made elsewhere within `interval` (plus the read), on every process."""
+
+    SKEW = timedelta(seconds=30)  # hosts' clocks may differ: look back this much further
+
+    def __init__(self, changed: Changed, clock: Clock, interval: float = 1.0):
+        self._changed = changed
+        self._clock = clock
+        self.interval = interval
+        self._versions: dict[int, int] = {}
+        self._since: datetime | None = None
+        self._checked = float("-inf")
+        self._loading: asyncio.Task[None] | None = None
+
+    async def current(self, user_id: int) -> int:
+        if self._since is None:  # the first requests wait for the first read (one read)
+            if self._loading is None:
+                self._start()
+            assert self._loading is not None
+            await asyncio.shield(self._loading)
+        elif time.monotonic() - self._checked >= self.interval and self._loading is None:
+            self._start()
+        return self._versions.get(user_id, 0)
+
+    def _start(self) -> None:
+        self._checked = time.monotonic()
+        self._loading = asyncio.create_task(self._refresh())
+        self._loading.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Task[None]) -> None:
+        self._loading = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("token versions not refreshed",
+                        extra={"error": type(task.exception()).__name__})
+
+    async def _refresh(self) -> None:
+        since = self._since
+        newest = since
+        for user_id, version, changed_at in await self._changed(
+                since - self.SKEW if since is not None else None):
+            if version > self._versions.get(user_id, 0):
+                self._versions[user_id] = version
+            newest = changed_at if newest is None else max(newest, changed_at)
+        self._since = newest or since or self._clock.now()
+
+    def raised(self, user_id: int, version: int) -> None:
+        """This process raised the user's version: it counts here at once."""
+        self._versions[user_id] = max(version, self._versions.get(user_id, 0))
+
+    async def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loading

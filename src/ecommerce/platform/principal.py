@@ -13,6 +13,7 @@ class Principal:
 
     user_id: int
     role: str
+    version: int = 0  # the token's version of its user's tokens (accounts.security)
 
     @property
     def is_admin(self) -> bool:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
 MIN_SECRET_BYTES = 32
+MIN_SECRET_DISTINCT = 16
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
 
 
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     rate_limit_claim: str = "5/second"
     # Failed logins per username from any address (a spread-out guessing attack).
     rate_limit_login_account: str = "30/hour"
+    # Sign-ups per client address (accounts are free: without a bound one address makes
+    # hundreds a minute, each able to hold stock with unpaid card orders).
+    rate_limit_signup: str = "20/hour"
+    # How often each process reads which users' token versions rose (a password or role
+    # change revokes earlier tokens everywhere within this; at once where it was made).
+    token_check_seconds: float = Field(default=1.0, gt=0, le=60)
     # Addresses (comma-separated IPs or networks, "*" for any) whose X-Forwarded-For is
     # believed; unset: none is, and the peer address is the client's.
     trusted_proxies: str | None = None
@@ -134,6 +141,22 @@ class Settings(BaseSettings):
     payment_recheck_hours: float = Field(default=24.0, ge=0)
     payment_reconcile_seconds: float = Field(default=10.0, gt=0, le=50)
     run_payment_jobs: bool = True
+    # Unpaid card orders hold stock for free until they expire: at most this many per
+    # customer, this many items each, and together this share of a product's units (the
+    # rest stays for buyers who pay at once). Past them: 409.
+    payment_pending_per_user: int = Field(default=3, ge=1, le=100)
+    payment_pending_max_quantity: int = Field(default=100, ge=1, le=50_000)
+    payment_pending_stock_percent: int = Field(default=50, ge=1, le=100)
+    # Whether customers may credit their own balance without paying (POST
+    # /api/balance/recharge). Unset: yes without a card gateway (the demo), no with one
+    # (their top-up goes by card); true keeps it open beside a gateway.
+    balance_direct_topup: bool | None = None
+
+    @property
+    def direct_topup(self) -> bool:
+        if self.balance_direct_topup is not None:
+            return self.balance_direct_topup
+        return self.payment_gateway_url is None
 
     @property
     def checkout_url(self) -> str | None:
@@ -143,7 +166,8 @@ class Settings(BaseSettings):
             return self.payment_gateway_url.rstrip("/") + "/checkout"
         return None
 
-    @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account")
+    @field_validator("rate_limit_login", "rate_limit_claim", "rate_limit_login_account",
+                     "rate_limit_signup")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate(value)
@@ -160,11 +184,16 @@ class Settings(BaseSettings):
     def _strong_secret(cls, value: str | None) -> str | None:
         # HS256 with a short key is guessed offline from one token (then any token, an
         # admin's included, can be forged): refuse it rather than warn.
+        generate = ("Generate one with: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))'")
         if value and len(value.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (got "
                              f"{len(value.encode())}); a short key can be recovered from a "
-                             "single token. Generate one with: python -c 'import secrets; "
-                             "print(secrets.token_urlsafe(48))'")
+                             f"single token. {generate}")
+        if value and len(set(value.encode())) < MIN_SECRET_DISTINCT:
+            raise ValueError(f"JWT_SECRET has {len(set(value.encode()))} distinct bytes: a "
+                             f"key of repeated characters is guessed as easily as a short "
+                             f"one (at least {MIN_SECRET_DISTINCT} needed). {generate}")
         return value or None
 
     @field_validator("trusted_proxies")
