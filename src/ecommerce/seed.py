@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ecommerce.accounts import repository as accounts_repo
-from ecommerce.accounts import usecases as accounts
 from ecommerce.catalog import service as catalog
 from ecommerce.context import AppContext
 from ecommerce.coupons import service as coupons
@@ -24,9 +23,9 @@ async def run_seed(settings: Settings) -> str:
         async with ctx.db.uow(write=False) as uow:
             if await accounts_repo.get_by_username(uow.conn, DEMO_CUSTOMER[0]) is not None:
                 return "demo data already present"
-        user_id = await accounts.sign_up(ctx.db, ctx.passwords, ctx.clock, *DEMO_CUSTOMER)
+        user_id = await ctx.accounts.sign_up(*DEMO_CUSTOMER)
         if not (settings.admin_username and settings.admin_password):
-            await accounts.ensure_admin(ctx.db, ctx.passwords, ctx.clock, *DEMO_ADMIN)
+            await ctx.accounts.ensure_admin(*DEMO_ADMIN)
         async with ctx.db.uow() as uow:
             await wallet.recharge(uow, user_id, 500_000, ctx.clock.now())
         async with ctx.db.uow() as uow:

@@ -41,13 +41,6 @@ class ProductQuery(BaseModel):
     size: Annotated[int, Field(ge=1, le=MAX_SIZE), IntText] = 20
 
 
-class TopQuery(BaseModel):
-    """The query of `GET /api/products/top` (route and lean path)."""
-
-    days: Annotated[int, Field(ge=1, le=30), IntText] = 3
-    limit: Annotated[int, Field(ge=1, le=50), IntText] = 5
-
-
 class CategoryIn(ApiRequest):
     slug: Slug
     name: Annotated[str, Field(min_length=1, max_length=100)]
@@ -111,13 +104,4 @@ class ProductOut(ProductSummaryOut):
 
 class AdminProductOut(ProductOut):
     active: bool
-    sold_quantity: int
-
-
-class TopProductOut(ApiModel):
-    rank: int
-    product_id: int
-    name: str
-    price: int
-    stock: int
     sold_quantity: int

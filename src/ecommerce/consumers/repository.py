@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.consumers.models import consumer_cursors, consumer_deliveries
 from ecommerce.events.models import outbox
+from ecommerce.platform.sql import insert_ignore
 
 d = consumer_deliveries
 UNFINISHED = ("WORKING", "RETRY")
@@ -89,7 +89,7 @@ async def advance_cursor(conn: AsyncConnection, consumer: str, settled_before: d
         consumer_cursors.c.consumer == consumer, consumer_cursors.c.position < target)
         .values(position=target, updated_at=now))
     if moved.rowcount == 0 and await _no_cursor(conn, consumer):
-        await _insert_ignore(conn, consumer_cursors, [{"consumer": consumer,
+        await insert_ignore(conn, consumer_cursors, [{"consumer": consumer,
                                                        "position": target,
                                                        "updated_at": now}])
     return target
@@ -98,20 +98,6 @@ async def advance_cursor(conn: AsyncConnection, consumer: str, settled_before: d
 async def _no_cursor(conn: AsyncConnection, consumer: str) -> bool:
     return (await conn.execute(select(consumer_cursors.c.consumer).where(
         consumer_cursors.c.consumer == consumer))).first() is None
-
-
-async def _insert_ignore(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]
-                         ) -> None:
-    """Insert the rows whose key is not there yet (a row being inserted by another
-    transaction is waited for, then left alone)."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    else:
-        statement = mysql.insert(table).prefix_with("IGNORE")
-    await conn.execute(statement, rows)
 
 
 def takeable(now: datetime, horizon: datetime) -> Any:
@@ -136,7 +122,7 @@ async def claim(conn: AsyncConnection, consumer: str, events: Sequence[Event], l
         d.c.consumer == consumer, d.c.outbox_id.in_(ids)))).scalars())
     new = [event_id for event_id in ids if event_id not in known]
     if new:  # (inserting only these keeps MySQL from warning about each one that exists)
-        await _insert_ignore(conn, d, [{
+        await insert_ignore(conn, d, [{
             "consumer": consumer, "outbox_id": event_id, "event_id": by_id[event_id].event_id,
             "status": "WORKING", "attempts": 0, "next_attempt_at": None, "lease": lease,
             "locked_until": until, "created_at": now} for event_id in new])

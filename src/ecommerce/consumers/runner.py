@@ -241,7 +241,7 @@ class Runner:
                    if outcome.kind == "handled"]
         # One event (an e-mail, settled after each) is one statement: no BEGIN and COMMIT
         # on PostgreSQL.
-        async with self.db.uow(one_write=len(results) == 1) as uow:
+        async with self.db.uow(one_statement=len(results) == 1) as uow:
             await repository.settle_handled(uow.conn, self.name, lease, handled, now)
             for event, outcome in results:
                 if outcome.kind == "handled":

@@ -10,30 +10,39 @@ from ecommerce.consumers.data_platform import DataPlatform
 from ecommerce.consumers.email import Email
 from ecommerce.consumers.runner import Consumer, Runner
 from ecommerce.events.publisher import Publisher
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database
+from ecommerce.platform.settings import Settings
 
 if TYPE_CHECKING:
-    from ecommerce.context import AppContext
+    from redis.asyncio import Redis
 
 NAMES = (DataPlatform.name, Email.name)
 
 
-def consumers(ctx: AppContext, only: str | None = None) -> list[Consumer]:
-    settings = ctx.settings
+def configured(settings: Settings) -> set[str]:
+    """The consumers these settings run."""
+    return ({DataPlatform.name} if settings.data_platform_url else set()) | (
+        {Email.name} if settings.smtp_url else set())
+
+
+def consumers(settings: Settings, db: Database, clock: Clock, only: str | None = None
+              ) -> list[Consumer]:
     found: list[Consumer] = []
     if settings.data_platform_url:
         found.append(DataPlatform(settings))
     if settings.smtp_url:
-        found.append(Email(settings, ctx.db, ctx.clock))
+        found.append(Email(settings, db, clock))
     return [consumer for consumer in found if only is None or consumer.name == only]
 
 
-def start(ctx: AppContext, stop: asyncio.Event, only: str | None = None
-          ) -> list[asyncio.Task[None]]:
+def start(settings: Settings, db: Database, clock: Clock, redis: Redis | None,
+          stop: asyncio.Event, only: str | None = None) -> list[asyncio.Task[None]]:
     """The consumers' runners (and, with Redis, the stream publisher) as tasks until stop."""
-    tasks = [asyncio.create_task(Runner(consumer, ctx.db, ctx.settings, ctx.redis,
-                                        ctx.clock).run_forever(stop))
-             for consumer in consumers(ctx, only)]
-    if ctx.redis is not None:
-        publisher = Publisher(ctx.db, ctx.settings, ctx.redis, ctx.clock)
+    tasks = [asyncio.create_task(Runner(consumer, db, settings, redis, clock)
+                                 .run_forever(stop))
+             for consumer in consumers(settings, db, clock, only)]
+    if redis is not None:
+        publisher = Publisher(db, settings, redis, clock)
         tasks.append(asyncio.create_task(publisher.run_forever(stop)))
     return tasks

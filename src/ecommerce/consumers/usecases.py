@@ -3,9 +3,7 @@ each opens its own transaction."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ecommerce.consumers import repository, setup
+from ecommerce.consumers import repository
 from ecommerce.consumers.data_platform import DataPlatform
 from ecommerce.consumers.errors import ConsumerNotFound, EventNotFound, EventNotRetryable
 from ecommerce.consumers.schemas import (
@@ -15,88 +13,94 @@ from ecommerce.consumers.schemas import (
     DeliveryStatusOut,
     EventOut,
 )
+from ecommerce.consumers.setup import NAMES
 from ecommerce.events import outbox
+from ecommerce.platform.clock import Clock
+from ecommerce.platform.database import Database
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, require_admin
 
-if TYPE_CHECKING:
-    from ecommerce.context import AppContext
 
+class ConsumerAdmin:
+    """`configured`: the consumers this shop's settings run; `stream`: a Redis stream
+    feeds them; `running`: they run (beside `serve`, or as `ecommerce consume`)."""
 
-async def overview(ctx: AppContext, caller: Principal) -> list[ConsumerOut]:
-    require_admin(caller)
-    configured = {consumer.name for consumer in setup.consumers(ctx)}
-    views = []
-    async with ctx.db.uow(write=False) as uow:
-        for name in setup.NAMES:
-            lag, pending, dead = await repository.stats(uow.conn, name)
-            views.append(ConsumerOut(name=name, lag=lag, pending=pending, dead=dead,
-                                     configured=name in configured))
-    return views
+    def __init__(self, db: Database, clock: Clock, *, configured: set[str], stream: bool,
+                 running: bool, data_platform: bool):
+        self.db = db
+        self.clock = clock
+        self.configured = configured
+        self.stream = stream
+        self.running = running
+        self.data_platform = data_platform
+
+    async def overview(self, caller: Principal) -> list[ConsumerOut]:
+        require_admin(caller)
+        views = []
+        async with self.db.uow(write=False) as uow:
+            for name in NAMES:
+                lag, pending, dead = await repository.stats(uow.conn, name)
+                views.append(ConsumerOut(name=name, lag=lag, pending=pending, dead=dead,
+                                         configured=name in self.configured))
+        return views
+
+    async def dead(self, caller: Principal, name: str, page: Page
+                   ) -> tuple[list[DeadEventOut], int]:
+        require_admin(caller)
+        _known(name)
+        async with self.db.uow(write=False) as uow:
+            rows, total = await repository.dead(uow.conn, name, page.size, page.offset)
+        return [DeadEventOut.model_validate(row._mapping) for row in rows], total
+
+    async def retry(self, caller: Principal, name: str, event_id: str) -> DeliveryOut:
+        """A dead event is due again at once, with fresh attempts."""
+        require_admin(caller)
+        _known(name)
+        async with self.db.uow() as uow:
+            event = await repository.event_by_id(uow.conn, event_id)
+            if event is None:
+                raise EventNotFound()
+            if not await repository.retry_dead(uow.conn, name, event.id, self.clock.now()):
+                raise EventNotRetryable("Only a dead event can be retried")
+            row = await repository.delivery(uow.conn, name, event.id)
+            uow.after_commit(_wake)
+        return DeliveryOut.model_validate(row._mapping)
+
+    async def events(self, caller: Principal, status: str | None, page: Page
+                     ) -> tuple[list[EventOut], int]:
+        """The events the data platform takes, newest first, with its delivery of each."""
+        require_admin(caller)
+        async with self.db.uow(write=False) as uow:
+            rows, total = await repository.events_for(uow.conn, DataPlatform.name,
+                                                      DataPlatform.event_types, status,
+                                                      page.size, page.offset)
+        return [EventOut.model_validate(row._mapping) for row in rows], total
+
+    def delivery_status(self, caller: Principal) -> DeliveryStatusOut:
+        require_admin(caller)
+        return DeliveryStatusOut(data_platform=self.data_platform, stream=self.stream,
+                                 relay=self.running)
+
+    async def retry_event(self, caller: Principal, event_pk: int) -> EventOut:
+        """A FAILED (dead) event back in the data platform's queue with fresh attempts."""
+        require_admin(caller)
+        async with self.db.uow() as uow:
+            if await repository.event_for(uow.conn, DataPlatform.name,
+                                          DataPlatform.event_types, event_pk) is None:
+                raise EventNotFound()
+            if not await repository.retry_dead(uow.conn, DataPlatform.name, event_pk,
+                                               self.clock.now()):
+                raise EventNotRetryable()
+            uow.after_commit(_wake)
+            row = await repository.event_for(uow.conn, DataPlatform.name,
+                                             DataPlatform.event_types, event_pk)
+        return EventOut.model_validate(row._mapping)
 
 
 def _known(name: str) -> None:
-    if name not in setup.NAMES:
+    if name not in NAMES:
         raise ConsumerNotFound()
-
-
-async def dead(ctx: AppContext, caller: Principal, name: str, page: Page
-               ) -> tuple[list[DeadEventOut], int]:
-    require_admin(caller)
-    _known(name)
-    async with ctx.db.uow(write=False) as uow:
-        rows, total = await repository.dead(uow.conn, name, page.size, page.offset)
-    return [DeadEventOut.model_validate(row._mapping) for row in rows], total
-
-
-async def retry(ctx: AppContext, caller: Principal, name: str, event_id: str) -> DeliveryOut:
-    """A dead event is due again at once, with fresh attempts."""
-    require_admin(caller)
-    _known(name)
-    async with ctx.db.uow() as uow:
-        event = await repository.event_by_id(uow.conn, event_id)
-        if event is None:
-            raise EventNotFound()
-        if not await repository.retry_dead(uow.conn, name, event.id, ctx.clock.now()):
-            raise EventNotRetryable("Only a dead event can be retried")
-        row = await repository.delivery(uow.conn, name, event.id)
-        uow.after_commit(_wake)
-    return DeliveryOut.model_validate(row._mapping)
 
 
 async def _wake() -> None:
     outbox.notify()
-
-
-async def events(ctx: AppContext, caller: Principal, status: str | None, page: Page
-                 ) -> tuple[list[EventOut], int]:
-    """The events the data platform takes, newest first, with its delivery of each."""
-    require_admin(caller)
-    async with ctx.db.uow(write=False) as uow:
-        rows, total = await repository.events_for(uow.conn, DataPlatform.name,
-                                                  DataPlatform.event_types, status,
-                                                  page.size, page.offset)
-    return [EventOut.model_validate(row._mapping) for row in rows], total
-
-
-def delivery_status(ctx: AppContext, caller: Principal) -> DeliveryStatusOut:
-    require_admin(caller)
-    settings = ctx.settings
-    return DeliveryStatusOut(data_platform=bool(settings.data_platform_url),
-                             stream=ctx.redis is not None, relay=settings.run_consumers)
-
-
-async def retry_event(ctx: AppContext, caller: Principal, event_pk: int) -> EventOut:
-    """A FAILED (dead) event back in the data platform's queue with fresh attempts."""
-    require_admin(caller)
-    async with ctx.db.uow() as uow:
-        if await repository.event_for(uow.conn, DataPlatform.name, DataPlatform.event_types,
-                                      event_pk) is None:
-            raise EventNotFound()
-        if not await repository.retry_dead(uow.conn, DataPlatform.name, event_pk,
-                                           ctx.clock.now()):
-            raise EventNotRetryable()
-        uow.after_commit(_wake)
-        row = await repository.event_for(uow.conn, DataPlatform.name,
-                                         DataPlatform.event_types, event_pk)
-    return EventOut.model_validate(row._mapping)

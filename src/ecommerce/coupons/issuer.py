@@ -165,7 +165,7 @@ class Issuer:
                            terms: service.Terms | None, *, locked: bool
                            ) -> list[service.Outcome]:
         # On PostgreSQL the unlocked reads and the one write call need no BEGIN and COMMIT.
-        async with self._db.uow(one_write=self._in_one_call and not locked) as uow:
+        async with self._db.uow(one_statement=self._in_one_call and not locked) as uow:
             terms, outcomes = await service.issue(uow, code, claims, terms=terms,
                                                   locked=locked, in_one_call=self._in_one_call)
         if len(self._terms) > 10_000:

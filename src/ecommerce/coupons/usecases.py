@@ -4,7 +4,7 @@ FastAPI routes and the lean path (platform/fastpath.py) are adapters over these.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ecommerce.accounts.errors import UserNotFound
 from ecommerce.coupons import service
@@ -13,12 +13,11 @@ from ecommerce.coupons.gate import ALREADY, SOLD_OUT, CouponState, StateLoader
 from ecommerce.coupons.issuer import Issuer
 from ecommerce.coupons.schemas import ClaimIn, ClaimOut, CouponIn, CouponOut, HeldCouponOut
 from ecommerce.coupons.service import Gate
+from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, ensure_self_or_admin, require_admin
-
-if TYPE_CHECKING:
-    from ecommerce.context import AppContext
+from ecommerce.platform.ratelimit import RateLimit
 
 
 def _coupon(row: Any) -> CouponOut:
@@ -26,54 +25,58 @@ def _coupon(row: Any) -> CouponOut:
                         "remaining_quantity": row.total_quantity - row.issued_quantity})
 
 
-async def create(ctx: AppContext, caller: Principal, command: CouponIn) -> CouponOut:
-    require_admin(caller)
-    async with ctx.db.uow() as uow:
-        row = await service.create_coupon(uow, command.model_dump(), ctx.clock.now())
-    return _coupon(row)
+class Coupons:
+    def __init__(self, db: Database, clock: Clock, gate: Gate, issuer: Issuer,
+                 claim_limit: RateLimit):
+        self.db = db
+        self.clock = clock
+        self.gate = gate
+        self.issuer = issuer
+        self.claim_limit = claim_limit
 
+    async def create(self, caller: Principal, command: CouponIn) -> CouponOut:
+        require_admin(caller)
+        async with self.db.uow() as uow:
+            row = await service.create_coupon(uow, command.model_dump(), self.clock.now())
+        return _coupon(row)
 
-async def all_coupons(ctx: AppContext, caller: Principal, page: Page
-                      ) -> tuple[list[CouponOut], int]:
-    require_admin(caller)
-    async with ctx.db.uow(write=False) as uow:
-        rows, total = await service.list_coupons(uow, page.size, page.offset)
-    return [_coupon(row) for row in rows], total
+    async def all_coupons(self, caller: Principal, page: Page) -> tuple[list[CouponOut], int]:
+        require_admin(caller)
+        async with self.db.uow(write=False) as uow:
+            rows, total = await service.list_coupons(uow, page.size, page.offset)
+        return [_coupon(row) for row in rows], total
 
+    async def browse(self, available: bool, page: Page) -> tuple[list[CouponOut], int]:
+        """Coupons a signed-in customer may look at (claimable now, or not yet ended)."""
+        async with self.db.uow(write=False) as uow:
+            rows, total = await service.browse(uow, available=available, now=self.clock.now(),
+                                               limit=page.size, offset=page.offset)
+        return [_coupon(row) for row in rows], total
 
-async def browse(ctx: AppContext, available: bool, page: Page) -> tuple[list[CouponOut], int]:
-    """Coupons a signed-in customer may look at (claimable now, or not yet ended)."""
-    async with ctx.db.uow(write=False) as uow:
-        rows, total = await service.browse(uow, available=available, now=ctx.clock.now(),
-                                           limit=page.size, offset=page.offset)
-    return [_coupon(row) for row in rows], total
+    async def coupon(self, code: str) -> CouponOut:
+        async with self.db.uow(write=False) as uow:
+            return _coupon(await service.get_coupon(uow, code))
 
+    async def held(self, caller: Principal, user_id: int, status: str | None, page: Page
+                   ) -> tuple[list[HeldCouponOut], int]:
+        ensure_self_or_admin(caller, user_id)
+        async with self.db.uow(write=False) as uow:
+            views, total = await service.held_coupons(uow, user_id, status, self.clock.now(),
+                                                      page.size, page.offset)
+        return [HeldCouponOut(**view) for view in views], total
 
-async def coupon(ctx: AppContext, code: str) -> CouponOut:
-    async with ctx.db.uow(write=False) as uow:
-        return _coupon(await service.get_coupon(uow, code))
-
-
-async def held(ctx: AppContext, caller: Principal, user_id: int, status: str | None, page: Page
-               ) -> tuple[list[HeldCouponOut], int]:
-    ensure_self_or_admin(caller, user_id)
-    async with ctx.db.uow(write=False) as uow:
-        views, total = await service.held_coupons(uow, user_id, status, ctx.clock.now(),
-                                                  page.size, page.offset)
-    return [HeldCouponOut(**view) for view in views], total
-
-
-async def claim(ctx: AppContext, caller: Principal, command: ClaimIn) -> tuple[int, Any]:
-    """Claim a coupon for a user (themself, or anyone for an admin), within the user's
-    claim rate: 200 with the held coupon, first come first served, durable once answered.
-    The gate may answer for the losers; the winners are decided by the database."""
-    ensure_self_or_admin(caller, command.user_id)
-    await ctx.claim_limit.hit(str(command.user_id))
-    claimed = await claim_coupon(ctx.db, ctx.coupon_gate, ctx.coupon_issuer, command.user_id,
-                                 command.coupon_code, ctx.clock.now())
-    return 200, ClaimOut(user_id=command.user_id, coupon_code=claimed.code,
-                         user_coupon_id=claimed.user_coupon_id,
-                         expires_at=claimed.expires_at).model_dump(mode="json", by_alias=True)
+    async def claim(self, caller: Principal, command: ClaimIn) -> tuple[int, Any]:
+        """Claim a coupon for a user (themself, or anyone for an admin), within the user's
+        claim rate: 200 with the held coupon, first come first served, durable once
+        answered. The gate may answer for the losers; the database decides the winners."""
+        ensure_self_or_admin(caller, command.user_id)
+        await self.claim_limit.hit(str(command.user_id))
+        claimed = await claim_coupon(self.db, self.gate, self.issuer, command.user_id,
+                                     command.coupon_code, self.clock.now())
+        return 200, ClaimOut(user_id=command.user_id, coupon_code=claimed.code,
+                             user_coupon_id=claimed.user_coupon_id,
+                             expires_at=claimed.expires_at).model_dump(mode="json",
+                                                                        by_alias=True)
 
 
 def state_loader(db: Database) -> StateLoader:

@@ -62,10 +62,10 @@ class Database:
         # letting them spin on the file lock (other processes still wait on busy_timeout).
         self._sqlite_writer = asyncio.Lock() if self.dialect == "sqlite" else None
 
-    def uow(self, *, write: bool = True, one_write: bool = False) -> UnitOfWork:
-        """A unit of work. `one_write`: the work writes in at most one statement (and
+    def uow(self, *, write: bool = True, one_statement: bool = False) -> UnitOfWork:
+        """A unit of work. `one_statement`: the work writes in at most one statement (and
         after it only to caches), so on PostgreSQL it may run without BEGIN and COMMIT."""
-        return UnitOfWork(self, write=write, one_write=one_write)
+        return UnitOfWork(self, write=write, one_statement=one_statement)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -79,7 +79,7 @@ AfterCommit = Callable[[], Awaitable[None]]
 class UnitOfWork:
     """One database transaction; commits on clean exit, rolls back on any exception."""
 
-    def __init__(self, db: Database, *, write: bool = True, one_write: bool = False):
+    def __init__(self, db: Database, *, write: bool = True, one_statement: bool = False):
         self.db = db
         self.write = write
         self.dialect = db.dialect
@@ -87,7 +87,7 @@ class UnitOfWork:
         # anyway) a unit of work that reads, or writes in one statement, needs no BEGIN
         # and COMMIT: two round trips fewer. asyncpg's autocommit is a client-side
         # switch, free to set and reset. (On MySQL the switch is a round trip itself.)
-        self.autocommit = db.autocommit_allowed and (one_write or not write)
+        self.autocommit = db.autocommit_allowed and (one_statement or not write)
         self._conn: AsyncConnection | None = None
         self.inline = not write and db.inline_reader is not None
         self._after_commit: list[AfterCommit] = []

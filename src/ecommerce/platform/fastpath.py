@@ -12,33 +12,60 @@ bad token, an invalid Idempotency-Key) it hands, untouched, to the FastAPI route
 gives the documented refusal. Bodies are bounded and checked for JSON before this layer
 (`platform.http.BodyGuard`), and its answers are labelled `handler="lean"` in metrics.
 
-A POST use case is called as `usecase(context, caller, command[, key])` and returns
-(status, JSON body); a public read gets (context, scope) and returns (status, JSON body,
-headers), or None to leave the request to FastAPI."""
+A POST use case is a method of a registered use case object (platform/services.py),
+called as `method(caller, command[, key])`, returning (status, JSON body); a public read
+gets (services, scope) and returns (status, JSON body, headers), or None to leave the
+request to FastAPI. The caller is read by the same function the routes' `CurrentUser`
+uses, given by the composition root (`authenticate`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
+from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ecommerce.platform.http import error_answer
+from ecommerce.platform.errors import Forbidden, Unauthorized
+from ecommerce.platform.http import allowed_methods, error_answer
 from ecommerce.platform.idempotency import valid_key
+from ecommerce.platform.principal import Principal, bearer_token
+from ecommerce.platform.services import Services
 
-PublicHandler = Callable[[Any, Scope], Awaitable[tuple[int, Any, dict[str, str] | None] | None]]
+Answer = tuple[int, Any, dict[str, str] | None]
+PublicHandler = Callable[[Services, Scope], Awaitable[Answer | None]]
+Authenticate = Callable[[Services, str | None], Awaitable[Principal | None]]
+Q = TypeVar("Q", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class LeanPost:
-    """A POST answered here by its use case; `keyed`: it takes an Idempotency-Key."""
+    """A POST answered here by `service`'s `method`; `keyed`: it takes an
+    Idempotency-Key."""
 
-    usecase: Callable[..., Awaitable[tuple[int, Any]]]
+    service: type
+    method: str
     keyed: bool = False
+
+
+def query_model(model: type[Q], scope: Scope) -> Q | None:
+    """The query string as `model` validates it (decoded as Starlette does), or None if
+    it has a parameter the model does not know, one given twice, or an empty one."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                      keep_blank_values=True)
+    values = dict(pairs)
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    if len(values) != len(pairs) or not names.issuperset(values) or "" in values.values():
+        return None
+    try:
+        return model.model_validate(values)
+    except ValidationError:
+        return None
 
 
 class _Route:
@@ -52,9 +79,11 @@ class _Route:
 
 class LeanRoutes:
     def __init__(self, app: ASGIApp, posts: dict[str, LeanPost],
-                 public: dict[tuple[str, str], PublicHandler] | None = None):
-        self.app = app  # the FastAPI app: its state holds the running AppContext
+                 public: dict[tuple[str, str], PublicHandler] | None = None, *,
+                 authenticate: Authenticate):
+        self.app = app  # the FastAPI app: its state holds the running app's services
         self.posts = posts
+        self.authenticate = authenticate
         self.public = public or {}  # no body, no caller: (context, scope)
         keys = [("POST", path) for path in posts] + list(self.public)
         self.labels = {key: _Route(key[1]) for key in keys}
@@ -80,15 +109,15 @@ class LeanRoutes:
             await self.app(scope, receive, send)
             return
         key = (scope["method"], scope["path"])
-        ctx = getattr(getattr(self.app, "state", None), "ctx", None)
+        services = getattr(getattr(self.app, "state", None), "services", None)
         public = self.public.get(key)
         if public is not None:
-            if ctx is None or not await self._answer(key, scope, send,
-                                                     lambda: public(ctx, scope)):
+            if services is None or not await self._answer(key, scope, send,
+                                                          lambda: public(services, scope)):
                 await self.app(scope, receive, send)
             return
         post = self.posts.get(scope["path"]) if scope["method"] == "POST" else None
-        if post is None or ctx is None:
+        if post is None or services is None:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -96,26 +125,32 @@ class LeanRoutes:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        call = self._call(post, ctx, scope, body)
+        call = self._call(post, services, scope, body)
         if call is None or not await self._answer(key, scope, send, call):
             await self.app(scope, _replay(body, receive), send)
 
-    def _call(self, post: LeanPost, ctx: Any, scope: Scope, body: bytes
-              ) -> Callable[[], Awaitable[tuple[int, Any]]] | None:
+    def _call(self, post: LeanPost, services: Services, scope: Scope, body: bytes
+              ) -> Callable[[], Awaitable[tuple[int, Any] | None]] | None:
         """The use case call for this request, or None if the route must answer it."""
-        caller = ctx.tokens.from_header(header(scope, b"authorization"))
-        if caller is None:
-            return None
         try:
             command = self.body_model(scope["path"]).model_validate_json(body)
         except ValidationError:
             return None
-        if not post.keyed:
-            return lambda: post.usecase(ctx, caller, command)
-        key = header(scope, b"idempotency-key")
+        key = header(scope, b"idempotency-key") if post.keyed else None
         if key is not None and not valid_key(key):
             return None
-        return lambda: post.usecase(ctx, caller, command, key)
+        method = getattr(services[post.service], post.method)
+        authorization = header(scope, b"authorization")
+
+        async def call() -> tuple[int, Any] | None:
+            # No caller (no, a bad or a revoked token): the route gives the 401.
+            caller = await self.authenticate(services, authorization)
+            if caller is None:
+                return None
+            return await (method(caller, command) if not post.keyed
+                          else method(caller, command, key))
+
+        return call
 
     async def _answer(self, key: tuple[str, str], scope: Scope, send: Send,
                       call: Callable[[], Awaitable[tuple[Any, ...] | None]]) -> bool:
@@ -161,3 +196,44 @@ async def respond(send: Send, status: int, payload: Any,
     header_list += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": header_list})
     await send({"type": "http.response.body", "body": raw})
+
+
+class AdminGate:
+    """Pure ASGI, ahead of FastAPI (behind the body's size and type checks): a request to
+    an admin route (under `prefix`, with a method the route has) whose caller is not an
+    administrator is answered 401 (no or a bad token) or 403 (a customer) before its body
+    or query is parsed, so a refusal never describes an admin route's schema. The use
+    cases check again (the CLI and tests call them too)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI, prefix: str, *,
+                 authenticate: Authenticate):
+        self.app = app
+        self.api = api  # the FastAPI app: its state holds the running app's services
+        self.prefix = prefix
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        services = getattr(getattr(self.api, "state", None), "services", None)
+        if (not path.startswith(self.prefix) or services is None
+                or scope["method"] not in allowed_methods(self.api, path)[0]):
+            await self.app(scope, receive, send)  # FastAPI's 404 or 405
+            return
+        authorization = header(scope, b"authorization")
+        try:
+            caller = await self.authenticate(services, authorization)
+        except Exception as error:  # noqa: BLE001 - e.g. the database away: its answer
+            scope["route"] = _Route(self.prefix + "*")
+            await respond(send, *error_answer(error, path))
+            return
+        refusal: Exception | None = None
+        if caller is None:
+            refusal = Unauthorized(None if bearer_token(authorization) is None else
+                                   "The access token is invalid, has expired, or was revoked")
+        elif not caller.is_admin:
+            refusal = Forbidden("This needs an administrator")
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _Route(self.prefix + "*")
+        await respond(send, *error_answer(refusal, path))

@@ -57,12 +57,12 @@ def fingerprint(operation: str, payload: Any) -> str:
 
 
 async def run(db: Database, *, user_id: int, key: str | None, operation: str, payload: Any,
-              path: str, work: Work, one_write: bool = False) -> tuple[int, Any]:
+              path: str, work: Work, one_statement: bool = False) -> tuple[int, Any]:
     """Run `work` in one transaction, at most once per (user, key); returns (status, body).
-    `one_write`: the work writes in one statement (Database.uow); with a key it never
+    `one_statement`: the work writes in one statement (Database.uow); with a key it never
     does, as the key is written too."""
     if key is None:
-        return await _with_retry(db, work, one_write=one_write)
+        return await _with_retry(db, work, one_statement=one_statement)
     if not valid_key(key):
         raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
     print_ = fingerprint(operation, payload)
@@ -90,12 +90,12 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
 
 
 async def _with_retry(db: Database, work: Work, attempts: int = 4, *,
-                      one_write: bool = False) -> tuple[int, Any]:
+                      one_statement: bool = False) -> tuple[int, Any]:
     """Run `work` in a unit of work, again (from scratch) if the database reports a
     deadlock: nothing of a rolled-back attempt remains, so a retry is safe."""
     for attempt in range(attempts):
         try:
-            async with db.uow(one_write=one_write) as uow:
+            async with db.uow(one_statement=one_statement) as uow:
                 return await work(uow)
         except (DBAPIError, RetryTransaction) as error:
             if not is_deadlock(error) or attempt == attempts - 1:
