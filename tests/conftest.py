@@ -37,6 +37,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "rate_limit_login": "0",
         "rate_limit_login_account": "0",
         "rate_limit_claim": "0",
+        "rate_limit_signup": "0",
         "admin_username": None,
         "admin_password": None,
         "data_platform_url": None,

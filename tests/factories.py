@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ecommerce.accounts import usecases as accounts
 from ecommerce.wallet import service as wallet
 
 _names = itertools.count(1)
@@ -27,11 +26,11 @@ async def make_user(shop, *, balance: int = 0, role: str = "CUSTOMER",  # noqa: 
                     username: str | None = None, password: str = "password-123") -> User:
     ctx = shop.ctx
     username = username or f"user{next(_names)}"
-    user_id = await accounts.sign_up(ctx.db, ctx.passwords, ctx.clock, username, password, role)
+    user_id = await ctx.accounts.sign_up(username, password, role)
     if balance:
         async with ctx.db.uow() as uow:
             await wallet.recharge(uow, user_id, balance, ctx.clock.now())
-    token = ctx.tokens.issue(user_id, role, ctx.clock.now())
+    token = ctx.accounts.tokens.issue(user_id, role, ctx.clock.now())
     return User(user_id, username, token, role)
 
 

@@ -27,7 +27,7 @@ def test_the_env_templates_placeholder_secret_stops_the_server():
 
 
 def test_the_env_template_reaches_postgresql_through_pgbouncer(monkeypatch):
-    monkeypatch.setenv("JWT_SECRET", "x" * 48)
+    monkeypatch.setenv("JWT_SECRET", "a-real-secret-0123456789-ABCDEFGHIJ-klmnop")
     settings = Settings(_env_file=ENV_FILE)
     assert behind_pgbouncer(settings.database_url)
     assert settings.keep_alive_seconds > 4  # above HAProxy's `timeout http-keep-alive 4s`

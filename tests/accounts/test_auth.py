@@ -35,14 +35,17 @@ async def test_an_email_for_order_notices_at_sign_up_or_later(shop, client):
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/api/users/me", headers=headers)).json()["email"] == (
         "mailer@example.kr")
+    # An international domain is sent in its IDNA form; a local part outside ASCII needs a
+    # mail server with SMTPUTF8, which the shop does not assume: refused (issue 32, M3).
     changed = await client.patch("/api/users/me", headers=headers,
-                                 json={"email": "새주소@예시.한국"})
-    assert changed.status_code == 200 and changed.json()["email"] == "새주소@예시.한국"
+                                 json={"email": "saeju@예시.한국"})
+    assert changed.status_code == 200 and changed.json()["email"] == "saeju@예시.한국"
     removed = await client.patch("/api/users/me", headers=headers, json={"email": None})
     assert removed.json()["email"] is None
     assert (await client.get("/api/users/me", headers=headers)).json()["email"] is None
     for bad in ("not-an-address", "a@b", "two@@example.kr", "space @example.kr",
-                "x" * 250 + "@example.kr", 12):
+                "x" * 250 + "@example.kr", 12, "새주소@예시.한국", "a@b.co\x7f", "üser@b.co",
+                "a\u200b@b.co", "a@[127.0.0.1].x", "x,evil@x.com", "a@b.co, c@d.co"):
         answer = await client.patch("/api/users/me", headers=headers, json={"email": bad})
         assert "email" in assert_error(answer, 400, "INVALID_REQUEST")["message"]
     assert_error(await client.patch("/api/users/me", headers=headers, json={}),
@@ -136,7 +139,7 @@ async def test_unsigned_token_and_unknown_role_are_401(shop, client):
 
 async def test_expired_token_is_401(shop, client):
     user = await make_user(shop)
-    expired = shop.ctx.tokens.issue(user.id, "CUSTOMER", shop.clock.now() - timedelta(days=401))
+    expired = shop.ctx.accounts.tokens.issue(user.id, "CUSTOMER", shop.clock.now() - timedelta(days=401))
     assert_error(await client.get("/api/users/me",
                                   headers={"Authorization": f"Bearer {expired}"}),
                  401, "UNAUTHORIZED")
@@ -249,6 +252,6 @@ async def test_password_checks_run_below_the_event_loops_cpu_priority(shop):
     if sys.platform != "linux":
         pytest.skip("per-thread nice values are Linux's")
     loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    hashing_nice = await shop.ctx.passwords._bounded(os.getpriority, os.PRIO_PROCESS, 0)
+    hashing_nice = await shop.ctx.accounts.passwords._bounded(os.getpriority, os.PRIO_PROCESS, 0)
     assert hashing_nice == max(loop_nice, PASSWORD_THREAD_NICE) > loop_nice
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # the loop's thread unchanged

@@ -1,5 +1,5 @@
 """The product list and the top sellers are answered ahead of FastAPI when their query
-validates (catalog/fastpath.py). The lean answer must be the route's answer, and
+validates (catalog/fastpath.py, ranking/fastpath.py). The lean answer must be the route's answer, and
 everything the lean path does not take must reach the route."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ecommerce.app import authenticate
 from ecommerce.catalog import fastpath
 from ecommerce.platform.fastpath import LeanRoutes
+from ecommerce.ranking import fastpath as ranking_fastpath
 from tests.factories import make_product
 from tests.ranking.test_top_sellers import sell
 
@@ -83,8 +85,10 @@ class Behind:
 
 async def test_what_the_lean_path_answers_and_what_it_passes_on(shop, stocked):
     behind = Behind(shop.app.api.state)
-    lean = LeanRoutes(behind, {}, {("GET", fastpath.LIST_PATH): fastpath.list_products,
-                                   ("GET", fastpath.TOP_PATH): fastpath.top_products})
+    lean = LeanRoutes(behind, {}, {
+        ("GET", fastpath.LIST_PATH): fastpath.list_products,
+        ("GET", ranking_fastpath.TOP_PATH): ranking_fastpath.top_products},
+        authenticate=authenticate)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lean),
                                  base_url="http://shop.test") as client:
         for path, answered, passed in (("/api/products", ANSWERED, PASSED_ON),

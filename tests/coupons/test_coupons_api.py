@@ -168,7 +168,7 @@ async def _ghost_claim_then_a_real_one(shop, client) -> None:
     await make_coupon(shop, code="ONE", quantity=1)
     admin = await make_admin(shop)
     ghost = admin.id + 1_000
-    token = shop.ctx.tokens.issue(ghost, "CUSTOMER", shop.clock.now())
+    token = shop.ctx.accounts.tokens.issue(ghost, "CUSTOMER", shop.clock.now())
     refused = await client.post("/api/coupons/claim", json={"userId": ghost, "couponCode": "ONE"},
                                 headers={"Authorization": f"Bearer {token}"})
     assert_error(refused, 404, "USER_NOT_FOUND")
@@ -309,7 +309,7 @@ class TestRedisGate:
 
         await make_coupon(shop, code="NOREDIS", quantity=1)
         dead = Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.2)
-        shop.ctx.coupon_gate = RedisGate(dead, shop.settings.redis_prefix)
+        shop.ctx.coupons.gate = RedisGate(dead, shop.settings.redis_prefix)
         try:
             a, b = await make_user(shop), await make_user(shop)
             assert (await claim(client, a, "NOREDIS")).status_code == 200

@@ -138,7 +138,7 @@ async def test_a_refused_holder_row_costs_only_its_own_claim(shop):
     assert [_kind(o) for o in outcomes] == ["Claimed", "HolderRefused", "Claimed", "Claimed"]
     assert (await _rows(shop, "GHOST"))["issued"] == 3
     with pytest.raises(UserNotFound):  # the use case reads why the row was refused
-        await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate, issuer, 10**12,
+        await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupons.gate, issuer, 10**12,
                                            "GHOST", now)
     assert not any((await audit_database(shop.db)).values())
 

@@ -40,6 +40,7 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
         "RATE_LIMIT_LOGIN": "0",
         "RATE_LIMIT_LOGIN_ACCOUNT": "0",
         "RATE_LIMIT_CLAIM": "0",
+        "RATE_LIMIT_SIGNUP": "0",
         "ACCESS_LOG": "false",
         "LOG_LEVEL": "WARNING",
         "REDIS_PREFIX": settings.redis_prefix,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -46,6 +47,17 @@ async def read(database_url: str, query):  # noqa: ANN001
     try:
         async with db.uow(write=False) as uow:
             return (await uow.conn.execute(query)).all()
+    finally:
+        await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def db_session(database_url: str):  # noqa: ANN201
+    """A unit of work on a database a server process serves (what a test changes in it)."""
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.uow() as uow:
+            yield uow
     finally:
         await db.dispose()
 

@@ -1,5 +1,5 @@
-"""PostgreSQL's `shop_place_order` (orders/place_order.sql): it writes what the portable path
-writes, and each guard refuses and leaves nothing.
+"""PostgreSQL's `shop_place_order` (orders/place_order.sql, the FunctionWriter): it writes
+what the portable writer writes, and each guard refuses and leaves nothing.
 
 The API tests reach the function through every order on PostgreSQL, but not the races it
 guards against (a price, a coupon, the balance or the stock changing between the quote and
@@ -23,7 +23,10 @@ from tests.orders.test_orders_api import snapshot
 
 
 def _call(user_id: int, lines: list[tuple[int, int, int, str]], *, total: int,
-          discount: int = 0, held: tuple[int, int, str] | None = None) -> dict:
+          discount: int = 0, held: tuple[int, int, str] | None = None,
+          card: tuple[int, int] | None = None) -> dict:
+    """The function's arguments; `card`: a card order (unpaid orders limit, hold share)
+    paid all by card."""
     now = datetime.now(UTC).replace(tzinfo=None)
     return {"user_id": user_id, "now": now, "day": now.date(),
             "products": [p for p, _, _, _ in lines], "quantities": [q for _, q, _, _ in lines],
@@ -34,7 +37,11 @@ def _call(user_id: int, lines: list[tuple[int, int, int, str]], *, total: int,
             "event_id": "00000000-0000-4000-8000-000000000001",
             "event": orjson.dumps({"eventId": "00000000-0000-4000-8000-000000000001",
                                    "orderId": 0, "paidAmount": total - discount}).decode(),
-            "method": "BALANCE", "status": "PAID", "balance": total - discount, "card": 0}
+            "method": "BALANCE", "status": "PAID", "balance": total - discount, "card": 0,
+            "unpaid_limit": None, "hold_percent": None} | ({} if card is None else {
+            "event_id": None, "event": None, "method": "CARD", "status": "PAYMENT_PENDING",
+            "balance": 0, "card": total - discount, "unpaid_limit": card[0],
+            "hold_percent": card[1]})
 
 
 async def _refused(shop, values: dict) -> repository.Refused:  # noqa: ANN001
@@ -96,6 +103,16 @@ async def test_each_guard_refuses_and_changes_nothing(shop, client, db_kind):
     assert (after["balance"], after["stocks"], after["counts"]) == (
         before["balance"], before["stocks"][:1], before["counts"])
 
+    # By card: past the user's unpaid card orders, or past the share of a product's units
+    # that unpaid orders may hold (3 of 5 is more than half, rounded up).
+    limit = await _refused(shop, _call(user.id, [(pen, 1, 1_000, "Pen")], total=1_000,
+                                       card=(0, 50)))
+    assert (limit.reason, limit.detail) == ("UNPAID_ORDERS_LIMIT", "0")
+    share = await _refused(shop, _call(user.id, [(pen, 4, 1_000, "Pen")], total=4_000,
+                                       card=(3, 50)))
+    assert orjson.loads(share.detail) == [pen, "Pen"] and share.reason == "STOCK_ON_HOLD"
+    assert (await snapshot(shop, client, user, [pen]))["stocks"] == after["stocks"]
+
     # And when nothing is stale: the order, its event (with the new order id), the stock.
     async with shop.db.uow() as uow:
         order_id, stocks = await repository.place_in_one_call(
@@ -129,18 +146,28 @@ MATRIX = [  # (buyer, [(product, quantity)], coupon)
     ("poor", [("pen", 1)], None, 300),                    # 200 left: balance too low
     ("other", [("pen", 1)], None, 1_200),                 # all of it: a balance order
     ("other", [("pen", 1)], None, 1_300),                 # more than it costs: refused
+    # Unpaid card orders are bounded (here at 2 per customer, half a product's units).
+    ("other", [("bulk", 5)], None, 0),                    # 5 of 10 held: the share
+    ("rich", [("bulk", 1)], None, 0),                     # a sixth held: refused
+    ("rich", [("bulk", 1)], None),                        # paid at once: sold all the same
+    ("other", [("box", 1)], None, 0),                     # other's second unpaid order
+    ("other", [("box", 1)], None, 0),                     # a third: refused
+    ("poor", [("bulk", 101)], None, 0),                   # more units than one may hold
 ]
 
 
-async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[dict]]:
+async def _run_matrix(database_url: str, writer: str) -> dict[str, list[dict]]:
     from ecommerce.app import create_app
     from ecommerce.coupons import usecases as coupon_usecases
     from ecommerce.models import metadata
-    from ecommerce.orders import service
+    from ecommerce.orders.schemas import OrderIn
+    from ecommerce.orders.writer import FunctionWriter, PortableWriter
+    from ecommerce.platform.principal import Principal
     from tests.conftest import make_settings
     from tests.factories import make_coupon as add_coupon
 
-    app = create_app(make_settings(database_url))
+    app = create_app(make_settings(database_url, payment_gateway_url="http://127.0.0.1:9",
+                                   payment_pending_per_user=2))
     now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
     outcomes: list[dict] = []
     async with app.router.lifespan_context(app):
@@ -148,11 +175,14 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
         shop.ctx, shop.db = app.state.ctx, app.state.ctx.db
         shop.clock = app.state.ctx.clock
         shop.clock.freeze(now)
+        orders = shop.ctx.orders
+        orders.writer = FunctionWriter() if writer == "function" else PortableWriter()
         users = {name: await make_user(shop, balance=balance, username=name)
                  for name, balance in (("rich", 500_000), ("poor", 500), ("other", 90_000))}
         items = {name: await make_product(shop, price=price, stock=stock, name=name)
                  for name, price, stock in (("pen", 1_200, 20), ("ink", 3_500, 3),
-                                            ("pad", 800, 10), ("gone", 100, 5))}
+                                            ("pad", 800, 10), ("gone", 100, 5),
+                                            ("bulk", 100, 10), ("box", 100, 100))}
         async with shop.db.uow() as uow:
             await uow.conn.execute(update(products).where(products.c.id == items["gone"])
                                    .values(active=False))
@@ -160,20 +190,17 @@ async def _run_matrix(database_url: str, in_one_call: bool) -> dict[str, list[di
         await add_coupon(shop, code="PCT", discount_type="PERCENT", value=15, max_discount=500)
         await add_coupon(shop, code="MIN", value=2_000, min_order=10_000)
         for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
-            await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupon_gate,
-                                               shop.ctx.coupon_issuer, users[name].id, code, now)
+            await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupons.gate,
+                                               shop.ctx.coupons.issuer, users[name].id, code, now)
         for buyer, lines, code, *by_card in MATRIX:
-            card = service.ByCard(by_card[0], 600) if by_card else None
-            merged: dict[int, int] = {}
-            for product, quantity in lines:
-                merged[items[product]] = merged.get(items[product], 0) + quantity
+            command = OrderIn(user_id=users[buyer].id, coupon_code=code,
+                              items=[{"product_id": items[p], "quantity": q} for p, q in lines],
+                              **({"payment_method": "CARD", "balance_amount": by_card[0]}
+                                 if by_card else {}))
             try:
-                async with shop.db.uow(one_write=in_one_call) as uow:
-                    view = await service.place_order(
-                        uow, shop.ctx.listings, shop.ctx.settings.timezone,
-                        user_id=users[buyer].id, lines=sorted(merged.items()),
-                        coupon_code=code, now=now, in_one_call=in_one_call, card=card)
-                outcomes.append({"placed": view["order_id"], "paid": view["paid_amount"]})
+                _, view = await orders.place(Principal(users[buyer].id, "CUSTOMER"), command,
+                                             None)
+                outcomes.append({"placed": view["orderId"], "paid": view["paidAmount"]})
             except Exception as error:  # noqa: BLE001 - the refusal is part of the outcome
                 outcomes.append({"refused": getattr(error, "code", type(error).__name__),
                                  "message": str(error)})
@@ -218,17 +245,20 @@ async def test_the_function_writes_what_the_portable_path_writes(db_kind):
     from tests.scratch import create_scratch_database, drop_scratch_database
 
     written = {}
-    for in_one_call in (True, False):
+    for writer in ("function", "portable"):
         url = await create_scratch_database(POSTGRES_URL, "ecommerce_test_matrix")
         try:
             upgrade(url)
-            written[in_one_call] = await _run_matrix(url, in_one_call)
+            written[writer] = await _run_matrix(url, writer)
         finally:
             await drop_scratch_database(POSTGRES_URL, url)
-    function, portable = written[True], written[False]
-    assert [o.get("refused") for o in function["outcomes"]].count(None) == 9, function
-    assert [o["status"] for o in function["orders"]].count("PAYMENT_PENDING") == 2
-    assert len(function["payments"]) == 2
+    function, portable = written["function"], written["portable"]
+    refusals = [o.get("refused") for o in function["outcomes"]]
+    assert refusals.count(None) == 12, str(refusals)
+    assert {"STOCK_ON_HOLD", "TOO_MANY_UNPAID_ORDERS", "UNPAID_ORDER_TOO_LARGE"} <= set(
+        refusals), refusals
+    assert [o["status"] for o in function["orders"]].count("PAYMENT_PENDING") == 4
+    assert len(function["payments"]) == 4
     for table in portable:
         assert function[table] == portable[table], table
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ecommerce.audit import audit_database, audit_gateway
+from ecommerce.audit import audit_database
 from ecommerce.events.models import outbox
 from ecommerce.payments.gateway import Gateway
 from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
-from ecommerce.settlement import jobs
+from ecommerce.payments.audit import audit_gateway
 from tests.factories import assert_error, make_coupon, make_product, make_user
 from tests.payments.checkout import APPROVE, DECLINE, FAIL, LATE, authorise, dev_pg
 from tests.scratch import free_port
@@ -41,19 +41,20 @@ def settings_overrides(sandbox: str) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def gateway_down(shop):  # noqa: ANN001, ANN201
     """The shop's gateway unreachable (nothing listens where it points) while inside."""
-    working = shop.ctx.gateway
-    shop.ctx.gateway = Gateway(f"http://127.0.0.1:{free_port()}", DEFAULT_SECRET_KEY,
-                               timeout=0.5)
+    working = shop.ctx.payments.gateway
+    shop.ctx.payments.gateway = Gateway(f"http://127.0.0.1:{free_port()}",
+                                        DEFAULT_SECRET_KEY, timeout=0.5)
     try:
         yield
     finally:
-        await shop.ctx.gateway.close()
-        shop.ctx.gateway = working
+        await shop.ctx.payments.gateway.close()
+        shop.ctx.payments.gateway = working
 
 
 async def audited(shop) -> None:  # noqa: ANN001
     report = await audit_database(shop.db)
-    report["gateway"] = await audit_gateway(shop.db, shop.ctx.gateway)
+    at_gateway = await audit_gateway(shop.db, shop.ctx.payments.gateway)
+    report["gateway"] = at_gateway.violations + at_gateway.unchecked
     assert not any(report.values()), report
 
 
@@ -155,7 +156,7 @@ async def test_a_wrong_amount_is_refused_before_the_gateway(shop, client, sandbo
     wrong = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
                               headers=user.headers, json={"paymentKey": key, "amount": 30})
     assert_error(wrong, 400, "PAYMENT_AMOUNT_MISMATCH")
-    at_gateway = await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+    at_gateway = await shop.ctx.payments.gateway.by_order_id(order["payment"]["pgOrderId"])
     assert at_gateway.status == "IN_PROGRESS"  # never asked to confirm
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert shown["status"] == "PAYMENT_PENDING"
@@ -179,12 +180,12 @@ async def test_no_answer_is_202_then_settled_from_a_lookup(shop, client, sandbox
     failing = await card_order(client, user, pen)  # a 5xx: not charged
     _, broken = await pay(sandbox, client, user, failing, FAIL)
     assert broken.status_code == 202 and broken.json()["status"] == "PAYMENT_UNKNOWN"
-    await jobs.run_once(shop.ctx)  # too early: a lookup might not show a payment yet
+    await shop.ctx.payments.reconcile_once()  # too early: a lookup might not show a payment yet
     statuses = {o["orderId"]: o["status"] for o in (await client.get(
         f"/api/users/{user.id}/orders", headers=user.headers)).json()}
     assert set(statuses.values()) == {"PAYMENT_UNKNOWN"}
     shop.clock.advance(timedelta(seconds=1.3))  # both calls surely ended (0.7 s + 0.5 s)
-    assert (await jobs.run_once(shop.ctx))["settle"] == 2
+    assert (await shop.ctx.payments.reconcile_once())["settle"] == 2
     paid = (await client.get(f"/api/orders/{late['orderId']}", headers=user.headers)).json()
     failed = (await client.get(f"/api/orders/{failing['orderId']}",
                                headers=user.headers)).json()
@@ -221,23 +222,23 @@ async def test_an_expired_hold_is_given_back_and_cannot_be_paid(shop, client, sa
         "userId": other.id, "items": [{"productId": pen, "quantity": 1}]})
     assert_error(taken, 409, "OUT_OF_STOCK")  # held
     shop.clock.advance(timedelta(seconds=601))
-    assert (await jobs.run_once(shop.ctx))["expire"] == 1
+    assert (await shop.ctx.payments.reconcile_once())["expire"] == 1
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("EXPIRED", "EXPIRED")
     assert await state(shop, client, user, pen) == before
     _, late = await pay(sandbox, client, user, order)
     assert_error(late, 409, "ORDER_NOT_PAYABLE")
-    assert (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+    assert (await shop.ctx.payments.gateway.by_order_id(order["payment"]["pgOrderId"])
             ).status == "IN_PROGRESS"  # not charged
     # Someone charges it at the gateway all the same (a stale tab, another system): the
     # gateway's notice makes the shop read it back and refund it, as the order is gone.
-    key = (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])).payment_key
-    await shop.ctx.gateway.confirm(key, order["payment"]["pgOrderId"], 500)
+    key = (await shop.ctx.payments.gateway.by_order_id(order["payment"]["pgOrderId"])).payment_key
+    await shop.ctx.payments.gateway.confirm(key, order["payment"]["pgOrderId"], 500)
     notice = await client.post("/api/payments/webhook", json={
         "eventType": "PAYMENT_STATUS_CHANGED",
         "data": {"orderId": order["payment"]["pgOrderId"], "status": "DONE"}})
     assert notice.status_code == 200
-    assert (await shop.ctx.gateway.by_order_id(order["payment"]["pgOrderId"])
+    assert (await shop.ctx.payments.gateway.by_order_id(order["payment"]["pgOrderId"])
             ).status == "CANCELED"
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("EXPIRED", "CANCELLED")
@@ -272,16 +273,16 @@ async def test_cancel_refunds_the_card_once_also_after_the_gateway_was_down(shop
     order = await card_order(client, user, pen, balance_amount=2_000)
     _, paid = await pay(sandbox, client, user, order)
     assert paid.status_code == 200
-    working = shop.ctx.gateway
+    working = shop.ctx.payments.gateway
     async with gateway_down(shop):
         pending = await client.post(f"/api/orders/{order['orderId']}/cancel",
                                     headers={**user.headers, "Idempotency-Key": "c-1"})
         assert (pending.status_code, pending.json()["status"]) == (202, "CANCEL_PENDING")
         assert_error(await client.post(f"/api/orders/{order['orderId']}/cancel",
                                        headers=user.headers), 409, "ORDER_NOT_CANCELLABLE")
-        await jobs.run_once(shop.ctx)  # still down: still pending, nothing given back
+        await shop.ctx.payments.reconcile_once()  # still down: still pending, nothing given back
         assert (await state(shop, client, user, pen))["stock"] == 1
-    assert (await jobs.run_once(shop.ctx))["refund"] == 1
+    assert (await shop.ctx.payments.reconcile_once())["refund"] == 1
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("CANCELLED", "CANCELLED")
     assert shown["cancelledAt"] is not None
@@ -335,7 +336,7 @@ async def test_a_top_up_by_card_credits_once(shop, client, sandbox):
 
 
 async def test_without_a_gateway_card_payment_is_unavailable(shop, client):
-    shop.ctx.gateway, saved = None, shop.ctx.gateway
+    shop.ctx.payments.gateway, saved = None, shop.ctx.payments.gateway
     try:
         user = await make_user(shop, balance=5_000)
         pen = await make_product(shop, price=1_000)
@@ -352,7 +353,7 @@ async def test_without_a_gateway_card_payment_is_unavailable(shop, client):
         assert (by_balance.json()["paymentMethod"], by_balance.json()["payment"]) == (
             "BALANCE", None)
     finally:
-        shop.ctx.gateway = saved
+        shop.ctx.payments.gateway = saved
 
 
 async def test_the_audit_sees_what_a_broken_card_payment_would_leave(shop, client, sandbox):
@@ -383,7 +384,7 @@ async def test_the_audit_sees_what_a_broken_card_payment_would_leave(shop, clien
     problems = report["7. every card order and charge has its payment, in the state it needs"]
     assert any(f"card order {paid['orderId']} (PAID)" in p for p in problems), problems
     assert any("payment" in p and "DONE at the gateway" in p
-               for p in await audit_gateway(shop.db, shop.ctx.gateway))
+               for p in (await audit_gateway(shop.db, shop.ctx.payments.gateway)).violations)
 
 
 async def test_an_approval_later_than_the_lookup_that_failed_it_is_refunded(shop, client,
@@ -398,21 +399,21 @@ async def test_an_approval_later_than_the_lookup_that_failed_it_is_refunded(shop
     order = await card_order(client, user, pen, balance_amount=1_000)
     pg_order_id = order["payment"]["pgOrderId"]
     key, _ = await authorise(sandbox, 3_000, order_id=pg_order_id)
-    working = shop.ctx.gateway
+    working = shop.ctx.payments.gateway
     async with gateway_down(shop):
         lost = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
                                  headers=user.headers, json={"paymentKey": key, "amount": 3_000})
         assert (lost.status_code, lost.json()["status"]) == (202, "PAYMENT_UNKNOWN")
     shop.clock.advance(timedelta(seconds=1.3))
-    assert (await jobs.run_once(shop.ctx))["settle"] == 1
+    assert (await shop.ctx.payments.reconcile_once())["settle"] == 1
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("PAYMENT_FAILED", "FAILED")
     assert await state(shop, client, user, pen) == before
 
     await working.confirm(key, pg_order_id, 3_000)  # the gateway approves it after all
-    assert (await jobs.run_once(shop.ctx))["recheck"] == 0  # not yet: every ten minutes
+    assert (await shop.ctx.payments.reconcile_once())["recheck"] == 0  # not yet: every ten minutes
     shop.clock.advance(timedelta(seconds=601))
-    assert (await jobs.run_once(shop.ctx))["recheck"] == 1
+    assert (await shop.ctx.payments.reconcile_once())["recheck"] == 1
     assert (await working.by_order_id(pg_order_id)).status == "CANCELED"
     shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
     assert (shown["status"], shown["payment"]["status"]) == ("PAYMENT_FAILED", "CANCELLED")

@@ -131,6 +131,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
         f"/api/admin/consumers/email/dead/{w.event_id}/retry", None)),
     ("POST", "/api/admin/events/{id}/retry"): (ADMIN_ONLY, lambda w, r: (
         f"/api/admin/events/{w.event}/retry", None)),
+    # Last: it revokes the caller's earlier tokens.
+    ("POST", "/api/users/me/password"): (SIGNED_IN, lambda w, r: (
+        "/api/users/me/password", {"currentPassword": "password-123",
+                                   "newPassword": f"another-{r}-123"})),
 }
 
 

@@ -44,7 +44,7 @@ def claim(body: Callable[[dict[str, Any]], dict[str, Any]], *, who: str = "user"
         user, other = await make_user(shop), await make_user(shop)
         names = {"user": user.id, "other": other.id}
         token = {"user": user.token, "other": other.token,
-                 "ghost": shop.ctx.tokens.issue(user.id + 10_000, "CUSTOMER", T0),
+                 "ghost": shop.ctx.accounts.tokens.issue(user.id + 10_000, "CUSTOMER", T0),
                  "nobody": None, "garbage": "not-a-token"}[who]
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return names, body(names), headers
@@ -59,7 +59,7 @@ def order(body: Callable[[dict[str, Any]], dict[str, Any]], *, who: str = "user"
         poor = await make_user(shop, balance=100)
         names = {"user": user.id, "product": bought["product"], "poor": poor.id}
         token = {"user": user.token, "poor": poor.token,
-                 "ghost": shop.ctx.tokens.issue(user.id + 10_000, "CUSTOMER", T0),
+                 "ghost": shop.ctx.accounts.tokens.issue(user.id + 10_000, "CUSTOMER", T0),
                  "nobody": None}[who]
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if key is not None:
@@ -200,7 +200,7 @@ async def test_the_lean_path_and_the_route_answer_alike(shop, case, monkeypatch)
     async with route_only:
         for client in (shop.client, route_only):
             await wipe(shop.settings.database_url)
-            shop.ctx.coupon_gate = LocalGate()  # ids may be reused after the wipe
+            shop.ctx.coupons.gate = LocalGate()  # ids may be reused after the wipe
             shop.clock.freeze(T0)
             names, body, headers = await setup(shop)
             if injected is not None:

@@ -17,7 +17,7 @@ async def sell(shop, lines, at: datetime, *, cancel: bool = False) -> None:
     """Record sales as the orders feature does, in one transaction."""
     async with shop.db.uow() as uow:
         record = ranking.record_cancellation if cancel else ranking.record_sale
-        await record(uow, lines, at, shop.settings.timezone)
+        await record(uow, lines, ranking.shop_day(at, shop.settings.timezone))
 
 
 async def top(client, query: str = "") -> list[tuple[int, int]]:
