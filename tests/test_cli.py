@@ -112,3 +112,29 @@ async def test_several_processes_migrating_a_new_database_at_once_all_succeed(db
         assert len(versions) == 1
     finally:
         await drop_scratch_database(server, url)
+
+
+async def test_an_audit_that_cannot_ask_the_gateway_says_so_apart(database_url):
+    """Issue 29 item 11: with the gateway unreachable, `ecommerce audit` reports the
+    payments it could not check apart from violations, and exits 3 (1 is for violations,
+    0 for a clean shop)."""
+    from sqlalchemy import insert
+
+    from ecommerce.payments.models import payments
+    from tests.scratch import free_port
+
+    await wipe(database_url)
+    app = create_app(make_settings(database_url))
+    async with app.router.lifespan_context(app):
+        user_id = await app.state.ctx.accounts.sign_up("payer", "password-123")
+        now = datetime.now(UTC)
+        async with app.state.ctx.db.uow() as uow:
+            await uow.conn.execute(insert(payments).values(
+                kind="CHARGE", user_id=user_id, pg_order_id="CHG-audit", amount=1_000,
+                status="EXPIRED", created_at=now, expires_at=now))
+    unreachable = ecommerce(database_url, "audit",
+                            PAYMENT_GATEWAY_URL=f"http://127.0.0.1:{free_port()}",
+                            PAYMENT_SECRET_KEY="test_sk_sandbox", PAYMENT_TIMEOUT_SECONDS="1")
+    assert unreachable.returncode == 3, unreachable.stdout + unreachable.stderr
+    assert "violation" not in unreachable.stdout
+    assert "could not check: 1 payment(s)" in unreachable.stdout

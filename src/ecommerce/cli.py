@@ -99,11 +99,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           no_consumers: bool = typer.Option(
               False, "--no-consumers", help="Leave the consumers to `ecommerce consume`."),
           seed_demo: bool = typer.Option(False, "--seed-demo",
-                                         help="Load demo data if the shop is empty.")) -> None:
+                                         help="Load demo data if the shop is empty."),
+          reuse_port: bool = typer.Option(
+              False, "--reuse-port",
+              help="Share the port with a server already on it (SO_REUSEPORT).")) -> None:
     """Serve the API (migrating first unless --no-migrate)."""
     from ecommerce.platform.logging import configure_logging
-    from ecommerce.platform.serving import Sidecar
+    from ecommerce.platform.serving import PortInUse, Sidecar, check_port_free
     from ecommerce.platform.serving import serve as run_server
+
+    if not reuse_port:
+        try:
+            check_port_free(host, port)  # before migrating or starting anything
+        except PortInUse as error:
+            typer.echo(f"ecommerce serve: {error}", err=True)
+            raise typer.Exit(1) from None
 
     if no_consumers:
         os.environ["RUN_CONSUMERS"] = "false"  # read by every worker's settings
@@ -131,7 +141,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     if sidecar is not None:
         sidecar.start()
     try:
-        run_server(settings, host=host, port=port, workers=workers)
+        run_server(settings, host=host, port=port, workers=workers, reuse_port=True)
     finally:
         if sidecar is not None:
             sidecar.stop()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -255,3 +256,78 @@ async def test_password_checks_run_below_the_event_loops_cpu_priority(shop):
     hashing_nice = await shop.ctx.accounts.passwords._bounded(os.getpriority, os.PRIO_PROCESS, 0)
     assert hashing_nice == max(loop_nice, PASSWORD_THREAD_NICE) > loop_nice
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # the loop's thread unchanged
+
+
+async def test_a_password_or_role_change_revokes_earlier_tokens(shop, client):
+    """Issue 32: tokens issued before a password change, or before an account is made an
+    admin (`users create-admin`), stop working; the new ones work."""
+    await make_user(shop, username="rita", password="password-1")
+    old = (await client.post("/api/auth/login", json={
+        "username": "rita", "password": "password-1"})).json()["accessToken"]
+    headers = {"Authorization": f"Bearer {old}"}
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    wrong = await client.post("/api/users/me/password", headers=headers, json={
+        "currentPassword": "nope-nope", "newPassword": "password-2"})
+    assert_error(wrong, 401, "INVALID_CREDENTIALS")
+    changed = await client.post("/api/users/me/password", headers=headers, json={
+        "currentPassword": "password-1", "newPassword": "password-2"})
+    assert changed.status_code == 200, changed.text
+    assert_error(await client.get("/api/users/me", headers=headers), 401, "UNAUTHORIZED")
+    fresh = {"Authorization": f"Bearer {changed.json()['accessToken']}"}
+    assert (await client.get("/api/users/me", headers=fresh)).json()["role"] == "CUSTOMER"
+    # Made an admin (password reset with it): the customer token stops working everywhere,
+    # the lean path included, and a new login carries the role.
+    await shop.ctx.accounts.ensure_admin("rita", "password-3")
+    assert_error(await client.get("/api/users/me", headers=fresh), 401, "UNAUTHORIZED")
+    assert_error(await client.post("/api/orders", headers=fresh, json={
+        "userId": 1, "items": [{"productId": 1, "quantity": 1}]}), 401, "UNAUTHORIZED")
+    admin = (await client.post("/api/auth/login", json={
+        "username": "rita", "password": "password-3"})).json()["accessToken"]
+    listed = await client.get("/api/admin/products",
+                              headers={"Authorization": f"Bearer {admin}"})
+    assert listed.status_code == 200
+
+
+async def test_another_process_s_password_change_revokes_here_within_the_interval(shop,
+                                                                                  client):
+    """The change made by another process (here: the database row raised directly) is
+    seen by this one at its next read of changed versions (TOKEN_CHECK_SECONDS)."""
+    import time
+
+    from sqlalchemy import update
+
+    from ecommerce.accounts.models import users
+
+    user = await make_user(shop, username="sami", password="password-1")
+    headers = user.headers
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    async with shop.db.uow() as uow:
+        await uow.conn.execute(update(users).where(users.c.id == user.id).values(
+            token_version=users.c.token_version + 1, token_changed_at=shop.clock.now()))
+    deadline = time.monotonic() + 30
+    while (await client.get("/api/users/me", headers=headers)).status_code == 200:
+        assert time.monotonic() < deadline, "the revocation never reached this process"
+        await asyncio.sleep(0.05)
+    assert_error(await client.get("/api/users/me", headers=headers), 401, "UNAUTHORIZED")
+
+
+class TestSignUpsArePerAddress:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"rate_limit_signup": "3/hour"}
+
+    async def test_past_the_limit_an_address_gets_429(self, client):
+        answers = [(await client.post("/api/auth/signup", json={
+            "username": f"bulk{n}", "password": "password-1"})).status_code for n in range(4)]
+        assert answers == [201, 201, 201, 429]
+
+
+def test_a_jwt_secret_without_entropy_is_refused():
+    from pydantic import ValidationError
+
+    from ecommerce.platform.settings import Settings
+
+    for weak in (" " * 32, "ab" * 24, "0123456789abcde" * 3):  # 1, 2 and 15 distinct bytes
+        with pytest.raises(ValidationError, match="distinct bytes"):
+            Settings(_env_file=None, jwt_secret=weak)
+    Settings(_env_file=None, jwt_secret="0123456789abcdef" * 2)  # 16 distinct: enough

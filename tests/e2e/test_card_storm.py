@@ -1,6 +1,8 @@
 """Card orders under real parallelism and a crash, over `ecommerce serve` processes and
 `ecommerce dev-pg`: holds are never oversold and expire back into stock; a worker killed
-between the gateway's approval and our commit leaves nothing charged without its order."""
+between the gateway's approval and our commit leaves nothing charged without its order
+(a second checkout of the order open or not); 200 accounts trying to hold a product's whole
+stock with unpaid card orders leave buyers who pay at once able to buy."""
 
 from __future__ import annotations
 
@@ -127,6 +129,9 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
                     "items": [{"productId": pen, "quantity": 2}]})).json()
                 key, _ = await authorise(sandbox, 14_000, LATE,
                                          order_id=order["payment"]["pgOrderId"])
+                # A second tab opens another checkout of the order (never paid): the
+                # gateway's lookup by order id now names it, not the approved one.
+                await authorise(sandbox, 14_000, order_id=order["payment"]["pgOrderId"])
                 confirm = asyncio.create_task(client.post(
                     f"{server.url}/api/orders/{order['orderId']}/payment/confirm",
                     headers=headers, json={"paymentKey": key, "amount": 14_000}))
@@ -140,7 +145,9 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
         assert (status, payment_status) == ("PAYMENT_UNKNOWN", "CONFIRMING")
         gateway = Gateway(sandbox, DEFAULT_SECRET_KEY)
         try:
-            assert (await gateway.by_order_id(order["payment"]["pgOrderId"])).status == "DONE"
+            assert (await gateway.by_payment_key(key)).status == "DONE"
+            assert (await gateway.by_order_id(order["payment"]["pgOrderId"])
+                    ).status == "IN_PROGRESS"
         finally:
             await gateway.close()
         # The job (here the CLI's one pass, as any serve process runs it) repairs it.
@@ -156,4 +163,40 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
         assert (status, payment_status) == ("PAID", "DONE")
         [(left,)] = await read(clean_db, select(products.c.stock).where(products.c.id == pen))
         assert left == 1
+        await audit_with_gateway(clean_db, sandbox)
+
+
+async def test_accounts_holding_a_products_stock_unpaid_leave_buyers_able_to_buy(clean_db,
+                                                                                db_kind):
+    """Issue 32 B2: 200 accounts each try to hold all of a product's 1,000 units with
+    unpaid card orders (1,000 at once, then four of 100). Unpaid orders hold at most half
+    of the units, each account at most 3 of them, each at most 100 units; the other half
+    is bought, all of it, by 50 customers paying from their balance."""
+    attackers, buyers = (60, 20) if db_kind == "sqlite" else (200, 50)
+    ids = await bulk_users(clean_db, attackers + buyers, balance=1_000_000)
+    [hot] = await make_products(clean_db, (100, 1_000))
+    with dev_pg() as sandbox:
+        async with live_server(clean_db, workers=2, **gateway_env(
+                sandbox, RUN_PAYMENT_JOBS="false")) as server, \
+                many_connections(200) as client:
+            def order(user_id: int, quantity: int, card: bool):  # noqa: ANN202
+                return client.post(f"{server.url}/api/orders", headers={
+                    "Authorization": f"Bearer {token_for(user_id)}"}, json={
+                    "userId": user_id, "items": [{"productId": hot, "quantity": quantity}],
+                    **({"paymentMethod": "CARD"} if card else {})})
+
+            whole = await asyncio.gather(*(order(uid, 1_000, True) for uid in ids[:attackers]))
+            assert {r.json()["code"] for r in whole} == {"UNPAID_ORDER_TOO_LARGE"}
+            tries = await asyncio.gather(*(order(uid, 100, True)
+                                           for uid in ids[:attackers] for _ in range(4)))
+            outcome = Counter(r.json().get("code") or r.json()["status"] for r in tries)
+            assert outcome["PAYMENT_PENDING"] == 5, outcome  # 500 of 1,000 units: the share
+            assert set(outcome) <= {"PAYMENT_PENDING", "STOCK_ON_HOLD",
+                                    "TOO_MANY_UNPAID_ORDERS"}, outcome
+            paid = await asyncio.gather(*(order(uid, 500 // buyers, False)
+                                          for uid in ids[attackers:]))
+            assert [r.status_code for r in paid] == [201] * buyers
+        [(left, held)] = await read(clean_db, select(products.c.stock, products.c.held)
+                                    .where(products.c.id == hot))
+        assert (left, held) == (0, 500)
         await audit_with_gateway(clean_db, sandbox)

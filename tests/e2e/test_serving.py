@@ -44,6 +44,22 @@ def test_a_short_jwt_secret_is_refused_at_start_saying_why(database_url):
     assert "Traceback" not in result.stderr
 
 
+async def test_a_second_server_on_a_port_in_use_refuses_unless_asked(database_url):
+    """Issue 32 M4: the workers' sockets use SO_REUSEPORT, which would let a second
+    `serve` split the first one's traffic: it refuses, saying why, unless --reuse-port."""
+    async with live_server(database_url, workers=2) as first:
+        port = first.url.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "ecommerce", "serve", "--no-migrate", "--workers", "2",
+             "--port", port], env=server_env(database_url), capture_output=True, text=True,
+            timeout=60)
+        assert second.returncode == 1, second.stderr
+        assert f"127.0.0.1:{port} is in use" in second.stderr
+        assert "--reuse-port" in second.stderr and "Traceback" not in second.stderr
+        async with httpx.AsyncClient() as client:  # the first still serves, alone
+            assert (await client.get(f"{first.url}/healthz")).status_code == 200
+
+
 async def _signup(client: httpx.AsyncClient, url: str, name: str) -> None:
     response = await client.post(f"{url}/api/auth/signup",
                                  json={"username": name, "password": "password-1"})

@@ -24,12 +24,13 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import orjson
+from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ecommerce.accounts import repository as accounts
 from ecommerce.catalog import repository as catalog
 from ecommerce.consumers.repository import Event
-from ecommerce.consumers.runner import Failure
+from ecommerce.consumers.runner import Failure, Permanent
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.settings import Settings
@@ -137,15 +138,23 @@ class Email:
                                                    for item in order["items"]])
         if user is None or not user.email:
             return "no e-mail address"
-        message = self.message(event, order, user, names)
+        message = self.message(event, order, user, names, sendable(user.email))
         try:
             await self._send(message)
+        except aiosmtplib.SMTPRecipientsRefused as refused:
+            # A 5xx to the address is for good (no such mailbox, not relayed): sending it
+            # again changes nothing until someone fixes the address.
+            if refused.recipients and all(r.code >= 500 for r in refused.recipients):
+                raise Permanent(f"SMTP refused the address for good: "
+                                f"{refused.recipients[0].code} "
+                                f"{refused.recipients[0].message}") from None
+            raise Failure(f"SMTP: {type(refused).__name__}: {refused}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
             raise Failure(f"SMTP: {type(failure).__name__}: {failure}") from None
         return "sent"
 
     def message(self, event: Event, order: dict[str, Any], user: Any,
-                names: dict[int, str]) -> MIMEMultipart:
+                names: dict[int, str], address: str) -> MIMEMultipart:
         """HTML with a plain-text part (the stdlib's MIME classes: a third of the time of
         `EmailMessage`, which parses every header it is given)."""
         subject = f"[{self.shop}] {SUBJECTS[event.event_type]} (주문번호 {order['orderId']})"
@@ -158,7 +167,7 @@ class Email:
         }
         message = MIMEMultipart("alternative")
         message["From"] = self.sender
-        message["To"] = user.email
+        message["To"] = address
         message["Subject"] = Header(subject, "utf-8")
         message["Date"] = format_datetime(event.created_at)
         # The event's id: a mail sent again is the same message to every mail store.
@@ -168,3 +177,13 @@ class Email:
             message.attach(MIMEText(self.templates.get_template(template).render(context),
                                     kind, "utf-8"))
         return message
+
+
+def sendable(address: str) -> str:
+    """The address as an SMTP server without SMTPUTF8 takes it (the domain in its IDNA
+    form); Permanent if it cannot take mail at all (stored before addresses were checked)."""
+    try:
+        return validate_email(address, check_deliverability=False, allow_smtputf8=False,
+                              allow_domain_literal=False).ascii_email or address
+    except EmailNotValidError as error:
+        raise Permanent(f"the address cannot take mail: {error}") from None

@@ -51,6 +51,12 @@ class Failure(Exception):
     """The effect did not happen this time; the event is tried again later."""
 
 
+class Permanent(Failure):
+    """The effect can never happen as things stand (a mail server refused the address for
+    good): the event is dead at once, without quick or slow retries, for an admin to retry
+    once what it needs has been fixed."""
+
+
 class Consumer(Protocol):
     name: ClassVar[str]
     event_types: ClassVar[frozenset[str]]  # others are settled as "ignored" untouched
@@ -69,6 +75,7 @@ class Consumer(Protocol):
 class Outcome:
     kind: str  # handled, failed, deferred
     note: str = ""
+    permanent: bool = False
 
 
 DEFERRED_SECONDS = 0.5
@@ -228,6 +235,8 @@ class Runner:
             return Outcome("handled", "ignored")
         try:
             return Outcome("handled", await self.consumer.handle(event))
+        except Permanent as failure:
+            return Outcome("failed", str(failure)[:500], permanent=True)
         except Failure as failure:
             return Outcome("failed", str(failure)[:500])
         except Exception as error:  # noqa: BLE001 - a poison event fails, goes dead, waits
@@ -260,6 +269,11 @@ class Runner:
                     "next_attempt_at": now + timedelta(seconds=DEFERRED_SECONDS)}
         attempts = event.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_error": outcome.note}
+        if outcome.permanent:
+            log.warning("event is dead: it cannot be handled as things stand",
+                        extra={"consumer": self.name, "eventId": event.event_id,
+                               "error": outcome.note})
+            return {**values, "status": "DEAD", "next_attempt_at": None}
         if attempts < self.settings.consumer_max_attempts:
             return {**values, "status": "RETRY", "next_attempt_at": now + self.backoff(attempts)}
         young = event.created_at > self.horizon()

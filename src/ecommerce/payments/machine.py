@@ -38,7 +38,8 @@ APPROVED, DECLINED, UNKNOWN = "APPROVED", "DECLINED", "UNKNOWN"
 # Failures a read-back decided ("the gateway holds no approval for that key"), as opposed
 # to the gateway's refusal of a confirm: a gateway that processed the confirm later than
 # the read-back could still approve it, so the job looks again for a while.
-DECIDED_BY_LOOKUP = ("NOT_FOUND_PAYMENT", "IN_PROGRESS", "READY", "WAITING_FOR_DEPOSIT")
+DECIDED_BY_LOOKUP = ("NOT_FOUND_PAYMENT", "IN_PROGRESS", "READY", "WAITING_FOR_DEPOSIT",
+                     "PROVIDER_ERROR")
 # What a purpose is told when its payment will never be applied.
 FAILED, EXPIRED, VOIDED = "FAILED", "EXPIRED", "VOIDED"
 

@@ -31,9 +31,13 @@ async def confirm(gateway: Gateway, payment: Any, payment_key: str) -> Reading:
         log.warning("confirm of %s: no answer (%s)", payment.pg_order_id, error)
         return Reading(UNKNOWN)
     except GatewayRefused as refused:
-        if refused.code in READ_BACK_ON:
-            return await read_back(gateway, payment, payment_key)
-        return Reading(DECLINED, code=refused.code, message=refused.message)
+        if refused.code not in READ_BACK_ON:
+            return Reading(DECLINED, code=refused.code, message=refused.message)
+        back = await read_back(gateway, payment, payment_key)
+        if back.verdict != DECLINED:
+            return back
+        # Not approved: the refusal is what the customer is told (and why it failed).
+        return Reading(DECLINED, back.approval, refused.code, refused.message, back.strays)
     return _judged(payment, answer, payment_key)
 
 

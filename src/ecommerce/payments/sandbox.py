@@ -14,9 +14,13 @@ Test cards decide what a confirm does:
                          (the shop's call times out; a lookup shows the payment DONE)
     4330 0000 0000 0004  500 FAILED_INTERNAL_SYSTEM_PROCESSING, nothing charged
 
-Every payment is kept in memory while the process runs, so lookups and cancels answer
-truthfully. `latency` adds a fixed delay to every API call. It stands in for the external
-service only, never for the shop's own code."""
+Like the real gateway, an order id is approved once: a confirm of another key for an order
+id that has an approval (or had one, refunded) is refused with `DUPLICATED_ORDER_ID`. A
+lookup by order id answers with the order id's latest checkout, approved or not (a gateway
+may: the shop reads a payment back by the key it confirmed, never relying on the order id
+naming the approval). Every payment is kept in memory while the process runs, so lookups and cancels
+answer truthfully. `latency` adds a fixed delay to every API call. It stands in for the
+external service only, never for the shop's own code."""
 
 from __future__ import annotations
 
@@ -83,6 +87,8 @@ MESSAGES = {
     "NOT_FOUND_PAYMENT": "존재하지 않는 결제 정보 입니다.",
     "REJECT_CARD_PAYMENT": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
     "ALREADY_PROCESSED_PAYMENT": "이미 처리된 결제 입니다.",
+    "DUPLICATED_ORDER_ID": "이미 승인 및 취소가 진행된 중복된 주문번호 입니다. 다른 주문번호로 "
+                           "진행해주세요.",
     "FAILED_INTERNAL_SYSTEM_PROCESSING": "내부 시스템 처리 작업이 실패했습니다.",
     "ALREADY_CANCELED_PAYMENT": "이미 취소된 결제 입니다.",
     "NOT_CANCELABLE_PAYMENT": "취소 할 수 없는 결제 입니다.",
@@ -101,7 +107,8 @@ def _error(status: int, code: str, message: str | None = None) -> JSONResponse:
 def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAULT_CLIENT_KEY,
                 latency: float = 0.0, timeout_delay: float = 30.0) -> Starlette:
     payments: dict[str, SandboxPayment] = {}
-    by_order: dict[str, str] = {}
+    by_order: dict[str, str] = {}  # order id -> its latest checkout's key
+    approved: dict[str, str] = {}  # order id -> the key approved for it
     cancels_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
     expected_auth = "Basic " + base64.b64encode(f"{secret_key}:".encode()).decode()
 
@@ -136,6 +143,8 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
             if payment.status == "ABORTED":
                 return _error(403, "REJECT_CARD_PAYMENT")
             return _error(400, "ALREADY_PROCESSED_PAYMENT")
+        if approved.get(payment.order_id, payment.payment_key) != payment.payment_key:
+            return _error(400, "DUPLICATED_ORDER_ID")
         if payment.card == DECLINE:
             payment.status = "ABORTED"
             return _error(403, "REJECT_CARD_PAYMENT")
@@ -143,6 +152,7 @@ def sandbox_app(*, secret_key: str = DEFAULT_SECRET_KEY, client_key: str = DEFAU
             return _error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING")
         payment.status, payment.approved_at = "DONE", datetime.now(UTC)
         payment.balance = payment.amount
+        approved[payment.order_id] = payment.payment_key
         if payment.card == LATE:  # charged now, answered after the caller gave up
             await asyncio.sleep(timeout_delay)
         return JSONResponse(payment.body())

@@ -123,8 +123,32 @@ class LoggedMultiprocess(Multiprocess):
                                               "reason": exit_reason(process.exitcode)})
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Serve `ecommerce.app:factory` until SIGTERM or SIGINT."""
+class PortInUse(Exception):  # noqa: N818 - a refusal to start, said to the operator
+    pass
+
+
+def check_port_free(host: str, port: int) -> None:
+    """PortInUse if something listens on host:port. The workers' sockets share the port
+    with SO_REUSEPORT, which would let a second server (any program that asks for it too)
+    silently split the traffic with the first: a plain bind first tells."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as error:
+        raise PortInUse(f"{host}:{port} is in use ({error.strerror}): another server "
+                        "listens there. Stop it, choose another --port, or pass "
+                        "--reuse-port to share the port with it on purpose") from None
+    finally:
+        probe.close()
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int,
+          reuse_port: bool = False) -> None:
+    """Serve `ecommerce.app:factory` until SIGTERM or SIGINT; PortInUse if the port is
+    taken, unless `reuse_port` (share it with whoever has it, on purpose)."""
+    if not reuse_port:
+        check_port_free(host, port)
     trusted = settings.trusted_proxies
     config = uvicorn.Config(
         "ecommerce.app:factory", factory=True, host=host, port=port, workers=workers,
