@@ -140,7 +140,8 @@ async def test_unsigned_token_and_unknown_role_are_401(shop, client):
 
 async def test_expired_token_is_401(shop, client):
     user = await make_user(shop)
-    expired = shop.ctx.accounts.tokens.issue(user.id, "CUSTOMER", shop.clock.now() - timedelta(days=401))
+    expired = shop.ctx.accounts.tokens.issue(user.id, "CUSTOMER",
+                                             shop.clock.now() - timedelta(days=401))
     assert_error(await client.get("/api/users/me",
                                   headers={"Authorization": f"Bearer {expired}"}),
                  401, "UNAUTHORIZED")

@@ -1,6 +1,6 @@
 """The product list and the top sellers are answered ahead of FastAPI when their query
-validates (catalog/fastpath.py, ranking/fastpath.py). The lean answer must be the route's answer, and
-everything the lean path does not take must reach the route."""
+validates (catalog/fastpath.py, ranking/fastpath.py). The lean answer must be the route's
+answer, and everything the lean path does not take must reach the route."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
