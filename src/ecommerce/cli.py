@@ -223,14 +223,16 @@ def dev_sink(port: int = 9000, host: str = "127.0.0.1",
              secret: str = typer.Option(None, help="Check X-Signature with this secret."),
              record: Path = typer.Option(None, help="Append each event to this JSONL file."),
              quiet: bool = False,
-             delay: float = typer.Option(0.0, help="Seconds to wait before answering.")
-             ) -> None:
+             delay: float = typer.Option(0.0, help="Seconds to wait before answering."),
+             hold_while: Path = typer.Option(
+                 None, help="Answer nothing while this file exists.")) -> None:
     """A local stand-in for the data platform: receives and prints events."""
     import uvicorn
 
     from ecommerce.consumers.sink import sink_app
 
-    uvicorn.run(sink_app(secret, record, quiet, delay), host=host, port=port, log_level="warning")
+    uvicorn.run(sink_app(secret, record, quiet, delay, hold_while), host=host, port=port,
+                log_level="warning")
 
 
 @app.command("dev-pg")

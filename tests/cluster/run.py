@@ -325,7 +325,7 @@ class Cluster:
         return f"http://{self.ip('lb')}:{self.port('lb')}"
 
 
-async def wait_ready(url: str, seconds: float = 60) -> None:
+async def wait_ready(url: str, seconds: float = 120) -> None:
     async with httpx.AsyncClient() as client:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

@@ -23,6 +23,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots"
          if os.environ.get("SCREENSHOTS") == "docs"
          else Path(tempfile.mkdtemp(prefix="ecommerce-screenshots-")))
+# Playwright waits for each state it is told to expect; 5 s by default, which a busy
+# machine can take to render a page: the bound is generous, the states are the test.
+expect.set_options(timeout=30_000)
 # No network but loopback here: keep Chromium from reaching for Google's services.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -25,6 +25,7 @@ from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from tests.e2e.conftest import bulk_users, live_server, many_connections, server_env, token_for
 from tests.e2e.test_order_storm import db_session, make_products, read
 from tests.payments.checkout import LATE, authorise, dev_pg
+from tests.waiting import until
 
 
 def gateway_env(sandbox: str, **extra: str) -> dict[str, str]:
@@ -118,9 +119,11 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
         clean_db, db_kind):
     [uid] = await bulk_users(clean_db, 1, balance=0)
     [pen] = await make_products(clean_db, (7_000, 3))
-    with dev_pg("--timeout-delay", "4") as sandbox:
+    # The late card answers after 20 s and the shop waits up to 60: the worker is surely
+    # still waiting when it is killed, whatever the machine's load.
+    with dev_pg("--timeout-delay", "20") as sandbox:
         async with live_server(clean_db, workers=1, **gateway_env(
-                sandbox, PAYMENT_TIMEOUT_SECONDS="10", RUN_PAYMENT_JOBS="false")) as server:
+                sandbox, PAYMENT_TIMEOUT_SECONDS="60", RUN_PAYMENT_JOBS="false")) as server:
             headers = {"Authorization": f"Bearer {token_for(uid)}"}
             async with many_connections(2) as client:
                 order = (await client.post(f"{server.url}/api/orders", headers=headers, json={
@@ -134,7 +137,14 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
                 confirm = asyncio.create_task(client.post(
                     f"{server.url}/api/orders/{order['orderId']}/payment/confirm",
                     headers=headers, json={"paymentKey": key, "amount": 14_000}))
-                await asyncio.sleep(1.0)  # charged at the gateway, its answer still due
+                gateway = Gateway(sandbox, DEFAULT_SECRET_KEY)
+                try:  # charged at the gateway, its answer still due
+                    async def charged() -> bool:
+                        return (await gateway.by_payment_key(key)).status == "DONE"
+
+                    await until(charged, what="the gateway approved the confirm")
+                finally:
+                    await gateway.close()
                 os.killpg(server.process.pid, signal.SIGKILL)
                 answered = await asyncio.gather(confirm, return_exceptions=True)
                 assert isinstance(answered[0], Exception), answered  # no answer came
@@ -149,9 +159,12 @@ async def test_a_worker_killed_between_the_approval_and_our_commit_is_repaired(
                     ).status == "IN_PROGRESS"
         finally:
             await gateway.close()
-        # The job (here the CLI's one pass, as any serve process runs it) repairs it.
-        env = server_env(clean_db, **gateway_env(sandbox, PAYMENT_TIMEOUT_SECONDS="0.1",
-                                                 PAYMENT_SETTLE_GRACE_SECONDS="0"))
+        # The job (here the CLI's one pass, as any serve process runs it) repairs it, once
+        # the confirm's call has surely ended: here it began a minute ago.
+        async with db_session(clean_db) as uow:
+            await uow.conn.execute(update(payments).values(
+                attempted_at=datetime.now(UTC) - timedelta(minutes=1)))
+        env = server_env(clean_db, **gateway_env(sandbox))
         ran = subprocess.run([sys.executable, "-m", "ecommerce", "payments", "reconcile"],
                              env=env, capture_output=True, text=True, timeout=60)
         assert ran.returncode == 0, ran.stderr

@@ -30,6 +30,8 @@ from tests.e2e.conftest import (
     server_env,
 )
 from tests.e2e.test_order_storm import codes, fire, make_products, read
+from tests.waiting import BOUND_SECONDS
+from tests.waiting import until as wait_until
 
 d = consumer_deliveries
 
@@ -110,11 +112,8 @@ async def handled(database_url: str, consumer: str) -> int:
         d.c.consumer == consumer, d.c.status == "HANDLED")))
 
 
-async def until(check: Any, seconds: float = 60) -> None:
-    for _ in range(int(seconds * 10)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
+async def until(check: Any, seconds: float = BOUND_SECONDS) -> None:
+    await wait_until(check, what="the consumers' state", seconds=seconds, every=0.1)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
 from tests.e2e.test_coupon_storm import holders, make_coupon
 from tests.e2e.test_order_storm import make_products, read
 from tests.factories import assert_error
+from tests.waiting import until
 
 SERVER_DATABASES = pytest.mark.parametrize("database_url", ["postgres", "mysql"],
                                            indirect=True)
@@ -198,14 +199,17 @@ async def test_cut_database_connections_give_clean_503s_and_no_partial_writes(cl
 
 
 async def test_a_slow_data_platform_does_not_hold_up_orders(clean_db):
-    """Each delivery takes 4 s; forty orders are all answered before the first delivery
-    has finished, and every event arrives afterwards."""
+    """The data platform hangs (the sink answers nothing until the test lets it): forty
+    orders are all answered while no delivery can finish, and once it answers again every
+    event arrives."""
     ids = await bulk_users(clean_db, 40, balance=100_000)
     [item] = await make_products(clean_db, (1_000, 1_000))
-    record = Path(tempfile.mkdtemp()) / "events.jsonl"
+    folder = Path(tempfile.mkdtemp())
+    record, hanging = folder / "events.jsonl", folder / "hanging"
+    hanging.touch()
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port),
-                             "--record", str(record), "--delay", "4", "--quiet"])
+                             "--record", str(record), "--hold-while", str(hanging), "--quiet"])
 
     def received() -> list[str]:
         if not record.exists():
@@ -223,16 +227,17 @@ async def test_a_slow_data_platform_does_not_hold_up_orders(clean_db):
                     headers={"Authorization": f"Bearer {token_for(uid)}",
                              "Idempotency-Key": uuid.uuid4().hex})
 
-            await place(ids[0])  # the consumer is now busy with a 4-second delivery
+            await place(ids[0])  # the consumer now waits on a delivery that cannot finish
             responses = await asyncio.gather(*[place(uid) for uid in ids[1:]])
             assert [r.status_code for r in responses] == [201] * 39
-            assert received() == []  # not one delivery has finished yet
-            for _ in range(300):
-                delivered = await read(clean_db, select(consumer_deliveries.c.outbox_id).where(
-                    consumer_deliveries.c.status == "HANDLED"))
-                if len(delivered) == 40:
-                    break
-                await asyncio.sleep(0.1)
+            assert received() == []  # not one delivery has finished
+            hanging.unlink()  # the platform answers again
+
+            async def delivered() -> bool:
+                return len(await read(clean_db, select(consumer_deliveries.c.outbox_id).where(
+                    consumer_deliveries.c.status == "HANDLED"))) == 40
+
+            await until(delivered, what="every event delivered", every=0.1)
     finally:
         sink.terminate()
         sink.wait()

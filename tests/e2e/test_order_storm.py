@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     token_for,
 )
 from tests.factories import make_product
+from tests.waiting import until
 
 
 async def make_products(database_url: str, *specs: tuple[int, int]) -> list[int]:
@@ -172,19 +173,18 @@ async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(cl
 
     try:
         consumer = subprocess.Popen(command, env=env)
-        for _ in range(300):
-            if await count(d.c.lease.is_not(None)):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: count(d.c.lease.is_not(None)), what="the consumer took a batch",
+                    every=0.02)
         consumer.send_signal(signal.SIGKILL)  # mid-batch: posts in flight, lease left behind
         consumer.wait()
         assert await count(d.c.lease.is_not(None)) > 0
         assert await count(d.c.status == "HANDLED") == 0
         consumer = subprocess.Popen(command, env=env)
-        for _ in range(300):
-            if await count(d.c.status == "HANDLED") == 40:
-                break
-            await asyncio.sleep(0.1)
+
+        async def all_handled() -> bool:
+            return await count(d.c.status == "HANDLED") == 40
+
+        await until(all_handled, what="every event handled after the restart")
         consumer.terminate()
         consumer.wait()
     finally:

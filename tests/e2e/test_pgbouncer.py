@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
 from tests.e2e.test_coupon_storm import holders, make_coupon
 from tests.e2e.test_order_storm import make_products, read
 from tests.scratch import create_scratch_database, drop_scratch_database
+from tests.waiting import until
 
 
 async def post(client: httpx.AsyncClient, url: str, user_id: int, body: dict,
@@ -68,12 +69,13 @@ async def test_the_shop_through_pgbouncer_in_transaction_mode(clean_redis):
                         for order_id, uid in paid[:10]])
                     listed = await client.get(f"{live.url}/api/products?sort=popular")
                     ready = await client.get(f"{live.url}/readyz")
-                    for _ in range(100):  # the publisher copies every event to the stream
-                        waiting = await read(url, select(func.count()).select_from(outbox)
-                                             .where(outbox.c.streamed_at.is_(None)))
-                        if waiting == [(0,)]:
-                            break
-                        await asyncio.sleep(0.1)
+                    async def streamed() -> bool:  # the publisher copies every event
+                        unstreamed = await read(url, select(func.count()).select_from(outbox)
+                                                .where(outbox.c.streamed_at.is_(None)))
+                        return unstreamed == [(0,)]
+
+                    waiting = [(0,)] if await until(streamed, what="every event streamed",
+                                                    every=0.1) else None
         statuses = Counter((r.status_code, r.json().get("code", "OK")) for r in placed)
         assert statuses == {(201, "OK"): 100, (409, "OUT_OF_STOCK"): 20}, statuses
         for first, repeat in zip(placed[:30], again, strict=True):

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import live_server, server_env
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -117,12 +118,8 @@ def _log_lines(path: str) -> list[dict]:
     return lines
 
 
-async def _wait_for(predicate, seconds: float = 30.0) -> None:
-    for _ in range(int(seconds * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+async def _wait_for(predicate) -> None:  # noqa: ANN001
+    await until(predicate, what="the supervisor's state", every=0.1)
 
 
 async def test_a_dead_worker_is_logged_with_its_pid_and_reason_and_replaced(database_url):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +14,7 @@ import httpx
 
 from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY
 from tests.scratch import free_port
+from tests.waiting import until_sync
 
 APPROVE, DECLINE, LATE, FAIL = ("4330 0000 0000 0001", "4330 0000 0000 0002",
                                 "4330 0000 0000 0003", "4330 0000 0000 0004")
@@ -27,18 +27,23 @@ def dev_pg(*options: str) -> Iterator[str]:
         [sys.executable, "-m", "ecommerce", "dev-pg", "--port", str(port), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert process.poll() is None, "dev-pg exited"
+        with contextlib.suppress(httpx.TransportError):
+            return httpx.get(url, timeout=1).status_code == 200
+        return False
+
     try:
-        for _ in range(200):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("dev-pg did not start")
+        until_sync(answers, what="dev-pg answering")
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process.terminate()  # a held answer (the late card) may keep it from stopping
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def authorise(sandbox: str, amount: int, card: str = APPROVE,

@@ -11,15 +11,25 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ecommerce.audit import audit_database
 from ecommerce.payments.models import stray_approvals
 from tests.factories import assert_error, make_product, make_user
 from tests.payments.checkout import APPROVE, DECLINE, LATE, authorise, dev_pg
-from tests.payments.test_card_orders import audited, card_order, events_of, state
+from tests.payments.test_card_orders import (
+    GRACE,
+    LATE_ANSWER,
+    SURELY_ENDED,
+    TIMEOUT,
+    audited,
+    card_order,
+    events_of,
+    state,
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with dev_pg("--timeout-delay", "1.5") as url:
+    with dev_pg("--timeout-delay", LATE_ANSWER) as url:
         yield url
 
 
@@ -28,8 +38,8 @@ def settings_overrides(sandbox: str) -> dict[str, Any]:
     from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 
     return {"payment_gateway_url": sandbox, "payment_secret_key": DEFAULT_SECRET_KEY,
-            "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": 0.7,
-            "payment_settle_grace_seconds": 0.5, "run_payment_jobs": False,
+            "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": TIMEOUT,
+            "payment_settle_grace_seconds": GRACE, "run_payment_jobs": False,
             "balance_direct_topup": True}
 
 
@@ -51,9 +61,9 @@ async def strays(shop) -> list[tuple[str, int, str]]:  # noqa: ANN001
 
 
 async def past_the_confirms_bound(shop) -> None:  # noqa: ANN001
-    """The job's reading of "no approval" counts only once a confirm's call surely ended
-    (0.7 s + 0.5 s here): move the shop's clock past it instead of waiting."""
-    shop.clock.advance(timedelta(seconds=1.3))
+    """The job's reading of "no approval" counts only once a confirm's call surely ended:
+    move the shop's clock past it instead of waiting."""
+    shop.clock.advance(SURELY_ENDED)
 
 
 async def test_a_late_approval_with_a_second_checkout_open_is_paid_not_lost(shop, client,
@@ -174,31 +184,37 @@ async def test_a_second_checkout_never_makes_the_audit_fail_a_healthy_order(shop
     await audited(shop)  # K1 DONE here and there; the second checkout approved nothing
 
 
-async def test_two_confirms_at_once_both_answer_the_one_outcome(shop, client, sandbox):
-    """A double click: the second confirm waits for the first (still at the gateway,
-    answering late) and answers its outcome; the gateway is asked once (issue 29, 10;
-    each answer's status follows its body, issue 32 M2)."""
-    shop.ctx.payments.terms = type(shop.ctx.payments.terms)(
-        **{**shop.ctx.payments.terms.__dict__, "timeout_seconds": 3.0})
-    await shop.ctx.payments.gateway.close()
+async def test_two_confirms_at_once_both_answer_the_one_outcome(shop, client):
+    """A double click: the second confirm waits for the first (still at the gateway, which
+    answers after 2 s here) and answers its outcome; the gateway is asked once (issue 29,
+    10; each answer's status follows its body, issue 32 M2)."""
     from ecommerce.payments.gateway import Gateway
     from ecommerce.payments.sandbox import DEFAULT_SECRET_KEY
 
-    shop.ctx.payments.gateway = Gateway(sandbox, DEFAULT_SECRET_KEY, timeout=3.0)
-    user = await make_user(shop)
-    pen = await make_product(shop, price=2_000, stock=2)
-    order = await card_order(client, user, pen)
-    key, _ = await authorise(sandbox, 2_000, LATE, order_id=order["payment"]["pgOrderId"])
-    answers = await asyncio.gather(*(confirm(client, user, order, key) for _ in range(6)))
-    assert [(a.status_code, a.json()["status"]) for a in answers] == [(200, "PAID")] * 6
-    declined_order = await card_order(client, user, pen)
-    key, _ = await authorise(sandbox, 2_000, DECLINE,
-                             order_id=declined_order["payment"]["pgOrderId"])
-    answers = await asyncio.gather(*(confirm(client, user, declined_order, key)
-                                     for _ in range(4)))
-    for answer in answers:  # every one of them the decline, not "not payable"
-        assert "REJECT_CARD_PAYMENT" in assert_error(answer, 402, "PAYMENT_DECLINED")["message"]
-    await audited(shop)
+    with dev_pg("--timeout-delay", "2") as slow:
+        payments = shop.ctx.payments
+        payments.terms = type(payments.terms)(**{**payments.terms.__dict__,
+                                                 "timeout_seconds": 60.0})
+        await payments.gateway.close()
+        payments.gateway = Gateway(slow, DEFAULT_SECRET_KEY, timeout=60.0)
+        user = await make_user(shop)
+        pen = await make_product(shop, price=2_000, stock=2)
+        order = await card_order(client, user, pen)
+        key, _ = await authorise(slow, 2_000, LATE, order_id=order["payment"]["pgOrderId"])
+        answers = await asyncio.gather(*(confirm(client, user, order, key) for _ in range(6)))
+        assert [(a.status_code, a.json()["status"]) for a in answers] == [(200, "PAID")] * 6
+        declined_order = await card_order(client, user, pen)
+        key, _ = await authorise(slow, 2_000, DECLINE,
+                                 order_id=declined_order["payment"]["pgOrderId"])
+        answers = await asyncio.gather(*(confirm(client, user, declined_order, key)
+                                         for _ in range(4)))
+        for answer in answers:  # every one of them the decline, not "not payable"
+            assert "REJECT_CARD_PAYMENT" in assert_error(
+                answer, 402, "PAYMENT_DECLINED")["message"]
+        at_gateway = await payments.gateway.by_payment_key(key)
+        assert at_gateway.status == "ABORTED"
+        report = await audit_database(shop.db)
+        assert not any(report.values()), report
 
 
 async def test_a_customer_cancels_an_unpaid_card_order_at_once(shop, client, sandbox):
