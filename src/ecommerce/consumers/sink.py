@@ -27,8 +27,8 @@ def sink_app(secret: str | None, record: Path | None, quiet: bool = False,
         if delay:
             await asyncio.sleep(delay)
         # A platform that hangs while the file is there (a test's switch, from outside).
-        while hold_while is not None and hold_while.exists():  # noqa: ASYNC240
-            await asyncio.sleep(0.05)  # noqa: ASYNC110
+        while hold_while is not None and hold_while.exists():  # noqa: ASYNC110, ASYNC240
+            await asyncio.sleep(0.05)
         if secret is not None:
             expected = signature(secret, body)
             if not hmac.compare_digest(expected, request.headers.get("X-Signature", "")):
