@@ -73,11 +73,11 @@ from ecommerce.accounts.security import Tokens
 from ecommerce.audit import audit_database
 from ecommerce.catalog.models import categories, products, stock_movements
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.migrate import upgrade
 from ecommerce.platform.settings import Settings
+from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from ecommerce.wallet.models import balance_ledger, wallets
 
 ROOT = Path(__file__).resolve().parent

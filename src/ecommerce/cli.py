@@ -189,7 +189,7 @@ def dev_mail(port: int = 1025, host: str = "127.0.0.1",
              ) -> None:
     """A local SMTP server that keeps every mail it receives and shows them on a web page;
     point SMTP_URL at it."""
-    from ecommerce.consumers.devmail import run
+    from ecommerce.standins.mail import run
 
     typer.echo(f"dev-mail: SMTP_URL=smtp://{host}:{port}, mails on http://{host}:{web_port}/")
     run(host=host, port=port, web_port=web_port)
@@ -229,7 +229,7 @@ def dev_sink(port: int = 9000, host: str = "127.0.0.1",
     """A local stand-in for the data platform: receives and prints events."""
     import uvicorn
 
-    from ecommerce.consumers.sink import sink_app
+    from ecommerce.standins.data_platform import sink_app
 
     uvicorn.run(sink_app(secret, record, quiet, delay, hold_while), host=host, port=port,
                 log_level="warning")
@@ -246,7 +246,7 @@ def dev_pg(port: int = 9100, host: str = "127.0.0.1",
     checkout page and test cards; point PAYMENT_GATEWAY_URL at it."""
     import uvicorn
 
-    from ecommerce.payments.sandbox import TEST_CARDS, sandbox_app
+    from ecommerce.standins.gateway import TEST_CARDS, sandbox_app
 
     typer.echo(f"dev-pg on http://{host}:{port}: PAYMENT_GATEWAY_URL=http://{host}:{port} "
                f"PAYMENT_SECRET_KEY={secret_key} PAYMENT_CLIENT_KEY={client_key}")

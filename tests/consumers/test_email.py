@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from ecommerce.audit import audit_database
-from ecommerce.consumers.devmail import Mailbox, smtp_server
 from ecommerce.consumers.email import Email, SmtpServer
 from ecommerce.consumers.runner import Runner
+from ecommerce.standins.mail import Mailbox, smtp_server
 from tests.consumers.test_data_platform import drain, place, rows
 from tests.factories import assert_error, make_admin, make_product, make_user
 from tests.payments.checkout import DECLINE

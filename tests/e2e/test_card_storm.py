@@ -21,7 +21,7 @@ from ecommerce.catalog.models import products
 from ecommerce.orders.models import orders
 from ecommerce.payments.gateway import Gateway
 from ecommerce.payments.models import payments
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from tests.e2e.conftest import bulk_users, live_server, many_connections, server_env, token_for
 from tests.e2e.test_order_storm import db_session, make_products, read
 from tests.payments.checkout import LATE, authorise, dev_pg

@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 from sqlalchemy import String, cast, literal, select, update
 
 from ecommerce.accounts.models import users
-from ecommerce.consumers.devmail import Mailbox, smtp_server
 from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.events.models import outbox
 from ecommerce.platform.database import Database
+from ecommerce.standins.mail import Mailbox, smtp_server
 from tests.e2e.conftest import (
     audit_clean,
     bulk_users,

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY
+from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY
 from tests.scratch import free_port
 from tests.waiting import until_sync
 
@@ -40,7 +40,7 @@ def dev_pg(*options: str) -> Iterator[str]:
     finally:
         process.terminate()  # a held answer (the late card) may keep it from stopping
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

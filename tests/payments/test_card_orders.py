@@ -18,7 +18,7 @@ from ecommerce.audit import audit_database
 from ecommerce.events.models import outbox
 from ecommerce.payments.audit import audit_gateway
 from ecommerce.payments.gateway import Gateway
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from tests.factories import assert_error, make_coupon, make_product, make_user
 from tests.payments.checkout import APPROVE, DECLINE, FAIL, LATE, authorise, dev_pg
 from tests.scratch import free_port

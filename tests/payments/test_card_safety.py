@@ -35,7 +35,7 @@ def sandbox():
 
 @pytest.fixture
 def settings_overrides(sandbox: str) -> dict[str, Any]:
-    from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+    from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 
     return {"payment_gateway_url": sandbox, "payment_secret_key": DEFAULT_SECRET_KEY,
             "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": TIMEOUT,
@@ -189,7 +189,7 @@ async def test_two_confirms_at_once_both_answer_the_one_outcome(shop, client):
     answers after 2 s here) and answers its outcome; the gateway is asked once (issue 29,
     10; each answer's status follows its body, issue 32 M2)."""
     from ecommerce.payments.gateway import Gateway
-    from ecommerce.payments.sandbox import DEFAULT_SECRET_KEY
+    from ecommerce.standins.gateway import DEFAULT_SECRET_KEY
 
     with dev_pg("--timeout-delay", "2") as slow:
         payments = shop.ctx.payments
@@ -301,7 +301,7 @@ async def test_a_flood_of_webhooks_never_delays_a_confirm(shop, client):
     never holds up a confirm. The sandbox answers every call after 3 s here, so all the
     notices are in flight together."""
     from ecommerce.payments.gateway import Gateway
-    from ecommerce.payments.sandbox import DEFAULT_SECRET_KEY
+    from ecommerce.standins.gateway import DEFAULT_SECRET_KEY
 
     with dev_pg("--latency", "3") as slow:
         payments = shop.ctx.payments

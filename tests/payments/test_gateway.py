@@ -18,7 +18,7 @@ from ecommerce.payments.gateway import (
     GatewayRefused,
     GatewayUnreachable,
 )
-from ecommerce.payments.sandbox import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
+from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 from tests.payments.checkout import DECLINE, FAIL, LATE, authorise, dev_pg
 from tests.scratch import free_port
 
