@@ -17,8 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# make run HOST=0.0.0.0 PORT=8080 serves elsewhere than 127.0.0.1:8000.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/ecommerce serve --seed-demo
+	$(BIN)/ecommerce serve --seed-demo --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser), with a Korean font.
 BROWSER_PKGS := chromium fonts-nanum

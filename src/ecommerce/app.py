@@ -46,6 +46,7 @@ from ecommerce.platform.services import Services
 from ecommerce.platform.settings import Settings
 from ecommerce.ranking import fastpath as ranking_fastpath
 from ecommerce.ranking.router import router as ranking_router
+from ecommerce.wallet.router import options as payment_options_router
 from ecommerce.wallet.router import router as wallet_router
 from ecommerce.web import mount_storefront
 
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
     # The top sellers' path before the catalog's /api/products/{id}.
-    for router in (ops_router, accounts_router, wallet_router, ranking_router, catalog_router,
+    for router in (ops_router, accounts_router, wallet_router, payment_options_router,
+                   ranking_router, catalog_router,
                    catalog_admin_router, coupons_router, coupons_admin_router, orders_router,
                    orders_admin_router, sales_router, events_admin_router, consumers_admin_router,
                    payments_router, payments_admin_router):

@@ -22,22 +22,25 @@ async def run_seed(settings: Settings) -> str:
     try:
         async with ctx.db.uow(write=False) as uow:
             if await accounts_repo.get_by_username(uow.conn, DEMO_CUSTOMER[0]) is not None:
-                return "demo data already present"
+                return (f"demo data already present: customer {DEMO_CUSTOMER[0]}/"
+                        f"{DEMO_CUSTOMER[1]}, admin {DEMO_ADMIN[0]}/{DEMO_ADMIN[1]} (unless "
+                        "ADMIN_USERNAME is set)")
         user_id = await ctx.accounts.sign_up(*DEMO_CUSTOMER)
         if not (settings.admin_username and settings.admin_password):
             await ctx.accounts.ensure_admin(*DEMO_ADMIN)
         async with ctx.db.uow() as uow:
             await wallet.recharge(uow, user_id, 500_000, ctx.clock.now())
         async with ctx.db.uow() as uow:
-            for slug, name in CATEGORIES:
+            for slug, name, _ in CATEGORIES:
                 await catalog.create_category(uow, slug, name, ctx.clock.now())
-            for category, name, description, price, stock in PRODUCTS:
+            for category, name, _, description, _, price, stock in PRODUCTS:
                 await catalog.create_product(uow, ctx.listings, name=name,
                                              description=description, price=price, stock=stock,
                                              category=category, now=ctx.clock.now())
             now = ctx.clock.now()
             for coupon in COUPONS:
-                values = {key: value for key, value in coupon.items() if key != "open_days"}
+                values = {key: value for key, value in coupon.items()
+                          if key not in ("open_days", "name_en")}
                 ends = now + timedelta(days=coupon["open_days"]) if "open_days" in coupon else None
                 await coupons.create_coupon(uow, {**values, "issue_starts_at": now,
                                                   "issue_ends_at": ends, "expires_at": None},

@@ -232,3 +232,29 @@ class TestThroughTheStream:
         assert (await shop.ctx.redis.xpending(stream, "email"))["pending"] == 0
         await shop.ctx.redis.delete(stream)
         assert not any((await audit_database(shop.db)).values())
+
+
+async def test_a_card_orders_mails_say_when_what_each_part_is_and_link_the_orders(shop, client,
+                                                                                   sandbox):
+    """Issue 29 item 7: the date, the balance and card parts (and on a cancellation where
+    each goes back), a link to the orders; a layout that fits a phone."""
+    buyer = await with_email(shop, "split@example.com", balance=2_000)
+    pen = await make_product(shop, price=5_000, stock=3, name="만년필")
+    order = await card_order(client, buyer, pen, balance_amount=2_000)
+    _, paid = await pay(sandbox, client, buyer, order)
+    assert paid.status_code == 200, paid.text
+    cancelled = await client.post(f"/api/orders/{order['orderId']}/cancel",
+                                  headers=buyer.headers)
+    assert cancelled.json()["status"] == "CANCELLED"
+    port = free_port()
+    with smtp(port=port) as mailbox:
+        assert await drain(runner_for(shop, port, shop_url="https://shop.example")) == 2
+    completed, refunded = mailbox.snapshot()
+    placed = shop.clock.now().astimezone(shop.settings.timezone).strftime("%Y-%m-%d")
+    assert f"주문일시 {placed}" in completed.text
+    assert "잔액 결제 2,000원 · 카드 결제 3,000원" in completed.text
+    assert ("잔액으로 결제하신 2,000원은 잔액으로, 카드로 결제하신 3,000원은 카드로 "
+            "환불됩니다.") in refunded.text
+    assert "주문 내역: https://shop.example/shop/#/orders" in refunded.text
+    assert 'href="https://shop.example/shop/#/orders"' in refunded.html
+    assert 'name="viewport" content="width=device-width' in completed.html

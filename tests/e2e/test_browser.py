@@ -120,6 +120,9 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await expect(customer.get_by_text("주문 내역이 없습니다.")).to_be_visible()
         await expect(customer.locator(".pager")).to_have_count(0)  # no pager on an empty list
         await go(customer, f"{base}/shop/#/wallet", "#/wallet")
+        # No card gateway here: the demo's top-up credits at once, and says it is a demo.
+        await expect(customer.locator("#demo-topup")).to_contain_text("데모")
+        await expect(customer.locator("#topup-card")).to_have_count(0)
         await customer.get_by_label("금액").fill("100000")
         await customer.get_by_role("button", name="충전하기").click()
         await expect(customer.locator("#balance")).to_contain_text("100,000")
@@ -132,6 +135,9 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await offer.get_by_role("button", name="쿠폰 받기 WELCOME10").click()
         await expect(customer.get_by_role("status")).to_contain_text("쿠폰을 받았습니다")
         await expect(customer.get_by_role("cell", name=re.compile("신규 가입 10%"))).to_be_visible()
+        held = customer.locator("#offers article", has_text="WELCOME10")
+        await expect(held.locator("[data-held]")).to_have_text("보유 중")  # not "available"
+        await expect(held).to_contain_text("최대 ₩5,000")  # a percentage's cap
         # Looked up by its code, the count has gone down by the one just claimed.
         await customer.get_by_label("쿠폰 코드").fill("welcome10")
         await customer.get_by_role("button", name="조회").click()
@@ -177,6 +183,9 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         await mice.dispatch_event("change")
         await expect(customer.get_by_text("상품 금액: ₩60,000")).to_be_visible()
 
+        # No gateway: only the balance is offered, and the cart says why.
+        await expect(customer.get_by_label("결제 수단").locator("option")).to_have_count(1)
+        await expect(customer.locator("#no-card")).to_contain_text("PAYMENT_GATEWAY_URL")
         # Check out with the coupon: 60,000 less 10 % capped at 5,000, shown before paying.
         await expect(customer.locator("#quote-pay")).to_have_text("₩60,000")
         await customer.get_by_label("쿠폰").select_option("WELCOME10")
@@ -219,6 +228,8 @@ async def test_a_shop_day_in_the_browser(clean_db, browser):
         # The admin sees the orders, the live coupon count and the sales chart; in English too.
         await go(admin, f"{base}/shop/#/admin/orders", "#/admin/orders")
         await expect(admin.get_by_role("cell", name="취소됨")).to_be_visible()
+        await expect(admin.get_by_role("cell", name="buyer1").first).to_be_visible()  # by name
+        await expect(admin.get_by_label("상태").locator("option")).to_have_count(8)  # all, 7
         await shot(admin, "admin-orders")
         await go(admin, f"{base}/shop/#/admin/coupons", "#/admin/coupons")
         await expect(admin.get_by_role("row", name=re.compile("WELCOME10"))).to_contain_text("99")
@@ -275,8 +286,10 @@ async def dead_email_event(database_url: str) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_paying_by_card_in_the_browser(clean_db, browser):
-    """Balance plus card through the sandbox's checkout page, approved; then a card that
-    is declined: the customer sees why, and the order's holds are given back."""
+    """Balance plus card through the sandbox's checkout page, approved; a declined card:
+    the customer sees why (in words, not the gateway's code), the holds are given back and
+    the cart is kept; a checkout given up at the gateway, then the unpaid order cancelled
+    at once; a top-up by card (the only top-up with a gateway); the English view."""
     from tests.e2e.conftest import ShopContext
     from tests.e2e.test_card_storm import gateway_env
     from tests.factories import make_product, make_user
@@ -286,6 +299,9 @@ async def test_paying_by_card_in_the_browser(clean_db, browser):
     try:
         await make_user(seed, balance=10_000, username="cardbuyer", password="card-password")
         await make_product(seed, price=25_000, stock=3, name="기계식 키보드")
+        # A product of the demo catalog, which the English view names in English.
+        await make_product(seed, price=189_000, stock=5, name="무선 이어폰 프로",
+                           category="electronics")
     finally:
         await seed.ctx.close()
     with dev_pg() as sandbox:
@@ -316,19 +332,73 @@ async def test_paying_by_card_in_the_browser(clean_db, browser):
             await page.get_by_role("button", name="결제하기 / Pay").click()
             await expect(page.locator("#pay-result")).to_contain_text("결제가 완료되었습니다")
             await expect(page.locator("#pay-result")).to_contain_text("₩15,000")
+            await expect(page.get_by_role("link", name=re.compile("장바구니 \\(0\\)"))).to_be_visible()
             await shot(page, "card-paid")
             await go(page, f"{base}/shop/#/wallet", "#/wallet")
             await expect(page.locator("#balance")).to_contain_text("₩0")
 
-            # By card only, with the card that is declined.
+            # By card only, with the card that is declined: why, in words; the cart kept.
             await buy_one("CARD")
             await page.get_by_role("button", name="결제하기").click()
             await page.get_by_label("카드 번호 / card number").fill(DECLINE)
             await page.get_by_role("button", name="결제하기 / Pay").click()
-            await expect(page.get_by_role("alert")).to_contain_text("카드 결제가 거절되었습니다")
-            await expect(page.get_by_role("alert")).to_contain_text("REJECT_CARD_PAYMENT")
+            await expect(page.get_by_role("alert")).to_contain_text(
+                "카드 결제가 거절되었습니다: 한도초과")
+            await expect(page.get_by_role("alert")).not_to_contain_text("REJECT_CARD_PAYMENT")
+            await expect(page.get_by_role("link", name=re.compile("장바구니 \\(1\\)"))).to_be_visible()
             await go(page, f"{base}/shop/#/orders", "#/orders")
             await expect(page.get_by_role("cell", name="결제 완료")).to_be_visible()
             await expect(page.get_by_role("cell", name="결제 실패")).to_be_visible()
             await go(page, f"{base}/shop/#/product/1", "#/product/1")
             await expect(page.locator("#stock")).to_contain_text("재고 2개")  # given back
+
+            # The kept cart, by card again; the customer gives up at the gateway's page and
+            # cancels the unpaid order from the list: its hold is back at once.
+            await go(page, f"{base}/shop/#/cart", "#/cart")
+            await page.get_by_label("결제 수단").select_option("CARD")
+            await page.get_by_role("button", name="결제하기").click()
+            await page.get_by_role("button", name="취소 / Cancel").click()
+            await expect(page.locator("#pay-result")).to_contain_text("결제하지 않았습니다")
+            await go(page, f"{base}/shop/#/product/1", "#/product/1")
+            await expect(page.locator("#stock")).to_contain_text("재고 1개")  # held
+            await go(page, f"{base}/shop/#/orders", "#/orders")
+            pending = page.get_by_role("row", name=re.compile("결제 대기"))
+            await expect(pending.get_by_role("button", name="결제하기")).to_be_visible()
+            questions: list[str] = []
+
+            async def accept(dialog) -> None:  # noqa: ANN001
+                questions.append(dialog.message)
+                await dialog.accept()
+
+            page.once("dialog", accept)
+            await pending.get_by_role("button", name="주문 취소").click()
+            await expect(page.get_by_role("status")).to_contain_text("주문이 취소되었습니다")
+            assert "결제 전 주문" in questions[0] and "청구되지 않습니다" in questions[0]
+            await go(page, f"{base}/shop/#/product/1", "#/product/1")
+            await expect(page.locator("#stock")).to_contain_text("재고 2개")
+            # Cancelling the order paid by balance and card says where each part goes.
+            await go(page, f"{base}/shop/#/orders", "#/orders")
+            paid = page.get_by_role("row", name=re.compile("결제 완료"))
+            page.once("dialog", accept)
+            await paid.get_by_role("button", name="주문 취소").click()
+            await expect(page.get_by_role("cell", name="취소됨").first).to_be_visible()
+            assert ("잔액으로 결제한 ₩10,000은 잔액으로, 카드로 결제한 ₩15,000은 카드로 "
+                    "환불됩니다") in questions[1], questions[1]
+
+            # With a gateway, the balance is topped up by card only.
+            await go(page, f"{base}/shop/#/wallet", "#/wallet")
+            await expect(page.locator("#topup-direct")).to_have_count(0)
+            await page.locator("#topup-card").get_by_label("금액").fill("20000")
+            await page.get_by_role("button", name="카드로 충전").click()
+            await expect(page.get_by_text("20,000원")).to_be_visible()  # the gateway's page
+            await page.get_by_role("button", name="결제하기 / Pay").click()
+            await expect(page.locator("#topup-result")).to_contain_text(
+                "충전되었습니다: 잔액 ₩30,000")  # the refund's 10,000 and the top-up's 20,000
+            await shot(page, "card-topup")
+
+            # The English view: the demo catalog's names in English, one language a page.
+            await page.get_by_role("button", name="English").click()
+            await go(page, f"{base}/shop/#/", "#/")
+            await expect(page.get_by_role("link", name="Wireless earbuds Pro")).to_be_visible()
+            await expect(page.locator("main")).not_to_contain_text("무선 이어폰")
+            await page.get_by_role("button", name="한국어").click()

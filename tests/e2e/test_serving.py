@@ -61,6 +61,32 @@ async def test_a_second_server_on_a_port_in_use_refuses_unless_asked(database_ur
             assert (await client.get(f"{first.url}/healthz")).status_code == 200
 
 
+def test_startup_logs_are_json_lines_without_alembic_chatter_or_colour_codes(tmp_path):
+    """Issue 29 item 7: what `make run` prints on a first start: the shop's JSON lines (one
+    for the migration), none of alembic's per-plugin lines, no ANSI codes inside JSON; and
+    the demo accounts."""
+    database = f"sqlite:///{tmp_path / 'fresh.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecommerce", "serve", "--seed-demo", "--port", "0"],
+        env=server_env(database, LOG_LEVEL="INFO"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        for line in process.stdout:  # until the server says it runs
+            lines.append(line)
+            if "Uvicorn running" in line or len(lines) > 200:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = "".join(lines)
+    assert "Uvicorn running" in text, text
+    assert "demo/demo-password" in text and "admin/admin-password" in text
+    assert "alembic" not in text and "\x1b[" not in text and "\\u001b" not in text, text
+    json_lines = [json.loads(line) for line in lines if line.startswith("{")]
+    assert any(entry["message"] == "database schema up to date" for entry in json_lines)
+
+
 async def _signup(client: httpx.AsyncClient, url: str, name: str) -> None:
     response = await client.post(f"{url}/api/auth/signup",
                                  json={"username": name, "password": "password-1"})

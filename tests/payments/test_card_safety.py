@@ -323,3 +323,65 @@ async def test_a_flood_of_webhooks_never_delays_a_confirm(shop, client):
         busy = next(w for w in webhooks if w.status_code == 503)
         assert_error(busy, 503, "SERVER_BUSY") and busy.headers["Retry-After"] == "1"
         assert await shown(client, user, target) == ("PAYMENT_PENDING", "READY")
+
+
+class TestATopUpGoesByCardWhereTheShopTakesCards:
+    """Issue 29 item 1: with a card gateway a customer's top-up goes through the card; the
+    direct recharge answers 403 CARD_TOPUP_REQUIRED (an admin may still credit anyone)."""
+
+    @pytest.fixture
+    def settings_overrides(self, settings_overrides):
+        return {**settings_overrides, "balance_direct_topup": None}
+
+    async def test_the_direct_recharge_is_closed_to_customers(self, shop, client):
+        options = (await client.get("/api/payment-options")).json()
+        assert (options["cardPayments"], options["directTopUp"]) == (True, False)
+        assert options["checkoutUrl"].endswith("/checkout")
+        user = await make_user(shop)
+        refused = await client.post("/api/balance/recharge", headers=user.headers,
+                                    json={"userId": user.id, "amount": 10_000})
+        body = assert_error(refused, 403, "CARD_TOPUP_REQUIRED")
+        assert "/api/balance/charges" in body["message"]
+        admin = await make_user(shop, role="ADMIN")
+        credited = await client.post("/api/balance/recharge", headers=admin.headers,
+                                     json={"userId": user.id, "amount": 10_000})
+        assert credited.json() == {"userId": user.id, "newBalance": 10_000}
+        opened = await client.post("/api/balance/charges", headers=user.headers,
+                                   json={"userId": user.id, "amount": 5_000})
+        assert opened.status_code == 201 and opened.json()["status"] == "PENDING"
+
+
+async def test_without_a_gateway_the_demo_top_up_is_direct(shop, client):
+    """No gateway (the demo): the direct recharge is open, and the options say so."""
+    await shop.ctx.payments.gateway.close()
+    shop.ctx.payments.gateway = None
+    shop.ctx.wallet.direct_topup = shop.settings.model_copy(update={
+        "payment_gateway_url": None, "balance_direct_topup": None}).direct_topup
+    options = (await client.get("/api/payment-options")).json()
+    assert (options["cardPayments"], options["directTopUp"]) == (False, True)
+    user = await make_user(shop)
+    assert (await client.post("/api/balance/recharge", headers=user.headers, json={
+        "userId": user.id, "amount": 1_000})).json()["newBalance"] == 1_000
+
+
+async def test_no_ledger_entry_of_zero(shop, client, sandbox):
+    """Issue 29 item 4: an order paid all by card, or all by a coupon, moves no balance and
+    leaves no PAYMENT (nor, cancelled, a REFUND) entry of 0 won in the history."""
+    from tests.factories import make_coupon
+    from tests.payments.test_card_orders import pay
+
+    user = await make_user(shop, balance=1_000)
+    pen = await make_product(shop, price=3_000, stock=5)
+    order = await card_order(client, user, pen)
+    _, paid = await pay(sandbox, client, user, order)
+    assert paid.status_code == 200
+    await client.post(f"/api/orders/{order['orderId']}/cancel", headers=user.headers)
+    await make_coupon(shop, code="ALLOFF", value=3_000)
+    await client.post("/api/coupons/claim", headers=user.headers,
+                      json={"userId": user.id, "couponCode": "ALLOFF"})
+    free = await client.post("/api/orders", headers=user.headers, json={
+        "userId": user.id, "couponCode": "ALLOFF", "items": [{"productId": pen, "quantity": 1}]})
+    assert free.status_code == 201 and free.json()["paidAmount"] == 0
+    history = (await client.get(f"/api/balance/{user.id}/history", headers=user.headers)).json()
+    assert [(entry["type"], entry["amount"]) for entry in history] == [("RECHARGE", 1_000)]
+    await audited(shop)

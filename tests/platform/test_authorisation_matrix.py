@@ -181,3 +181,25 @@ async def test_each_route_answers_each_role_as_the_matrix_says(shop, role):
             assert_error(response, 401, "UNAUTHORIZED")
         elif want == 403:
             assert_error(response, 403, "FORBIDDEN")
+
+
+@pytest.mark.parametrize("role", ["anonymous", "owner"])
+async def test_a_non_admin_is_refused_before_any_admin_route_reads_its_request(shop, role):
+    """Issue 29 item 9: authorisation before validation. Every admin route, with no body,
+    an empty JSON object and a garbage body, and with a query that would not validate:
+    401 to the anonymous, 403 to a customer, never a 400 that describes the route."""
+    import re
+
+    world = await make_world(shop)
+    expected = {"anonymous": (401, "UNAUTHORIZED"), "owner": (403, "FORBIDDEN")}[role]
+    admin_routes = sorted((method, path) for method, path in route_table(shop.app)
+                          if path.startswith("/api/admin/"))
+    assert len(admin_routes) >= 15, admin_routes
+    for method, template in admin_routes:
+        path = re.sub(r"\{[^}]+\}", "1", template) + "?page=0&size=bogus&status=nope"
+        for body in (None, b"", b"{}", b"{not json", b"\x00\xff garbage"):
+            response = await shop.client.request(
+                method, path, content=body, headers={
+                    **world.headers(role), "Content-Type": "application/json"})
+            assert_error(response, *expected), (method, path, body)
+            assert "required" not in response.text and "field" not in response.text

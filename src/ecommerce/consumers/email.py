@@ -31,6 +31,7 @@ from ecommerce.accounts import repository as accounts
 from ecommerce.catalog import repository as catalog
 from ecommerce.consumers.repository import Event
 from ecommerce.consumers.runner import Failure, Permanent
+from ecommerce.orders import repository as orders
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database
 from ecommerce.platform.settings import Settings
@@ -87,6 +88,8 @@ class Email:
         self.sender = settings.smtp_from
         self.domain = settings.smtp_from.rpartition("@")[2] or "localhost"
         self.shop = settings.shop_name
+        self.shop_url = settings.shop_url.rstrip("/") if settings.shop_url else None
+        self.zone = settings.timezone
         self.timeout = settings.smtp_timeout_seconds
         self.max_age = timedelta(hours=settings.email_max_age_hours)
         self.db = db
@@ -136,9 +139,10 @@ class Email:
             user = await accounts.get_by_id(uow.conn, order["userId"])
             names = await catalog.names(uow.conn, [item["productId"]
                                                    for item in order["items"]])
+            stored = await orders.get(uow.conn, order["orderId"])
         if user is None or not user.email:
             return "no e-mail address"
-        message = self.message(event, order, user, names, sendable(user.email))
+        message = self.message(event, order, user, names, sendable(user.email), stored)
         try:
             await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as refused:
@@ -154,12 +158,18 @@ class Email:
         return "sent"
 
     def message(self, event: Event, order: dict[str, Any], user: Any,
-                names: dict[int, str], address: str) -> MIMEMultipart:
+                names: dict[int, str], address: str, stored: Any = None) -> MIMEMultipart:
         """HTML with a plain-text part (the stdlib's MIME classes: a third of the time of
         `EmailMessage`, which parses every header it is given)."""
         subject = f"[{self.shop}] {SUBJECTS[event.event_type]} (주문번호 {order['orderId']})"
+        placed = stored.created_at if stored is not None else event.created_at
         context = {
             "shop": self.shop, "subject": subject, "name": user.username, "order": order,
+            "placed": placed.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"),
+            # A card order's two parts (each goes back where it came from when cancelled).
+            "split": ({"balance": stored.balance_amount, "card": stored.card_amount}
+                      if stored is not None and stored.payment_method == "CARD" else None),
+            "link": f"{self.shop_url}/shop/#/orders" if self.shop_url else None,
             "items": [{"name": names.get(item["productId"], f"상품 {item['productId']}"),
                        "quantity": item["quantity"],
                        "amount": item["quantity"] * item["unitPrice"]}

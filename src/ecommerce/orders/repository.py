@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ecommerce.accounts.models import users
 from ecommerce.catalog.models import products
 from ecommerce.orders.models import order_items, orders
 from ecommerce.platform.database import shop_refusal
@@ -86,7 +87,10 @@ def _filter(user_id: int | None, status: str | None) -> Any:
 
 async def search(conn: AsyncConnection, user_id: int | None, status: str | None, limit: int,
                  offset: int) -> Sequence[Any]:
-    return (await conn.execute(select(orders).where(_filter(user_id, status))
+    """Orders newest first, each with its buyer's username."""
+    return (await conn.execute(select(orders, users.c.username)
+                               .join(users, users.c.id == orders.c.user_id)
+                               .where(_filter(user_id, status))
                                .order_by(orders.c.id.desc()).limit(limit).offset(offset))).all()
 
 

@@ -8,6 +8,7 @@ from ecommerce.catalog.errors import OutOfStock, ProductNotFound, StockOnHold
 from ecommerce.coupons.errors import CouponNotUsable
 from ecommerce.orders.errors import OrderNotCancellable, OrderNotFound, UnpaidOrderTooLarge
 from ecommerce.orders.schemas import (
+    AdminOrderOut,
     DailySalesOut,
     OrderIn,
     OrderOut,
@@ -100,12 +101,13 @@ async def user_orders(user_id: UserIdPath, principal: CurrentUser, orders: Order
     return views
 
 
-@admin.get("", response_model=list[OrderOut], responses=responses(Unauthorized, Forbidden))
+@admin.get("", response_model=list[AdminOrderOut],
+           responses=responses(Unauthorized, Forbidden))
 async def admin_orders(caller: CurrentUser, orders: OrdersDep, page: PageParams, response: Response,
                        status: Annotated[OrderStatus | None, Query()] = None,
                        user_id: Annotated[int | None, Query(alias="userId", ge=1,
                                                             le=MAX_ID), IntText] = None
-                       ) -> list[OrderOut]:
+                       ) -> list[AdminOrderOut]:
     views, total = await orders.all_orders(caller, user_id, status, page)
     set_total(response, total)
     return views

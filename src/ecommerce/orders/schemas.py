@@ -135,6 +135,12 @@ class OrderOut(ApiModel):
     payment: OrderPaymentOut | None = None
 
 
+class AdminOrderOut(OrderOut):
+    """An order in the admin's list: who bought it, by name."""
+
+    username: str
+
+
 class DailySalesOut(ApiModel):
     day: date
     orders: int

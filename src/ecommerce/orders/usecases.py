@@ -17,7 +17,7 @@ from ecommerce.catalog.listing import Listings
 from ecommerce.orders import pricing, service
 from ecommerce.orders.payment import CardOrders, order_view
 from ecommerce.orders.pricing import CardTerms
-from ecommerce.orders.schemas import DailySalesOut, OrderIn, OrderOut, QuoteOut
+from ecommerce.orders.schemas import AdminOrderOut, DailySalesOut, OrderIn, OrderOut, QuoteOut
 from ecommerce.orders.writer import OrderWriter
 from ecommerce.payments import machine
 from ecommerce.payments.schemas import ConfirmIn
@@ -171,22 +171,26 @@ class Orders:
     async def orders_of(self, caller: Principal, user_id: int, page: Page
                         ) -> tuple[list[OrderOut], int]:
         ensure_self_or_admin(caller, user_id)
-        return await self._search(user_id, None, page)
+        views, total = await self._search(user_id, None, page)
+        return [self.out(view) for view in views], total
 
     async def all_orders(self, caller: Principal, user_id: int | None, status: str | None,
-                         page: Page) -> tuple[list[OrderOut], int]:
+                         page: Page) -> tuple[list[AdminOrderOut], int]:
+        """Every order (or a user's), newest first, with its buyer's name."""
         require_admin(caller)
-        return await self._search(user_id, status, page)
+        views, total = await self._search(user_id, status, page)
+        return [AdminOrderOut(**self.out(view).model_dump(), username=view["username"])
+                for view in views], total
 
     async def _search(self, user_id: int | None, status: str | None, page: Page
-                      ) -> tuple[list[OrderOut], int]:
+                      ) -> tuple[list[dict[str, Any]], int]:
         async with self.db.uow(write=False) as uow:
             rows, items, total = await service.search(uow, user_id=user_id, status=status,
                                                       limit=page.size, offset=page.offset)
             by_card = await machine.of_orders(
                 uow, [row.id for row in rows if row.payment_method == "CARD"])
-        return [self.out(service.view(row, items[row.id], by_card.get(row.id)))
-                for row in rows], total
+        return [{**service.view(row, items[row.id], by_card.get(row.id)),
+                 "username": row.username} for row in rows], total
 
     async def daily_sales(self, caller: Principal, days: int) -> list[DailySalesOut]:
         require_admin(caller)

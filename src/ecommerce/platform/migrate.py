@@ -4,6 +4,7 @@ any directory; `alembic.ini` at the repository root is only for writing new revi
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+log = logging.getLogger("ecommerce.migrate")
 
 
 def alembic_config(database_url: str) -> Config:
@@ -24,7 +26,10 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema up to `revision` (serialised across processes on PG and MySQL)."""
-    command.upgrade(alembic_config(database_url), revision)
+    config = alembic_config(database_url)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours, below
+    command.upgrade(config, revision)
+    log.info("database schema up to date", extra={"revision": revision})
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # the past); it is settled as "too old".
     email_max_age_hours: float = Field(default=24.0, gt=0)
     shop_name: str = "온라인 상점"
+    # Where customers reach the storefront (links in e-mails); unset: mails carry no link.
+    shop_url: str | None = "http://127.0.0.1:8000"
     # The stream publisher's lease on a batch of outbox rows.
     relay_lease_seconds: float = 30.0
     event_stream: str = "events.orders"

@@ -30,15 +30,24 @@ from ecommerce.wallet.schemas import (
     BalanceOut,
     ChargeOut,
     LedgerEntryOut,
+    PaymentOptionsOut,
     RechargeIn,
     RechargeOut,
 )
 from ecommerce.wallet.usecases import Wallet
 
 router = APIRouter(prefix="/api/balance", tags=["balance"])
+options = APIRouter(tags=["balance"])
 ChargeIdPath = Annotated[int, Path(alias="chargeId", ge=1, le=MAX_ID), IntText]
 _PRIVATE = (Unauthorized, Forbidden, UserNotFound)
 WalletDep = Annotated[Wallet, provided(Wallet)]
+
+
+@options.get("/api/payment-options", response_model=PaymentOptionsOut, responses=responses())
+async def payment_options(wallet: WalletDep) -> PaymentOptionsOut:
+    """How this shop can be paid and topped up (no token needed): by card when a gateway
+    is configured; directly (without paying) only where BALANCE_DIRECT_TOPUP allows it."""
+    return wallet.options()
 
 
 @router.get("/{userId}", response_model=BalanceOut, responses=responses(*_PRIVATE))

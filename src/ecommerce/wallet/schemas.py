@@ -49,3 +49,12 @@ class ChargeOut(ApiModel):
     amount: int
     status: Literal["PENDING", "PAYMENT_UNKNOWN", "PAID", "FAILED", "EXPIRED", "REFUNDED"]
     payment: ChargePaymentOut
+
+
+class PaymentOptionsOut(ApiModel):
+    """How this shop can be paid and topped up (`GET /api/payment-options`, public): the
+    storefront offers only what works."""
+
+    card_payments: bool  # a card gateway is configured: orders by card, top-ups by card
+    direct_top_up: bool  # customers may credit their balance without paying (a demo)
+    checkout_url: str | None

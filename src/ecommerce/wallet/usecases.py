@@ -14,7 +14,13 @@ from ecommerce.platform.pagination import Page
 from ecommerce.platform.principal import Principal, ensure_self_or_admin
 from ecommerce.wallet import service
 from ecommerce.wallet.errors import CardTopUpRequired
-from ecommerce.wallet.schemas import BalanceOut, LedgerEntryOut, RechargeIn, RechargeOut
+from ecommerce.wallet.schemas import (
+    BalanceOut,
+    LedgerEntryOut,
+    PaymentOptionsOut,
+    RechargeIn,
+    RechargeOut,
+)
 from ecommerce.wallet.topup import CardTopUps
 
 
@@ -31,6 +37,11 @@ class Wallet:
         self.direct_topup = direct_topup
         self.purpose = CardTopUps(client_key, checkout_url)
         payments.register(self.purpose)
+
+    def options(self) -> PaymentOptionsOut:
+        return PaymentOptionsOut(card_payments=self.payments.available,
+                                 direct_top_up=self.direct_topup,
+                                 checkout_url=self.purpose.checkout_url)
 
     async def balance(self, caller: Principal, user_id: int) -> BalanceOut:
         ensure_self_or_admin(caller, user_id)

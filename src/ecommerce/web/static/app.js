@@ -37,7 +37,17 @@ const TEXT = {
     declined: "카드 결제가 거절되었습니다: {m}", payCancelled: "결제하지 않았습니다: {m}", payResult: "결제 결과",
     toOrders: "주문 내역 보기", nothingToConfirm: "확인할 결제가 없습니다.",
     "status.PAYMENT_PENDING": "결제 대기", "status.PAYMENT_UNKNOWN": "결제 확인 중", "status.PAYMENT_FAILED": "결제 실패",
-    "status.CANCEL_PENDING": "환불 중",
+    "status.CANCEL_PENDING": "환불 중", held: "보유 중", upTo: "최대 {n}",
+    "payment.READY": "결제 대기", "payment.CONFIRMING": "승인 확인 중", "payment.DONE": "승인됨", "payment.FAILED": "실패",
+    "payment.EXPIRED": "기한 만료", "payment.VOIDED": "결제 전 취소", "payment.CANCEL_PENDING": "환불 중", "payment.CANCELLED": "환불됨",
+    topUpByCard: "카드로 충전", topUpDirect: "바로 충전 (데모)", demoTopUp: "데모: 결제 없이 잔액이 충전됩니다. 카드 결제 게이트웨이를 설정하면 카드로만 충전할 수 있습니다.",
+    topUpPaid: "충전되었습니다: 잔액 {n}", topUpResult: "충전 결과", noCard: "카드 결제를 사용할 수 없습니다: 이 쇼핑몰에 결제 게이트웨이(PAYMENT_GATEWAY_URL)가 설정되지 않았습니다.",
+    cancelUnpaid: "결제 전 주문 #{id}을(를) 취소할까요? 잡아 둔 재고와 쿠폰{b}이 바로 돌아갑니다. 카드는 청구되지 않습니다.",
+    balanceBack: ", 잔액 사용분 {n}",
+    confirmCancelCard: "주문 #{id}을(를) 취소할까요? {parts}",
+    cancelParts: "잔액으로 결제한 {b}은 잔액으로, 카드로 결제한 {c}은 카드로 환불됩니다.",
+    cancelCardOnly: "카드로 결제한 {c}은 카드로 환불됩니다.",
+    declinedPlain: "카드 결제가 거절되었습니다: {m}", cartKept: "장바구니는 결제가 끝날 때까지 그대로 둡니다.",
     consumers: "이벤트 소비자", lag: "밀린 이벤트", inProgress: "처리 중", dead: "실패(보류)", configured: "실행",
     notConfigured: "설정 안 됨", deadEvents: "보류된 이벤트: {c}", lastError: "마지막 오류", noDead: "보류된 이벤트가 없습니다.",
     "err.PAYMENT_DECLINED": "카드 결제가 거절되었습니다", "err.PAYMENT_METHOD_UNAVAILABLE": "카드 결제를 사용할 수 없습니다",
@@ -56,6 +66,10 @@ const TEXT = {
     "err.CATEGORY_EXISTS": "이미 있는 카테고리입니다", "err.CATEGORY_NOT_FOUND": "없는 카테고리입니다",
     "err.COUPON_CODE_TAKEN": "이미 있는 쿠폰 코드입니다", "err.EVENT_NOT_RETRYABLE": "재시도할 수 없는 이벤트입니다",
     "err.IDEMPOTENCY_KEY_REUSED": "같은 요청 키가 다른 요청에 쓰였습니다", "err.IDEMPOTENCY_KEY_IN_PROGRESS": "같은 요청을 처리 중입니다",
+    "err.STOCK_ON_HOLD": "남은 재고가 결제 대기 중인 주문에 잡혀 있습니다. 잠시 후 다시 시도하거나 잔액으로 결제하세요",
+    "err.TOO_MANY_UNPAID_ORDERS": "결제 대기 중인 카드 주문이 너무 많습니다. 먼저 결제하거나 취소하세요",
+    "err.UNPAID_ORDER_TOO_LARGE": "카드 결제 주문은 결제 전까지 잡아 둘 수 있는 수량에 한도가 있습니다. 수량을 줄이거나 잔액으로 결제하세요",
+    "err.CARD_TOPUP_REQUIRED": "잔액은 카드로 충전하세요", "err.CHARGE_NOT_FOUND": "없는 충전 요청입니다",
     "err.other": "요청을 처리하지 못했습니다 ({code})", outOfStockOf: "재고가 부족합니다: {name} (남은 재고 {n}개)",
     confirmCancel: "주문 #{id}을(를) 취소할까요? 결제 금액은 잔액으로 환불됩니다.", availableCoupons: "지금 받을 수 있는 쿠폰",
     noCoupons: "지금 받을 수 있는 쿠폰이 없습니다.", orLookUp: "쿠폰 코드로 찾기", quoteTitle: "결제 예상",
@@ -102,7 +116,21 @@ const TEXT = {
     declined: "The card payment was declined: {m}", payCancelled: "Not paid: {m}", payResult: "Payment",
     toOrders: "See your orders", nothingToConfirm: "There is no payment to confirm.",
     "status.PAYMENT_PENDING": "Awaiting payment", "status.PAYMENT_UNKNOWN": "Checking payment", "status.PAYMENT_FAILED": "Payment failed",
-    "status.CANCEL_PENDING": "Refunding",
+    "status.CANCEL_PENDING": "Refunding", held: "Held", upTo: "up to {n}",
+    "payment.READY": "Awaiting payment", "payment.CONFIRMING": "Being confirmed", "payment.DONE": "Approved", "payment.FAILED": "Failed",
+    "payment.EXPIRED": "Expired", "payment.VOIDED": "Cancelled before payment", "payment.CANCEL_PENDING": "Refunding", "payment.CANCELLED": "Refunded",
+    topUpByCard: "Top up by card", topUpDirect: "Top up now (demo)", demoTopUp: "Demo: the balance is credited without a payment. With a card gateway configured, top-ups go by card only.",
+    topUpPaid: "Topped up: balance {n}", topUpResult: "Top-up", noCard: "Card payment is not available: this shop has no payment gateway configured (PAYMENT_GATEWAY_URL).",
+    cancelUnpaid: "Cancel order #{id} before paying? The stock and coupon held{b} come back at once. The card is not charged.",
+    balanceBack: " and the {n} taken from the balance",
+    confirmCancelCard: "Cancel order #{id}? {parts}",
+    cancelParts: "The {b} paid from the balance goes back to the balance, the {c} paid by card back to the card.",
+    cancelCardOnly: "The {c} paid by card goes back to the card.",
+    declinedPlain: "The card payment was declined by the card company.", cartKept: "Your cart stays until the order is paid.",
+    "err.STOCK_ON_HOLD": "What is left is held by orders awaiting payment; try again shortly or pay from the balance",
+    "err.TOO_MANY_UNPAID_ORDERS": "Too many card orders await payment: pay or cancel one first",
+    "err.UNPAID_ORDER_TOO_LARGE": "Too many items for one order paid by card; order fewer or pay from the balance",
+    "err.CARD_TOPUP_REQUIRED": "Top up by card", "err.CHARGE_NOT_FOUND": "No such top-up",
     "err.PAYMENT_DECLINED": "The card payment was declined", "err.PAYMENT_METHOD_UNAVAILABLE": "Card payment is not available",
     "err.ORDER_NOT_PAYABLE": "This order can no longer be paid", "err.PAYMENT_AMOUNT_MISMATCH": "The amount does not match",
     "err.COUPON_NOT_USABLE": "This coupon cannot be used", "err.COUPON_SOLD_OUT": "This coupon is sold out",
@@ -135,6 +163,23 @@ function t(key, vars = {}) {
 }
 const won = (n) => new Intl.NumberFormat(lang === "ko" ? "ko-KR" : "en-US",
   { style: "currency", currency: "KRW" }).format(n);
+const num = (n) => new Intl.NumberFormat(lang === "ko" ? "ko-KR" : "en-US").format(n);
+
+// What this shop offers (card payments, a direct top-up), and the demo catalog's names in
+// English (/shop/names.json): the English view shows them; a shop's own names stay as they are.
+let options = { cardPayments: false, directTopUp: true, checkoutUrl: null };
+let names = null;
+async function loadShop() {
+  const [opts, demo] = await Promise.all([
+    fetch("/api/payment-options").then((r) => r.json()).catch(() => null),
+    fetch("/shop/names.json").then((r) => r.json()).catch(() => null)]);
+  if (opts) options = opts;
+  names = demo;
+}
+const named = (kind, text) => (lang === "en" && names?.[kind]?.[text]) || text;
+const KNOWN_IMAGES = new Set(["electronics", "fashion", "food", "home", "beauty", "books", "sports"]);
+const image = (category, cls = "thumb") => h("img", { src: `img/${KNOWN_IMAGES.has(category) ? category : "product"}.svg`,
+  alt: "", class: cls, width: 120, height: 120 });
 const when = (iso) => iso ? new Date(iso).toLocaleString(lang === "ko" ? "ko-KR" : "en-US") : "–";
 
 // DOM: h("tag", {attrs}, children...) builds nodes; text is never parsed as HTML.
@@ -292,15 +337,15 @@ async function shopPage() {
     location.hash = `#/?${next}`;
   } },
   field(t("search"), input("keyword", { type: "search", value: q.get("keyword") || "", maxlength: 100 })),
-  field(t("category"), select("category", [["", t("all")], ...categories.map((c) => [c.slug, `${c.name} (${c.productCount})`])], q.get("category") || "")),
+  field(t("category"), select("category", [["", t("all")], ...categories.map((c) => [c.slug, `${named("categories", c.name)} (${num(c.productCount)})`])], q.get("category") || "")),
   field(t("minPrice"), input("minPrice", { type: "number", min: 0, value: q.get("minPrice") || "" })),
   field(t("maxPrice"), input("maxPrice", { type: "number", min: 0, value: q.get("maxPrice") || "" })),
   field(t("sort"), select("sort", ["newest", "price_asc", "price_desc", "name", "popular"].map((s) => [s, t(`sort.${s}`)]), params.get("sort"))),
   h("label", { class: "check" }, h("input", { type: "checkbox", name: "inStock", value: "true", checked: q.get("inStock") === "true" }), t("inStock")),
   h("button", { type: "submit" }, t("apply")));
 
-  const topList = (rows) => rows.length ? h("ol", {}, rows.map((p) => h("li", {}, h("a", { href: `#/product/${p.productId}` }, p.name), " · ",
-    won(p.price), " · ", h("span", { class: "muted" }, t("sold", { n: p.soldQuantity }))))) : h("p", { class: "muted" }, t("noData"));
+  const topList = (rows) => rows.length ? h("ol", {}, rows.map((p) => h("li", {}, h("a", { href: `#/product/${p.productId}` }, named("products", p.name)), " · ",
+    won(p.price), " · ", h("span", { class: "muted" }, t("sold", { n: num(p.soldQuantity) }))))) : h("p", { class: "muted" }, t("noData"));
   const topBody = h("div", {}, topList(top));
   const topBox = h("section", { class: "card top5", "aria-labelledby": "top5" }, h("h2", { id: "top5" }, t("top5")), topBody);
   refresh = setInterval(async () => { // the top sellers are live
@@ -309,34 +354,36 @@ async function shopPage() {
   }, 2000);
 
   const grid = h("div", { class: "grid" }, products.map((p) => h("article", { class: "card" },
-    h("h3", {}, h("a", { href: `#/product/${p.id}` }, p.name)),
+    h("a", { href: `#/product/${p.id}`, tabindex: -1, "aria-hidden": "true" }, image(p.category)),
+    h("h3", {}, h("a", { href: `#/product/${p.id}` }, named("products", p.name))),
     h("div", { class: "price" }, won(p.price)),
-    h("div", { class: p.stock > 0 ? "stock-in" : "stock-out" }, p.stock > 0 ? t("inStockN", { n: p.stock }) : t("soldOut")),
+    h("div", { class: p.stock > 0 ? "stock-in" : "stock-out" }, p.stock > 0 ? t("inStockN", { n: num(p.stock) }) : t("soldOut")),
     h("div", { class: "muted" }, categoryName(categories, p.category)))));
   const current = Number(params.get("page"));
-  page(t("shop"), topBox, h("h2", {}, t("search")), filters, h("p", { class: "muted", id: "found" }, t("found", { n: total })), grid,
+  page(t("shop"), topBox, filters, h("p", { class: "muted", id: "found" }, t("found", { n: num(total) })), grid,
     pager(current, total, 12, (n) => { params.set("page", n); q.set("page", n); location.hash = `#/?${q}`; }));
 }
 
-const categoryName = (categories, slug) => categories.find((c) => c.slug === slug)?.name || slug;
+const categoryName = (categories, slug) => named("categories", categories.find((c) => c.slug === slug)?.name || slug);
 
 async function productPage(id) {
   const [{ data: p }, { data: categories }] = await Promise.all([
     api("GET", `/api/products/${id}`), api("GET", "/api/categories?size=100")]);
   const stockLine = h("p", { id: "stock", class: p.stock > 0 ? "stock-in" : "stock-out" },
-    p.stock > 0 ? t("inStockN", { n: p.stock }) : t("soldOut"));
+    p.stock > 0 ? t("inStockN", { n: num(p.stock) }) : t("soldOut"));
   const form = h("form", { class: "row", onsubmit: (event) => {
     event.preventDefault();
     cart.add(p, Number(formValues(event.target).quantity));
     renderNav();
-    flash("ok", `${t("added")}: ${p.name}`);
+    flash("ok", `${t("added")}: ${named("products", p.name)}`);
   } }, field(t("quantity"), input("quantity", { type: "number", min: 1, max: 1000, value: 1, required: true })),
   h("button", { type: "submit", disabled: p.stock <= 0 }, t("addToCart")));
-  page(p.name, h("p", { class: "price" }, won(p.price)), stockLine, h("p", {}, p.description),
+  page(named("products", p.name), image(p.category, "picture"), h("p", { class: "price" }, won(p.price)), stockLine,
+    h("p", {}, named("descriptions", p.description)),
     h("p", { class: "muted" }, `${t("category")}: ${categoryName(categories, p.category)}`), form);
   refresh = setInterval(async () => { // live stock
     const { data } = await api("GET", `/api/products/${id}`);
-    stockLine.textContent = data.stock > 0 ? t("inStockN", { n: data.stock }) : t("soldOut");
+    stockLine.textContent = data.stock > 0 ? t("inStockN", { n: num(data.stock) }) : t("soldOut");
     stockLine.className = data.stock > 0 ? "stock-in" : "stock-out";
   }, 3000);
 }
@@ -349,14 +396,14 @@ async function cartPage() {
   if (session) coupons = (await api("GET", `/api/users/${session.userId}/coupons?status=AVAILABLE&size=100`)).data;
   const subtotal = items.reduce((sum, line, i) => sum + (live[i] ? live[i].price * line.quantity : 0), 0);
   const rows = items.map((line, i) => h("tr", {},
-    h("td", {}, live[i] ? h("a", { href: `#/product/${line.id}` }, live[i].name) : line.name),
+    h("td", {}, live[i] ? h("a", { href: `#/product/${line.id}` }, named("products", live[i].name)) : named("products", line.name)),
     h("td", { class: "num" }, live[i] ? won(live[i].price) : "–"),
     h("td", { class: "num" }, h("input", { type: "number", min: 1, max: 1000, value: line.quantity, "aria-label": `${t("quantity")} ${line.name}`,
       onchange: (event) => { const all = cart.read(); all[line.id].quantity = Math.max(1, Number(event.target.value)); cart.write(all); clearFlash(); route(); } })),
     h("td", { class: "num" }, live[i] ? won(live[i].price * line.quantity) : "–"),
     h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => { const all = cart.read(); delete all[line.id]; cart.write(all); renderNav(); route(); } }, t("remove")))));
   const couponSelect = select("couponCode", [["", t("noCoupon")], ...coupons.map((c) => [c.couponCode,
-    `${c.name} (${c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`}${c.minOrderAmount ? `, ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""})`])],
+    `${named("coupons", c.name)} (${c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`}${c.minOrderAmount ? `, ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""})`])],
   chosenCoupon);
   const orderBody = (placing = false) => {
     const body = { userId: session.userId, items: items.map((l) => ({ productId: l.id, quantity: l.quantity })) };
@@ -367,7 +414,10 @@ async function cartPage() {
     }
     return body;
   };
-  const methodSelect = select("paymentMethod", ["BALANCE", "CARD", "MIXED"].map((m) => [m, t(`method.${m}`)]), chosenMethod);
+  // Card choices only where a gateway is configured (else they could only fail after 결제하기).
+  if (!options.cardPayments) chosenMethod = "BALANCE";
+  const methods = options.cardPayments ? ["BALANCE", "CARD", "MIXED"] : ["BALANCE"];
+  const methodSelect = select("paymentMethod", methods.map((m) => [m, t(`method.${m}`)]), chosenMethod);
   const balancePart = h("input", { type: "number", name: "balanceAmount", min: 0, step: 1, value: chosenBalancePart });
   const balancePartField = field(t("balancePart"), balancePart);
   balancePartField.hidden = chosenMethod !== "MIXED";
@@ -407,27 +457,39 @@ async function cartPage() {
     button.disabled = true;
     try {
       const { data } = await api("POST", "/api/orders", orderBody(true), { key: newKey() });
-      cart.write({});
       chosenCoupon = "";
-      renderNav();
+      // By card the cart stays until the order is paid (a decline or a change of mind
+      // loses nothing); paid from the balance, it is done.
       if (data.status === "PAYMENT_PENDING") return toCheckout(data); // the card part, at the gateway
+      cart.write({});
+      renderNav();
       navigate("#/orders", "ok", `${t("placed")}: #${data.orderId} · ${t("pay")} ${won(data.paidAmount)}`);
     } catch (error) { fail(error); button.disabled = false; }
   } }, session ? field(t("coupon"), couponSelect) : null, session ? field(t("payWith"), methodSelect) : null,
   session ? balancePartField : null, h("button", { type: "submit" }, t("checkout")));
+  const cardNote = session && !options.cardPayments ? h("p", { class: "muted", id: "no-card" }, t("noCard")) : null;
   page(t("cart"), table([[t("items")], [t("price"), "num"], [t("quantity"), "num"], [t("total"), "num"], [""]], rows),
-    h("p", { class: "price" }, `${t("subtotal")}: ${won(subtotal)}`), quoteBox, form);
+    h("p", { class: "price" }, `${t("subtotal")}: ${won(subtotal)}`), quoteBox, form, cardNote);
   await requote();
+}
+
+// A decline in the customer's words: the gateway's own message (Korean) without its code in
+// the Korean view; our words in the English one (one language at a time).
+function declinedText(error) {
+  if (error.code !== "PAYMENT_DECLINED") return describe(error);
+  return lang === "ko" ? t("declinedPlain", { m: error.message.replace(/^[A-Z0-9_]+: /, "") }) : t("declinedPlain");
 }
 
 // Card payment: the gateway's checkout page (dev-pg's, or a real gateway's) takes the card
 // and sends the customer back to /shop/?…#/pay/success with paymentKey, orderId and amount
 // (or #/pay/fail with code and message); that page asks the shop to confirm.
 function toCheckout(order) {
-  const p = order.payment;
   const back = (route) => `${location.origin}/shop/?order=${order.orderId}#/pay/${route}`;
+  toGateway(order.payment, order.items.map((i) => `${named("products", i.name)} × ${i.quantity}`).join(", "), back);
+}
+function toGateway(p, what, back) {
   const query = new URLSearchParams({ clientKey: p.clientKey || "", orderId: p.pgOrderId, amount: String(p.amount),
-    orderName: order.items.map((i) => `${i.name} × ${i.quantity}`).join(", "), successUrl: back("success"), failUrl: back("fail") });
+    orderName: what, successUrl: back("success"), failUrl: back("fail") });
   location.assign(`${p.checkoutUrl}?${query}`);
 }
 
@@ -446,11 +508,34 @@ async function payResultPage(outcome) {
     const { data } = await api("POST", `/api/orders/${orderId}/payment/confirm`,
       { paymentKey: query.get("paymentKey"), amount: Number(query.get("amount")) });
     const done = data.status === "PAID";
+    if (done) { cart.write({}); renderNav(); } // paid: the cart has become this order
     page(t("payResult"), h("p", { class: `msg ${done ? "ok" : "warn"}`, id: "pay-result", role: "status" },
       done ? `${t("paidOk")}: #${data.orderId} · ${t("cardPart")} ${won(data.cardAmount)}` : t("payUnknown")), back);
   } catch (error) {
-    const text = error.code === "PAYMENT_DECLINED" ? t("declined", { m: error.message }) : describe(error);
-    page(t("payResult"), h("p", { class: "msg error", id: "pay-result", role: "alert" }, text), back);
+    page(t("payResult"), h("p", { class: "msg error", id: "pay-result", role: "alert" }, declinedText(error)),
+      h("p", { class: "muted" }, t("cartKept")), back);
+  }
+}
+
+async function topUpResultPage(outcome) {
+  const query = new URLSearchParams(location.search);
+  const chargeId = query.get("charge");
+  history.replaceState(null, "", `${location.pathname}${location.hash}`); // confirm once, not on reload
+  const back = h("p", {}, h("a", { href: "#/wallet" }, t("wallet")));
+  if (needLogin()) return;
+  if (!chargeId) return page(t("topUpResult"), h("p", {}, t("nothingToConfirm")), back);
+  if (outcome === "fail") {
+    return page(t("topUpResult"), h("p", { class: "msg error", id: "topup-result", role: "alert" },
+      t("payCancelled", { m: `${query.get("message") || ""} (${query.get("code") || ""})` })), back);
+  }
+  try {
+    const { data } = await api("POST", `/api/balance/charges/${chargeId}/confirm`,
+      { paymentKey: query.get("paymentKey"), amount: Number(query.get("amount")) });
+    const done = data.newBalance !== undefined;
+    page(t("topUpResult"), h("p", { class: `msg ${done ? "ok" : "warn"}`, id: "topup-result", role: "status" },
+      done ? t("topUpPaid", { n: won(data.newBalance) }) : t("payUnknown")), back);
+  } catch (error) {
+    page(t("topUpResult"), h("p", { class: "msg error", id: "topup-result", role: "alert" }, declinedText(error)), back);
   }
 }
 
@@ -488,16 +573,29 @@ async function walletPage() {
   const current = Number(q.get("page") || 1);
   const [{ data: balance }, { data: history, total }] = await Promise.all([
     api("GET", `/api/balance/${session.userId}`), api("GET", `/api/balance/${session.userId}/history?page=${current}&size=20`)]);
-  const form = h("form", { class: "row", onsubmit: async (event) => {
+  const amount = (form) => Number(Object.values(formValues(form))[0]);
+  const amountField = (name) => field(t("amount"), input(name, { type: "number", min: 1, max: 10000000, step: 1, required: true }));
+  // By card where a gateway is configured: paid at its checkout, then credited once.
+  const byCard = options.cardPayments ? h("form", { class: "row", id: "topup-card", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const { data } = await api("POST", "/api/balance/charges", { userId: session.userId, amount: amount(event.target) });
+      const back = (route) => `${location.origin}/shop/?charge=${data.chargeId}#/topup/${route}`;
+      toGateway(data.payment, `${t("wallet")} ${won(data.amount)}`, back);
+    } catch (error) { fail(error); }
+  } }, amountField("cardAmount"), h("button", { type: "submit" }, t("topUpByCard"))) : null;
+  // Without paying, only where the shop allows it (the demo without a gateway).
+  const direct = options.directTopUp ? h("form", { class: "row", id: "topup-direct", onsubmit: async (event) => {
     event.preventDefault();
     try {
       const { data } = await api("POST", "/api/balance/recharge",
-        { userId: session.userId, amount: Number(formValues(event.target).amount) }, { key: newKey() });
+        { userId: session.userId, amount: amount(event.target) }, { key: newKey() });
       flash("ok", `${t("toppedUp")}: ${won(data.newBalance)}`);
       route();
     } catch (error) { fail(error); }
-  } }, field(t("amount"), input("amount", { type: "number", min: 1, max: 10000000, step: 1, required: true })),
-  h("button", { type: "submit" }, t("topUp")));
+  } }, amountField("amount"), h("button", { type: "submit" }, options.cardPayments ? t("topUpDirect") : t("topUp"))) : null;
+  const form = h("div", {}, byCard, direct,
+    options.directTopUp && !options.cardPayments ? h("p", { class: "muted", id: "demo-topup" }, t("demoTopUp")) : null);
   const rows = history.map((e) => h("tr", {}, h("td", {}, when(e.createdAt)), h("td", {}, t(`type.${e.type}`)),
     h("td", { class: "num" }, won(e.amount)), h("td", { class: "num" }, won(e.balanceAfter)),
     h("td", { class: "hide-narrow" }, e.orderId ? `#${e.orderId}` : "")));
@@ -511,20 +609,22 @@ async function couponsPage() {
   const info = h("div", { id: "coupon-info" });
   let code = "";
   const terms = (c) => [c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`,
+    c.maxDiscountAmount ? ` (${t("upTo", { n: won(c.maxDiscountAmount) })})` : "",
     c.minOrderAmount ? ` · ${t("minOrder", { n: won(c.minOrderAmount) })}` : ""];
+  const left = (c) => t("remaining", { n: num(c.remainingQuantity), t: num(c.totalQuantity) });
   async function claim(c) {
     try {
       await api("POST", "/api/coupons/claim", { userId: session.userId, couponCode: c.code });
-      flash("ok", `${t("claimed")}: ${c.name}`);
+      flash("ok", `${t("claimed")}: ${named("coupons", c.name)}`);
       route();
     } catch (error) { fail(error); }
   }
   async function lookUp() {
     const { data: c } = await api("GET", `/api/coupons/${encodeURIComponent(code)}`);
     const soldOut = c.remainingQuantity <= 0;
-    info.replaceChildren(h("div", { class: "card" }, h("h3", {}, c.name), h("p", {}, ...terms(c)),
+    info.replaceChildren(h("div", { class: "card" }, h("h3", {}, named("coupons", c.name)), h("p", {}, ...terms(c)),
       h("p", { class: soldOut ? "stock-out" : "stock-in", id: "remaining" },
-        soldOut ? t("soldOut") : t("remaining", { n: c.remainingQuantity, t: c.totalQuantity })),
+        soldOut ? t("soldOut") : left(c)),
       h("button", { type: "button", disabled: soldOut, onclick: () => claim(c).then(() => lookUp().catch(() => {})) }, t("claim"))));
   }
   const form = h("form", { class: "row", onsubmit: async (event) => {
@@ -536,13 +636,15 @@ async function couponsPage() {
     api("GET", `/api/users/${session.userId}/coupons?size=100`), api("GET", "/api/coupons?available=true&size=100")]);
   const mine = new Set(held.map((c) => c.couponCode));
   const offers = h("div", { class: "grid", id: "offers" });
+  // A coupon the customer holds says so ("held"), not a disabled "available".
   const showOffers = (list) => offers.replaceChildren(...(list.length ? list.map((c) => h("article", { class: "card" },
-    h("h3", {}, c.name), h("p", { class: "muted" }, c.code), h("p", {}, ...terms(c)),
-    h("p", { class: "stock-in" }, t("remaining", { n: c.remainingQuantity, t: c.totalQuantity })),
-    h("button", { type: "button", disabled: mine.has(c.code), "aria-label": `${t("claim")} ${c.code}`, onclick: () => claim(c) },
-      mine.has(c.code) ? t("status.AVAILABLE") : t("claim")))) : [h("p", { class: "muted" }, t("noCoupons"))]));
+    h("h3", {}, named("coupons", c.name)), h("p", { class: "muted" }, c.code), h("p", {}, ...terms(c)),
+    h("p", { class: "stock-in" }, left(c)),
+    mine.has(c.code) ? h("span", { class: "badge", "data-held": c.code }, t("held"))
+      : h("button", { type: "button", "aria-label": `${t("claim")} ${c.code}`, onclick: () => claim(c) }, t("claim"))))
+    : [h("p", { class: "muted" }, t("noCoupons"))]));
   showOffers(open);
-  const rows = held.map((c) => h("tr", {}, h("td", {}, c.name, " ", h("span", { class: "muted" }, c.couponCode)),
+  const rows = held.map((c) => h("tr", {}, h("td", {}, named("coupons", c.name), " ", h("span", { class: "muted" }, c.couponCode)),
     h("td", {}, c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`),
     h("td", {}, h("span", { class: "badge" }, t(`status.${c.status}`))), h("td", { class: "hide-narrow" }, when(c.expiresAt))));
   page(t("coupons"), h("h2", {}, t("availableCoupons")), offers, h("h2", {}, t("orLookUp")), form, info,
@@ -554,23 +656,38 @@ async function couponsPage() {
   }, 3000);
 }
 
+// What cancelling says will happen: a paid card order's two parts each go back where they
+// came from; an unpaid one gives its holds back at once and charges nothing.
+function cancelQuestion(o) {
+  if (o.status === "PAYMENT_PENDING") {
+    return t("cancelUnpaid", { id: o.orderId, b: o.balanceAmount ? t("balanceBack", { n: won(o.balanceAmount) }) : "" });
+  }
+  if (o.paymentMethod !== "CARD") return t("confirmCancel", { id: o.orderId });
+  const parts = o.balanceAmount ? t("cancelParts", { b: won(o.balanceAmount), c: won(o.cardAmount) })
+    : t("cancelCardOnly", { c: won(o.cardAmount) });
+  return t("confirmCancelCard", { id: o.orderId, parts });
+}
+function cancelButton(o) {
+  return h("button", { type: "button", class: "secondary", "data-cancel": o.orderId, onclick: async () => {
+    if (!window.confirm(cancelQuestion(o))) return;
+    try {
+      await api("POST", `/api/orders/${o.orderId}/cancel`, undefined, { key: newKey() });
+      flash("ok", `${t("cancelled")}: #${o.orderId}`);
+      route();
+    } catch (error) { fail(error); }
+  } }, t("cancel"));
+}
 function orderRows(orders, { admin = false } = {}) {
   return orders.map((o) => h("tr", {},
-    h("td", {}, `#${o.orderId}`), admin ? h("td", {}, `#${o.userId}`) : null, h("td", {}, when(o.createdAt)),
-    h("td", {}, o.items.map((i) => h("div", {}, `${i.name} × ${i.quantity}`))),
+    h("td", {}, `#${o.orderId}`), admin ? h("td", {}, o.username) : null, h("td", {}, when(o.createdAt)),
+    h("td", {}, o.items.map((i) => h("div", {}, `${named("products", i.name)} × ${i.quantity}`))),
     h("td", { class: "num" }, won(o.paidAmount), o.discountAmount ? h("div", { class: "muted" }, `${t("discount")} ${won(o.discountAmount)}`) : null,
       o.paymentMethod === "CARD" ? h("div", { class: "muted" }, `${t("cardPart")} ${won(o.cardAmount)}`,
-        admin && o.payment ? ` · ${o.payment.status}${o.payment.paymentKey ? ` · ${o.payment.paymentKey}` : ""}` : "") : null),
+        admin && o.payment ? ` · ${t(`payment.${o.payment.status}`)}${o.payment.paymentKey ? ` · ${o.payment.paymentKey}` : ""}` : "") : null),
     h("td", {}, h("span", { class: "badge" }, t(`status.${o.status}`))),
-    h("td", {}, !admin && o.status === "PAYMENT_PENDING" && o.payment ? h("button", { type: "button", onclick: () => toCheckout(o) }, t("payNow"))
-      : o.status === "PAID" ? h("button", { type: "button", class: "secondary", onclick: async () => {
-      if (!window.confirm(t("confirmCancel", { id: o.orderId }))) return;
-      try {
-        await api("POST", `/api/orders/${o.orderId}/cancel`, undefined, { key: newKey() });
-        flash("ok", `${t("cancelled")}: #${o.orderId}`);
-        route();
-      } catch (error) { fail(error); }
-    } }, t("cancel")) : "")));
+    h("td", {}, !admin && o.status === "PAYMENT_PENDING" && o.payment
+      ? [h("button", { type: "button", onclick: () => toCheckout(o) }, t("payNow")), " ", cancelButton(o)]
+      : o.status === "PAID" ? cancelButton(o) : "")));
 }
 
 async function ordersPage() {
@@ -624,7 +741,7 @@ async function dashboardPage() {
   const { data: top } = await api("GET", "/api/products/top?days=7&limit=10");
   page(t("dashboard"), adminNav(), h("h2", {}, t("revenue")), h("p", { class: "muted" }, t("paidOrders", { n: paidOrders })), svg,
     h("h2", {}, t("top10")), table([["#"], [t("name")], [t("soldColumn"), "num"], [t("stock"), "num"]],
-      top.map((p) => h("tr", {}, h("td", {}, p.rank), h("td", {}, p.name), h("td", { class: "num" }, p.soldQuantity), h("td", { class: "num" }, p.stock)))));
+      top.map((p) => h("tr", {}, h("td", {}, p.rank), h("td", {}, named("products", p.name)), h("td", { class: "num" }, num(p.soldQuantity)), h("td", { class: "num" }, num(p.stock))))));
 }
 
 async function adminProductsPage() {
@@ -646,7 +763,7 @@ async function adminProductsPage() {
   field(t("stock"), input("stock", { type: "number", min: 0, required: true })),
   field(t("category"), select("category", categories.map((c) => [c.slug, c.name]), categories[0]?.slug)),
   h("button", { type: "submit" }, t("create")));
-  const rows = products.map((p) => h("tr", {}, h("td", {}, `#${p.id}`), h("td", {}, p.name, h("div", { class: "muted" }, categoryName(categories, p.category))),
+  const rows = products.map((p) => h("tr", {}, h("td", {}, `#${p.id}`), h("td", {}, named("products", p.name), h("div", { class: "muted" }, categoryName(categories, p.category))),
     h("td", {}, h("form", { class: "row", onsubmit: async (event) => {
       event.preventDefault();
       const v = formValues(event.target);
@@ -712,9 +829,9 @@ async function adminCouponsPage() {
   const body = h("tbody");
   async function load() {
     const { data: coupons } = await api("GET", "/api/admin/coupons?size=100");
-    body.replaceChildren(...coupons.map((c) => h("tr", {}, h("td", {}, c.code), h("td", {}, c.name),
+    body.replaceChildren(...coupons.map((c) => h("tr", {}, h("td", {}, c.code), h("td", {}, named("coupons", c.name)),
       h("td", {}, c.discountType === "FIXED" ? won(c.discountValue) : `${c.discountValue}%`),
-      h("td", { class: "num" }, c.issuedQuantity), h("td", { class: "num" }, c.remainingQuantity), h("td", { class: "num" }, c.totalQuantity))));
+      h("td", { class: "num" }, num(c.issuedQuantity)), h("td", { class: "num" }, num(c.remainingQuantity)), h("td", { class: "num" }, num(c.totalQuantity)))));
   }
   await load();
   page(t("adminCoupons"), adminNav(), h("h2", {}, t("create")), form,
@@ -738,7 +855,8 @@ async function adminOrdersPage() {
     const next = new URLSearchParams();
     for (const [k, v] of Object.entries(formValues(event.target))) if (v) next.set(k, v);
     location.hash = `#/admin/orders?${next}`;
-  } }, field(t("status"), select("status", [["", t("all")], ["PAID", t("status.PAID")], ["CANCELLED", t("status.CANCELLED")]], q.get("status") || "")),
+  } }, field(t("status"), select("status", [["", t("all")], ...["PAID", "PAYMENT_PENDING", "PAYMENT_UNKNOWN", "PAYMENT_FAILED",
+    "EXPIRED", "CANCEL_PENDING", "CANCELLED"].map((s) => [s, t(`status.${s}`)])], q.get("status") || "")),
   field(t("user"), input("userId", { type: "number", min: 1, value: q.get("userId") || "" })), h("button", { type: "submit" }, t("filter")));
   page(t("adminOrders"), adminNav(), filters, table([[t("order")], [t("user")], [t("date")], [t("items")], [t("pay"), "num"], [t("status")], [""]],
     orderRows(orders, { admin: true })), pager(current, total, 20, (n) => { params.set("page", n); q.set("page", n); location.hash = `#/admin/orders?${q}`; }));
@@ -797,7 +915,7 @@ async function adminConsumersPage() {
 const ROUTES = [
   [/^#?\/?$/, shopPage], [/^#\/product\/(\d+)$/, productPage], [/^#\/cart$/, cartPage], [/^#\/login$/, loginPage],
   [/^#\/signup$/, signupPage], [/^#\/wallet$/, walletPage], [/^#\/coupons$/, couponsPage], [/^#\/orders$/, ordersPage],
-  [/^#\/pay\/(success|fail)$/, payResultPage],
+  [/^#\/pay\/(success|fail)$/, payResultPage], [/^#\/topup\/(success|fail)$/, topUpResultPage],
   [/^#\/admin$/, dashboardPage], [/^#\/admin\/products$/, adminProductsPage], [/^#\/admin\/categories$/, adminCategoriesPage],
   [/^#\/admin\/coupons$/, adminCouponsPage], [/^#\/admin\/orders$/, adminOrdersPage], [/^#\/admin\/events$/, adminEventsPage],
   [/^#\/admin\/consumers$/, adminConsumersPage],
@@ -835,4 +953,4 @@ document.getElementById("lang").addEventListener("click", () => {
   localStorage.setItem("lang", lang);
   route();
 });
-route();
+loadShop().then(route, route);
