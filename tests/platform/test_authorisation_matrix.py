@@ -123,6 +123,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, int], Any]] = {
     ("POST", "/api/payments/webhook"): (PUBLIC, lambda w, r: (  # the gateway: no token
         "/api/payments/webhook", {"data": {"orderId": "ORD-unknown"}})),
     ("GET", "/api/admin/payments"): (ADMIN_ONLY, lambda w, r: ("/api/admin/payments", None)),
+    ("GET", "/api/payment-options"): (PUBLIC, lambda w, r: ("/api/payment-options", None)),
+    ("GET", "/shop/names.json"): (PUBLIC, lambda w, r: ("/shop/names.json", None)),
     ("GET", "/api/admin/events"): (ADMIN_ONLY, lambda w, r: ("/api/admin/events", None)),
     ("GET", "/api/admin/consumers"): (ADMIN_ONLY, lambda w, r: ("/api/admin/consumers", None)),
     ("GET", "/api/admin/consumers/{name}/dead"): (ADMIN_ONLY, lambda w, r: (
