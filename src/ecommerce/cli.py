@@ -128,7 +128,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     settings.signing_key()  # create the shared key before the workers start
     sidecar = None
     if settings.run_consumers and (settings.data_platform_url or settings.smtp_url
-                                   or settings.redis_url):
+                                   or settings.broker != "outbox"):
         # The consumers run in a process of their own beside the workers, at a lower CPU
         # priority: requests first, background work in the room they leave (decision 65).
         sidecar = Sidecar(["consume"], nice=settings.consumer_nice)
@@ -151,8 +151,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 def consume(group: str = typer.Option(None, "--group",
                                       help="Run only this consumer (data-platform, email).")
             ) -> None:
-    """Run the consumers as their own process (until SIGTERM or Ctrl-C); with Redis, this
-    process also publishes the outbox to the stream."""
+    """Run the consumers as their own process (until SIGTERM or Ctrl-C); with a broker
+    (EVENT_BROKER kafka or redis), this process also publishes the outbox to it."""
     import signal
 
     from ecommerce.consumers import setup

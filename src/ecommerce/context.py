@@ -134,7 +134,7 @@ class AppContext:
                           checkout),
             consumers=ConsumerAdmin(
                 db, clock, configured=consumer_setup.configured(settings),
-                stream=redis is not None, running=settings.run_consumers,
+                broker=settings.broker, running=settings.run_consumers,
                 data_platform=bool(settings.data_platform_url)),
         )
 

@@ -1,15 +1,15 @@
 """The consumer framework: runs one consumer over the order events, in any number of
 processes at once.
 
-Each pass hears of events from the broker (the Redis stream or the outbox), takes them in
+Each pass hears of events from the broker (Kafka, a Redis stream, or the outbox), takes them in
 one transaction under a lease (a row per consumer and event: new, or whose lease ran out,
 or whose retry is due), runs the consumer's effect outside any transaction, and settles
 each row if the lease is still its own: HANDLED, RETRY with backoff, or DEAD after the
 last quick attempt (a dead event young enough is still tried again slowly, on its own; an
 admin may retry it at once). One order's events are handled oldest first: an event waits
 while an older one of its order is unfinished. A sweep of the outbox after the consumer's
-cursor finds what no broker said (an event that committed late, a Redis that was flushed)
-and moves the cursor on.
+cursor finds what no broker said (an event that committed late, a broker that lost its
+messages) and moves the cursor on.
 
 At least once: a worker that dies leaves its lease to run out and another takes the event
 again. The row is the record of the effect: a consumer whose effect is in this database
@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from sqlalchemy.exc import DBAPIError
 
 from ecommerce.consumers import repository
-from ecommerce.consumers.broker import Broker, OutboxBroker, StreamBroker
+from ecommerce.consumers.broker import Broker, broker_for
 from ecommerce.consumers.repository import Event
-from ecommerce.platform.cache import REDIS_DOWN
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database, is_deadlock
 from ecommerce.platform.metrics import CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_OUTCOMES
@@ -96,13 +95,11 @@ class Runner:
         self.name = consumer.name
         self.db = db
         self.settings = settings
+        self.redis = redis
         self.clock = clock or Clock()
         self.worker = worker or worker_name()
         self.batch = settings.consumer_batch
-        self.broker: Broker = (
-            StreamBroker(redis, settings.stream_key, self.name, self.worker,
-                         idle_ms=int(settings.consumer_lease_seconds * 1000))
-            if redis is not None else OutboxBroker(db, self.name))
+        self.broker: Broker = broker_for(settings, db, redis, self.name, self.worker)
         self._last_sweep = 0.0
         self._last_look = 0.0
 
@@ -117,7 +114,12 @@ class Runner:
                     log.exception("consumer pass failed", extra={"consumer": self.name})
                     await _sleep_or_stop(stop, 1.0)
         finally:
-            await self.consumer.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Let go of the broker and the consumer's connections."""
+        await self.broker.close()
+        await self.consumer.close()
 
     async def run_once(self, *, block_ms: int = 0, sweep: bool = False) -> int:
         """One pass: new events, reclaimed ones, due retries, and the sweep when it is due
@@ -133,7 +135,7 @@ class Runner:
                 taken += await self._process(ids)
                 await self.broker.ack(refs)
             broker_down = False
-        except REDIS_DOWN:
+        except self.broker.down:
             broker_down = looking_back = True  # the outbox has everything: sweep it instead
         if looking_back:  # what a dead worker held, and retries due: once a second
             self._last_look = time.monotonic()

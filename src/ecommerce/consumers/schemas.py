@@ -52,10 +52,11 @@ class EventOut(ApiModel):
 
 class DeliveryStatusOut(ApiModel):
     """Where events go: without a data platform URL, PENDING events have nowhere to go and
-    stay pending; `stream`: they are published to the Redis stream the consumers read;
-    `relay`: this server runs the consumers (RUN_CONSUMERS; beside its workers under
-    `serve`)."""
+    stay pending; `stream`: they are published to a broker the consumers read, named by
+    `broker` (kafka or redis; outbox: none, the consumers read the outbox); `relay`: this
+    server runs the consumers (RUN_CONSUMERS; beside its workers under `serve`)."""
 
     data_platform: bool
     stream: bool
+    broker: Literal["kafka", "redis", "outbox"]
     relay: bool

@@ -22,15 +22,16 @@ from ecommerce.platform.principal import Principal, require_admin
 
 
 class ConsumerAdmin:
-    """`configured`: the consumers this shop's settings run; `stream`: a Redis stream
-    feeds them; `running`: they run (beside `serve`, or as `ecommerce consume`)."""
+    """`configured`: the consumers this shop's settings run; `broker`: what feeds them
+    (kafka, redis or outbox); `running`: they run (beside `serve`, or as `ecommerce
+    consume`)."""
 
-    def __init__(self, db: Database, clock: Clock, *, configured: set[str], stream: bool,
+    def __init__(self, db: Database, clock: Clock, *, configured: set[str], broker: str,
                  running: bool, data_platform: bool):
         self.db = db
         self.clock = clock
         self.configured = configured
-        self.stream = stream
+        self.broker = broker
         self.running = running
         self.data_platform = data_platform
 
@@ -78,7 +79,8 @@ class ConsumerAdmin:
 
     def delivery_status(self, caller: Principal) -> DeliveryStatusOut:
         require_admin(caller)
-        return DeliveryStatusOut(data_platform=self.data_platform, stream=self.stream,
+        return DeliveryStatusOut(data_platform=self.data_platform,
+                                 stream=self.broker != "outbox", broker=self.broker,
                                  relay=self.running)
 
     async def retry_event(self, caller: Principal, event_pk: int) -> EventOut:

@@ -42,9 +42,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's access lines (the shop writes its own) and alembic's chatter (a line per
-    # plugin and per revision: the shop logs one line for a migration instead).
-    for noisy in ("uvicorn.access", "alembic"):
+    # uvicorn's access lines (the shop writes its own), alembic's chatter (a line per
+    # plugin and per revision: the shop logs one line for a migration instead) and
+    # aiokafka's (each step of a group join: the shop logs each assignment).
+    for noisy in ("uvicorn.access", "alembic", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

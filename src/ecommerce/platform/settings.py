@@ -7,10 +7,11 @@ import re
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -113,9 +114,34 @@ class Settings(BaseSettings):
     shop_name: str = "온라인 상점"
     # Where customers reach the storefront (links in e-mails); unset: mails carry no link.
     shop_url: str | None = "http://127.0.0.1:8000"
-    # The stream publisher's lease on a batch of outbox rows.
+    # Where the outbox's events are published for the consumers: `kafka` (a topic, one
+    # consumer group per consumer), `redis` (a Redis stream) or `outbox` (no broker: the
+    # consumers read the outbox). Unset: redis with REDIS_URL, else outbox.
+    event_broker: Literal["kafka", "redis", "outbox"] | None = None
+    # The publisher's lease on a batch of outbox rows.
     relay_lease_seconds: float = 30.0
     event_stream: str = "events.orders"
+    # Kafka (EVENT_BROKER=kafka): host:port[,host:port...]; the topic (unset:
+    # <REDIS_PREFIX>.orders), made with these partitions and replicas if it is missing
+    # (unset replicas: 3, or fewer when the cluster has fewer brokers).
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str | None = None
+    kafka_partitions: int = Field(default=6, ge=1, le=10_000)
+    kafka_replication_factor: int | None = Field(default=None, ge=1, le=32)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    # A CA bundle the brokers' certificates are checked against (SSL, SASL_SSL); unset: the
+    # system's.
+    kafka_ssl_cafile: str | None = None
+    # How long a batch may wait for the brokers' acknowledgement before it is sent again.
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A consumer process silent this long leaves its group (its partitions go to the
+    # others). A group's coordinator also waits about half of it for members to join.
+    # Kafka refuses less than its group.min.session.timeout.ms (6 s by default).
+    kafka_session_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
     access_log: bool = True
     # How long a computed top-sellers list is reused; orders show up within this (SPEC: 1 s).
     top_sellers_cache_seconds: float = 0.5
@@ -226,10 +252,40 @@ class Settings(BaseSettings):
         return value.strip()
 
     @field_validator("redis_url", "data_platform_url", "admin_username", "admin_password",
-                     "payment_gateway_url", "payment_secret_key", "payment_client_key")
+                     "payment_gateway_url", "payment_secret_key", "payment_client_key",
+                     "kafka_bootstrap_servers", "kafka_topic", "kafka_sasl_username",
+                     "kafka_sasl_password", "kafka_ssl_cafile", "event_broker",
+                     "kafka_sasl_mechanism", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _broker_reachable(self) -> Settings:
+        if self.event_broker == "kafka" and not self.kafka_bootstrap_servers:
+            raise ValueError("EVENT_BROKER=kafka needs KAFKA_BOOTSTRAP_SERVERS (host:port)")
+        if self.event_broker == "redis" and not self.redis_url:
+            raise ValueError("EVENT_BROKER=redis needs REDIS_URL")
+        if self.kafka_sasl_mechanism and not (self.kafka_sasl_username
+                                              and self.kafka_sasl_password):
+            raise ValueError("KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and "
+                             "KAFKA_SASL_PASSWORD")
+        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             f"KAFKA_SASL_MECHANISM")
+        return self
+
+    @property
+    def broker(self) -> str:
+        """Where events are published: kafka, redis or outbox."""
+        if self.event_broker:
+            return self.event_broker
+        return "redis" if self.redis_url else "outbox"
+
+    @property
+    def topic(self) -> str:
+        """The Kafka topic order events are published to."""
+        return self.kafka_topic or f"{self.redis_prefix}.orders"
 
     @property
     def stream_key(self) -> str:
