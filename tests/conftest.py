@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -62,6 +62,20 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         await drop_database(kind, url)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `databases("postgres")` runs on those databases only."""
+    dropped = []
+    for item in items:
+        marker = item.get_closest_marker("databases")
+        callspec = getattr(item, "callspec", None)
+        if marker and callspec and callspec.params.get("database_url") not in marker.args:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = {id(item) for item in dropped}
+        items[:] = [item for item in items if id(item) not in gone]
+
+
 @pytest.fixture
 def db_kind(database_url: str) -> str:
     return database_url.split(":")[0].split("+")[0].replace("postgresql", "postgres")
@@ -104,6 +118,8 @@ class Shop:
     client: httpx.AsyncClient
     clock: Clock
     settings: Settings
+    # What the test opened that holds connections (a consumer's runner): closed after it.
+    closing: list[Any] = field(default_factory=list)
 
     @property
     def ctx(self) -> Any:
@@ -131,7 +147,12 @@ async def shop(database_url: str, settings_overrides: dict[str, Any]) -> AsyncIt
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
-            yield Shop(app, client, clock, settings)
+            shop = Shop(app, client, clock, settings)
+            try:
+                yield shop
+            finally:
+                for opened in shop.closing:
+                    await opened.close()
 
 
 @pytest.fixture

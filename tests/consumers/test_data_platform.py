@@ -1,5 +1,6 @@
 """The `data-platform` consumer against a real HTTP receiver (`ecommerce dev-sink` in a
-process), on the embedded broker (the outbox) and on the Redis stream."""
+process), on each broker (tests/consumers/conftest.py), and what only a Redis stream or a
+Kafka topic does."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 from sqlalchemy import select
 
@@ -24,10 +27,12 @@ from ecommerce.consumers.data_platform import DataPlatform, signature
 from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.consumers.runner import Runner
 from ecommerce.events.models import outbox
-from ecommerce.events.publisher import Publisher
+from ecommerce.events.publisher import Publisher, StreamSink
 from tests.backends import REDIS_URL, require
+from tests.consumers.brokers import drain, publish
 from tests.e2e.conftest import free_port
 from tests.factories import assert_error, make_admin, make_product, make_user
+from tests.waiting import until
 
 SECRET = "platform-secret"
 
@@ -84,14 +89,9 @@ async def rows(shop, consumer: str = "data-platform") -> list:
 def runner_for(shop, url: str, **overrides) -> Runner:
     settings = shop.settings.model_copy(update={"data_platform_url": url,
                                                 "data_platform_secret": SECRET, **overrides})
-    return Runner(DataPlatform(settings), shop.db, settings, shop.ctx.redis, shop.clock)
-
-
-async def drain(runner: Runner) -> int:
-    total = 0
-    while taken := await runner.run_once():
-        total += taken
-    return total
+    runner = Runner(DataPlatform(settings), shop.db, settings, shop.ctx.redis, shop.clock)
+    shop.closing.append(runner)
+    return runner
 
 
 async def test_events_are_delivered_signed_with_the_spec_body(shop, client):
@@ -274,8 +274,8 @@ class TestStream:
                 runner = runner_for(shop, url)
                 assert await runner.run_once() == 0  # the group is made at the stream's end
                 placed = await place(shop, client, user, product)
-                assert await Publisher(shop.db, shop.settings, shop.ctx.redis,
-                                       shop.clock).run_once() == 1
+                assert await Publisher(shop.db, shop.settings, StreamSink(
+                    shop.ctx.redis, shop.settings.stream_key), shop.clock).run_once() == 1
                 assert await redis.exists("orders-stream") == 0
                 [(_, fields)] = await redis.xrange(stream)
                 assert await runner.run_once() == 1
@@ -293,7 +293,8 @@ class TestStream:
         user = await make_user(shop, balance=90_000)
         product = await make_product(shop, price=100, stock=50)
         stream = f"{shop.settings.redis_prefix}:orders-stream"
-        publisher = Publisher(shop.db, shop.settings, shop.ctx.redis, shop.clock)
+        publisher = Publisher(shop.db, shop.settings,
+                              StreamSink(shop.ctx.redis, shop.settings.stream_key), shop.clock)
         redis = Redis.from_url(shop.settings.redis_url, decode_responses=True)
         try:
             async with sink() as (url, received):
@@ -314,7 +315,143 @@ class TestStream:
         assert not any((await audit_database(shop.db)).values())
 
 
-async def test_admins_see_where_events_go(shop, client):
+class TestKafka:
+    """Events reach the consumers through the Kafka topic alone: the sweep takes only
+    events an hour old, so none here."""
+
+    @pytest.fixture
+    def settings_overrides(self, kafka):  # noqa: ANN001
+        return {"event_broker": "kafka", "kafka_bootstrap_servers": kafka.servers,
+                "kafka_partitions": 3, "kafka_session_timeout_seconds": 2,
+                "consumer_sweep_grace_seconds": 3600}
+
+    async def orders(self, shop, client, count: int) -> list[int]:  # noqa: ANN001
+        """`count` orders, every other one cancelled: one or two events each."""
+        user = await make_user(shop, balance=900_000)
+        product = await make_product(shop, price=1_000, stock=100)
+        ids = []
+        for n in range(count):
+            placed = await place(shop, client, user, product)
+            if n % 2 == 0:
+                cancelled = await client.post(f"/api/orders/{placed['orderId']}/cancel",
+                                              headers=user.headers)
+                assert cancelled.status_code == 200, cancelled.text
+            ids.append(placed["orderId"])
+        return ids
+
+    async def settle(self, shop, *runners: Runner) -> None:  # noqa: ANN001
+        async def all_handled() -> bool:
+            await asyncio.gather(*(runner.run_once(block_ms=200) for runner in runners))
+            return {row.status for row in await rows(shop)} == {"HANDLED"}
+
+        await until(all_handled, what="every event handled through the topic")
+
+    async def test_events_go_through_the_topic_keyed_by_order_in_order(self, shop, client,
+                                                                        kafka):
+        orders = await self.orders(shop, client, 6)
+        async with sink() as (url, received):
+            runner = runner_for(shop, url)
+            assert await publish(runner) == 9
+            await self.settle(shop, runner)
+            got = received()
+        by_order: dict[int, list[str]] = {}
+        for event in got:
+            by_order.setdefault(event["orderId"], []).append(event["eventType"])
+        assert by_order == {order: ["order.completed", "order.cancelled"] if n % 2 == 0
+                            else ["order.completed"] for n, order in enumerate(orders)}
+        assert len(got) == 9  # each once
+        stored = await rows(shop)
+        assert all(row.streamed_at is not None for row in stored)
+        # On the topic: keyed by the order, one order's events in one partition, and the
+        # group's offsets committed past the last message of each once settled.
+        messages = await topic_messages(kafka.servers, shop.settings.topic, 9)
+        values = sorted((json.loads(m.value) for m in messages),
+                        key=lambda value: int(value["outboxId"]))
+        assert values == [{"outboxId": str(row.id), "eventId": row.event_id,
+                           "eventType": row.event_type, "orderId": json.loads(
+                               row.payload).get("orderId"),
+                           "event": json.loads(row.payload)} for row in stored]
+        placed_in: dict[bytes, set[int]] = {}
+        for m in messages:
+            placed_in.setdefault(m.key, set()).add(m.partition)
+        assert set(placed_in) == {str(order).encode() for order in orders}
+        assert all(len(found) == 1 for found in placed_in.values())
+        consumer = runner.broker.consumer
+        assert consumer is not None
+        ends: dict[Any, int] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            ends[tp] = max(ends.get(tp, 0), m.offset + 1)
+        assert {tp: await consumer.committed(tp) for tp in ends} == ends
+
+    async def test_two_members_of_the_group_share_the_events_each_once(self, shop, client):
+        await self.orders(shop, client, 20)
+        async with sink() as (url, received):
+            one, two = runner_for(shop, url), runner_for(shop, url)
+            assert await publish(one) == 30
+            await self.settle(shop, one, two)
+            ids = [e["eventId"] for e in received()]
+
+            async def shared() -> bool:  # the group's three partitions split between them
+                await asyncio.gather(one.run_once(block_ms=100), two.run_once(block_ms=100))
+                held = [runner.broker.consumer.assignment() for runner in (one, two)
+                        if runner.broker.consumer is not None]
+                return (len(held) == 2 and all(held) and not held[0] & held[1]
+                        and len(held[0] | held[1]) == 3)
+
+            await until(shared, what="both members holding partitions")
+        assert sorted(ids) == sorted({row.event_id for row in await rows(shop)})
+
+    async def test_a_pass_that_failed_before_settling_reads_its_events_again(self, shop,
+                                                                             client):
+        await self.orders(shop, client, 3)
+        async with sink() as (url, received):
+            runner = runner_for(shop, url)
+            await publish(runner)
+            process, failed = runner._process, []
+
+            async def fails_once(ids):  # noqa: ANN001, ANN202 - the database fell over
+                if ids and not failed:
+                    failed.append(ids)
+                    raise ConnectionError("the database is gone")
+                return await process(ids)
+
+            runner._process = fails_once  # type: ignore[method-assign]
+
+            async def read_and_fail() -> bool:
+                with contextlib.suppress(ConnectionError):
+                    await runner.run_once(block_ms=200)
+                return bool(failed)
+
+            await until(read_and_fail, what="a pass that read the events and failed")
+            assert sorted(failed[0]) == [row.id for row in await rows(shop)]
+            await self.settle(shop, runner)  # read again from the topic: no sweep here
+            assert len({e["eventId"] for e in received()}) == 5
+
+
+async def topic_messages(servers: str, topic: str, count: int, partitions: int = 3) -> list:
+    """The topic's first `count` messages, read apart from any group."""
+    reader = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await reader.start()
+    try:
+        every = [TopicPartition(topic, p) for p in range(partitions)]
+        reader.assign(every)
+        await reader.seek_to_beginning(*every)
+        found: list = []
+
+        async def all_read() -> bool:
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                found.extend(records)
+            return len(found) >= count
+
+        await until(all_read, what=f"{count} messages on {topic}")
+        return found
+    finally:
+        await reader.stop()
+
+
+async def test_admins_see_where_events_go(shop, client, broker):
     admin = await make_admin(shop)
     status = await client.get("/api/admin/events/status", headers=admin.headers)
-    assert status.json() == {"dataPlatform": False, "stream": False, "relay": False}
+    assert status.json() == {"dataPlatform": False, "stream": broker != "outbox",
+                             "broker": broker, "relay": False}

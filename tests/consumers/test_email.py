@@ -17,10 +17,15 @@ from ecommerce.standins.mail import Mailbox, smtp_server
 from tests.consumers.test_data_platform import drain, place, rows
 from tests.factories import assert_error, make_admin, make_product, make_user
 from tests.payments.checkout import DECLINE
-from tests.payments.test_card_orders import card_order, pay, sandbox, settings_overrides
+from tests.payments.test_card_orders import card_order, card_settings, pay, sandbox
 from tests.scratch import free_port
 
-__all__ = ["sandbox", "settings_overrides"]  # the card tests' gateway, for a declined order
+__all__ = ["sandbox"]  # the card tests' gateway, for a declined order
+
+
+@pytest.fixture
+def settings_overrides(broker_overrides: dict[str, Any], sandbox: str) -> dict[str, Any]:
+    return {**broker_overrides, **card_settings(sandbox)}
 
 
 class Refusing(Mailbox):
@@ -50,8 +55,10 @@ def runner_for(shop, port: int, **overrides: Any) -> Runner:  # noqa: ANN001
     settings = shop.settings.model_copy(update={
         "smtp_url": f"smtp://127.0.0.1:{port}", "smtp_from": "shop@shop.test",
         "smtp_timeout_seconds": 30, **overrides})  # a busy machine answers slowly
-    return Runner(Email(settings, shop.db, shop.clock), shop.db, settings, shop.ctx.redis,
-                  shop.clock)
+    runner = Runner(Email(settings, shop.db, shop.clock), shop.db, settings, shop.ctx.redis,
+                    shop.clock)
+    shop.closing.append(runner)
+    return runner
 
 
 async def with_email(shop, address: str | None, balance: int = 100_000):  # noqa: ANN001
@@ -214,12 +221,13 @@ class TestThroughTheStream:
                 "redis_prefix": f"test:{RUN_ID}:mail"}
 
     async def test_each_order_mailed_once_through_the_group(self, shop, client):
-        from ecommerce.events.publisher import Publisher
+        from ecommerce.events.publisher import Publisher, StreamSink
 
         product = await make_product(shop, price=1_000, stock=50)
         port = free_port()
         runner = runner_for(shop, port)
-        publisher = Publisher(shop.db, shop.settings, shop.ctx.redis, shop.clock)
+        publisher = Publisher(shop.db, shop.settings,
+                              StreamSink(shop.ctx.redis, shop.settings.stream_key), shop.clock)
         with smtp(port=port) as mailbox:
             assert await runner.run_once() == 0  # the group, at the stream's end
             for n in range(6):

@@ -102,9 +102,15 @@ def consume(env: dict[str, str], group: str | None = None) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and it must exit within a bound; killed either way, never left behind."""
     if process.poll() is None:
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
 
 async def handled(database_url: str, consumer: str) -> int:

@@ -38,6 +38,11 @@ def sandbox():
 
 @pytest.fixture
 def settings_overrides(sandbox: str) -> dict[str, Any]:
+    return card_settings(sandbox)
+
+
+def card_settings(sandbox: str) -> dict[str, Any]:
+    """The shop's settings for card payment through this sandbox."""
     return {"payment_gateway_url": sandbox, "payment_secret_key": DEFAULT_SECRET_KEY,
             "payment_client_key": DEFAULT_CLIENT_KEY, "payment_timeout_seconds": TIMEOUT,
             "payment_settle_grace_seconds": GRACE, "payment_hold_seconds": 600,

