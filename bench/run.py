@@ -1,12 +1,14 @@
 """`make bench`: load scenarios against a real server, as its shoppers meet it.
 
     python -m bench.run [--scenario NAME[,NAME...]|all] [--backend embedded|postgres|
-                        postgres+redis|postgres+redis+pgbouncer|mysql+redis]
+                        postgres+redis|postgres+redis+pgbouncer|mysql+redis|
+                        postgres+redis+kafka]
                         [--workers 2] [--duration 10] [--connections 32] [--warmup 3]
                         [--rate 0]
 
 (`postgres+redis+pgbouncer`: the server reaches PostgreSQL through a private PgBouncer in
-transaction mode, with `?pgbouncer=true`.)
+transaction mode, with `?pgbouncer=true`; `postgres+redis+kafka`: the order events go
+through a local Kafka-protocol broker, tansu, instead of the Redis stream.)
 
 For each backend: a fresh database (dropped afterwards), migrations, fixture data, a local
 data platform (`ecommerce dev-sink`), then `ecommerce serve --workers N` with the
@@ -63,6 +65,7 @@ from urllib.parse import quote
 import httpx
 from argon2 import PasswordHasher
 from sqlalchemy import insert, select
+from tests.kafka import Tansu
 from tests.scratch import create_scratch_database, drop_scratch_database, pgbouncer_in_front
 
 from bench import card
@@ -91,6 +94,10 @@ BACKENDS = {
     "postgres+redis+pgbouncer": ("postgresql://postgres@127.0.0.1:5432/test",
                                  "redis://127.0.0.1:6379"),
     "mysql+redis": ("mysql://root@127.0.0.1:3306/test", "redis://127.0.0.1:6379"),
+    # The events through Kafka (a local tansu broker, started for the run) instead of the
+    # Redis stream; Redis still serves the rest.
+    "postgres+redis+kafka": ("postgresql://postgres@127.0.0.1:5432/test",
+                             "redis://127.0.0.1:6379"),
 }
 SCENARIOS = ["ceilings", "product_list", "product_detail", "top_sellers", "balance_read",
              "recharge", "order_mix", "order_hot_product", "coupon_flash_sale",
@@ -604,6 +611,12 @@ def run_backend(backend: str, scenarios: list[str], args: argparse.Namespace) ->
                   if backend.endswith("+pgbouncer") else url)
         settings = server_settings(served, redis_url, sink_port, sandbox_port, mail_port,
                                    args.consumers == "on")
+        if backend.endswith("+kafka"):
+            kafka = Tansu()
+            kafka.start()
+            bouncer.callback(kafka.kill)
+            settings.update({"EVENT_BROKER": "kafka",
+                             "KAFKA_BOOTSTRAP_SERVERS": kafka.servers})
         server = start_server(settings, args.workers, port, args.server_src)
         # A few orders first, so that top sellers has something to rank.
         run_wrk(port, request_lines("order_mix", data, "prime")[:400], 1, 4, 1)
@@ -675,7 +688,8 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
              f"`ecommerce serve --workers {args.workers}`"
              + (f" from `{args.server_src}`" if args.server_src else "")
              + " with the production defaults (rate limits, the consumers to a local sink and "
-             "dev-mail, the stream with Redis, access log)"
+             "dev-mail; the events through the Redis stream with Redis, through Kafka on "
+             "+kafka; access log)"
              + (" except RUN_CONSUMERS=false (no consumers)" if args.consumers == "off" else "")
              + " and TRUSTED_PROXIES=127.0.0.1 (wrk is the proxy: each "
              f"request names its shopper's address); load: {load}, from another process. "
