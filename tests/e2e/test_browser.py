@@ -385,14 +385,19 @@ async def test_paying_by_card_in_the_browser(clean_db, browser):
             paid = page.get_by_role("row", name=re.compile("결제 완료"))
             page.once("dialog", accept)
             await paid.get_by_role("button", name="주문 취소").click()
-            await expect(page.get_by_role("cell", name="취소됨").first).to_be_visible()
+            # Wait for this cancel's own answer (another order already reads 취소됨): the
+            # list it redraws must be drawn before the next page, or it redraws that page.
+            await expect(page.get_by_role("status")).to_contain_text("주문이 취소되었습니다: #1")
+            await expect(page.get_by_role("row", name=re.compile("결제 완료"))).to_have_count(0)
             assert ("잔액으로 결제한 ₩10,000은 잔액으로, 카드로 결제한 ₩15,000은 카드로 "
                     "환불됩니다") in questions[1], questions[1]
 
             # With a gateway, the balance is topped up by card only.
             await go(page, f"{base}/shop/#/wallet", "#/wallet")
             await expect(page.locator("#topup-direct")).to_have_count(0)
+            await expect(page.locator("#balance")).to_contain_text("₩10,000")  # the refund
             await page.locator("#topup-card").get_by_label("금액").fill("20000")
+            await expect(page.locator("#topup-card").get_by_label("금액")).to_have_value("20000")
             await page.get_by_role("button", name="카드로 충전").click()
             await expect(page.get_by_text("20,000원")).to_be_visible()  # the gateway's page
             await page.get_by_role("button", name="결제하기 / Pay").click()
