@@ -23,7 +23,7 @@ from ecommerce.payments.errors import (
     PaymentMethodUnavailable,
 )
 from ecommerce.payments.gateway import Gateway
-from ecommerce.payments.machine import DECLINED, Purpose, Reading
+from ecommerce.payments.machine import APPROVED, DECLINED, Purpose, Reading
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database, UnitOfWork, is_deadlock
 from ecommerce.platform.errors import ServerBusy
@@ -125,13 +125,14 @@ class Payments:
             answer = await reading.confirm(gateway, begun, payment_key)
             # A refusal of the confirm itself is final; a read-back's decline counts as
             # one too (the call has ended: the gateway answered).
-            await self._settle(purpose, begun, answer, surely_ended=True)
+            shown = await self._settle(purpose, begun, answer, surely_ended=True,
+                                       answering=True)
         finally:
             self._confirming.pop(payment.id, None)
             settled.set()
         if answer.verdict == DECLINED:
             raise PaymentDeclined(answer.code, answer.message)
-        return await self._answer(purpose, payment.id)
+        return shown or await self._answer(purpose, payment.id)
 
     async def _outcome_of_another(self, purpose: Purpose, payment_id: int, payment_key: str
                                   ) -> tuple[int, Any]:
@@ -167,17 +168,28 @@ class Payments:
     # Settling from the gateway -----------------------------------------------------------
 
     async def _settle(self, purpose: Purpose, payment: Any, answer: Reading, *,
-                      surely_ended: bool) -> None:
+                      surely_ended: bool, answering: bool = False) -> tuple[int, Any] | None:
         """Settle from the gateway's answer in one transaction, then ask for the refunds
-        it left to do."""
+        it left to do. `answering`: an approval applied with nothing to refund is answered
+        from that same transaction (the purpose's answer); else None."""
         if answer.verdict == machine.UNKNOWN and not answer.strays:
-            return
-        settled = await self._in_uow(lambda uow: machine.settle(
-            uow, purpose, payment, answer, self.clock.now(), surely_ended=surely_ended))
+            return None
+
+        async def work(uow: UnitOfWork) -> tuple[machine.Settled, tuple[int, Any] | None]:
+            settled = await machine.settle(uow, purpose, payment, answer, self.clock.now(),
+                                           surely_ended=surely_ended)
+            if not (answering and answer.verdict == APPROVED and not settled.refund
+                    and not settled.strays):
+                return settled, None
+            now = await repository.get(uow.conn, payment.id)
+            return settled, (await purpose.answer(uow, now) if now.status == "DONE" else None)
+
+        settled, shown = await self._in_uow(work)
         if settled.refund:
             await self.refund(payment.id)
         for key in settled.strays:
             await self.refund_stray(key)
+        return shown
 
     async def settle_from_gateway(self, payment: Any, gateway: Gateway | None = None
                                   ) -> Reading:
