@@ -9,6 +9,14 @@ from ecommerce.platform.kafka import options
 from ecommerce.platform.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch):
+    """These tests read the defaults: none of the settings the shell (CI sets
+    REDIS_URL and DATABASE_URL) may have exported."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 def settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)
 
