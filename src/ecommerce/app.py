@@ -109,7 +109,8 @@ class ShopApp:
         self.api = api
         lean = LeanRoutes(
             api, {"/api/coupons/claim": LeanPost(Coupons, "claim"),
-                  "/api/orders": LeanPost(Orders, "place", keyed=True)},
+                  "/api/orders": LeanPost(Orders, "place", keyed=True),
+                  "/api/orders/{orderId}/payment/confirm": LeanPost(Orders, "confirm_payment")},
             {("GET", "/livez"): lean_livez,
              ("GET", catalog_fastpath.LIST_PATH): catalog_fastpath.list_products,
              ("GET", ranking_fastpath.TOP_PATH): ranking_fastpath.top_products},

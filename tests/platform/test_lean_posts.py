@@ -68,11 +68,36 @@ def order(body: Callable[[dict[str, Any]], dict[str, Any]], *, who: str = "user"
     return setup
 
 
+def confirm(body: Callable[[dict[str, Any]], dict[str, Any]], *, who: str = "user",
+            order: str = "paid") -> Setup:
+    """A confirm of an order the user placed and paid from the balance (no gateway here:
+    what the lean path answers is the refusals around it, and the route the rest)."""
+    async def setup(shop):
+        bought = await _buyer(shop)
+        user, other = bought["user"], await make_user(shop)
+        placed = await shop.client.post(
+            "/api/orders", json={"userId": user.id, "items": [
+                {"productId": bought["product"], "quantity": 1}]},
+            headers={"Authorization": f"Bearer {user.token}"})
+        assert placed.status_code == 201, placed.text
+        names = {"user": user.id, "other": other.id, "product": bought["product"],
+                 "order": {"paid": placed.json()["orderId"], "none": 999_999}.get(order, order)}
+        token = {"user": user.token, "other": other.token, "nobody": None}[who]
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return names, body(names), headers
+    return setup
+
+
+def paying(n):  # noqa: ANN001, ANN201
+    return {"paymentKey": "pk-1", "amount": 10_000}
+
+
 def line(n, quantity=1, **extra):  # noqa: ANN001
     return {"userId": n["user"], "items": [{"productId": n["product"], "quantity": quantity}],
             **extra}
 
 
+CONFIRM = "/api/orders/{order}/payment/confirm"
 CASES: dict[str, tuple[str, Setup, bool, type[Exception] | None]] = {
     # name: (path, setup, answered by the lean path, error injected at the repository)
     "claim": ("/api/coupons/claim",
@@ -154,9 +179,22 @@ CASES: dict[str, tuple[str, Setup, bool, type[Exception] | None]] = {
     "order, integrity error": ("/api/orders", order(line), True, IntegrityError),
     "order, bad value": ("/api/orders", order(line), True, DataError),
     "order, database down": ("/api/orders", order(line), True, OperationalError),
+    "confirm a balance order": (CONFIRM, confirm(paying), True, None),
+    "confirm another's order": (CONFIRM, confirm(paying, who="other"), True, None),
+    "confirm no such order": (CONFIRM, confirm(paying, order="none"), True, None),
+    "confirm order id 0": (CONFIRM, confirm(paying, order="0"), False, None),
+    "confirm order id as a word": (CONFIRM, confirm(paying, order="first"), False, None),
+    "confirm order id too large": (CONFIRM, confirm(paying, order="9" * 20), False, None),
+    "confirm order id signed": (CONFIRM, confirm(paying, order="+1"), False, None),
+    "confirm without a token": (CONFIRM, confirm(paying, who="nobody"), False, None),
+    "confirm missing key": (CONFIRM, confirm(lambda n: {"amount": 10_000}), False, None),
+    "confirm amount as text": (CONFIRM, confirm(lambda n: {"paymentKey": "pk-1",
+                                                           "amount": "10000"}), False, None),
+    "confirm, database down": (CONFIRM, confirm(paying), True, OperationalError),
 }
 INJECT_AT = {"/api/coupons/claim": ("ecommerce.coupons.repository", "get_by_code"),
-             "/api/orders": ("ecommerce.orders.repository", "quote")}
+             "/api/orders": ("ecommerce.orders.repository", "quote"),
+             CONFIRM: ("ecommerce.orders.repository", "get")}
 
 
 def _normalised(response: httpx.Response, names: dict[str, int]) -> tuple[int, Any]:
@@ -176,6 +214,8 @@ def _normalised(response: httpx.Response, names: dict[str, int]) -> tuple[int, A
             return {k: walk(k, v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(key, v) for v in value]
+        if isinstance(value, str) and key == "path" and "order" in names:
+            return value.replace(f"/{names['order']}/", "/<order>/")
         if isinstance(value, str) and key == "message":
             for number, name in products.items():
                 value = value.replace(f"(product {number})", f"(product {name})").replace(
@@ -211,7 +251,7 @@ async def test_the_lean_path_and_the_route_answer_alike(shop, case, monkeypatch)
 
                 monkeypatch.setattr(f"{module}.{name}", fail)
             before = _lean_answers()
-            response = await client.post(path, json=body, headers=headers)
+            response = await client.post(path.format(**names), json=body, headers=headers)
             monkeypatch.undo()
             if client is shop.client:
                 assert (_lean_answers() > before) == lean_answers, (case, response.text)

@@ -13,13 +13,16 @@ gives the documented refusal. Bodies are bounded and checked for JSON before thi
 (`platform.http.BodyGuard`), and its answers are labelled `handler="lean"` in metrics.
 
 A POST use case is a method of a registered use case object (platform/services.py),
-called as `method(caller, command[, key])`, returning (status, JSON body); a public read
+called as `method(caller, *path_params, command[, key])`, returning (status, JSON body); a
+path may hold parameters (`/api/orders/{orderId}/payment/confirm`), each validated by the
+route's own declaration (a value it refuses goes to the route, which answers 422); a public read
 gets (services, scope) and returns (status, JSON body, headers), or None to leave the
 request to FastAPI. The caller is read by the same function the routes' `CurrentUser`
 uses, given by the composition root (`authenticate`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -82,27 +85,55 @@ class LeanRoutes:
                  public: dict[tuple[str, str], PublicHandler] | None = None, *,
                  authenticate: Authenticate):
         self.app = app  # the FastAPI app: its state holds the running app's services
-        self.posts = posts
+        self.posts = {path: post for path, post in posts.items() if "{" not in path}
+        # Paths with parameters: matched segment by segment, the values checked later.
+        self.templated = [(re.compile("^" + re.sub(r"\{(\w+)\}", r"([^/]+)", path) + "$"),
+                           path, post) for path, post in posts.items() if "{" in path]
         self.authenticate = authenticate
         self.public = public or {}  # no body, no caller: (context, scope)
         keys = [("POST", path) for path in posts] + list(self.public)
         self.labels = {key: _Route(key[1]) for key in keys}
         self._models: dict[str, type[BaseModel]] = {}
+        self._params: dict[str, list[Any]] = {}
+
+    def _route(self, path: str) -> Any:
+        for route in iter_route_contexts(self.app.routes):  # type: ignore[attr-defined]
+            if route.path == path and "POST" in (route.methods or ()):
+                return route.original_route
+        raise LookupError(f"no FastAPI route POST {path} for its lean path")
 
     def body_model(self, path: str) -> type[BaseModel]:
         """The body model of the FastAPI route `POST path` (what the lean path validates
         with, so the two can never disagree on what a valid body is)."""
         model = self._models.get(path)
         if model is None:
-            for route in iter_route_contexts(self.app.routes):  # type: ignore[attr-defined]
-                if route.path == path and "POST" in (route.methods or ()):
-                    [param] = route.original_route.dependant.body_params
-                    model = param.field_info.annotation
-                    break
-            else:
-                raise LookupError(f"no FastAPI route POST {path} for its lean path")
-            self._models[path] = model
+            [param] = self._route(path).dependant.body_params
+            model = self._models[path] = param.field_info.annotation
         return model
+
+    def path_values(self, path: str, texts: tuple[str, ...]) -> list[Any] | None:
+        """The path's parameters as the FastAPI route `POST path` validates them (its own
+        declarations), or None if it refuses one."""
+        params = self._params.get(path)
+        if params is None:
+            params = self._params[path] = list(self._route(path).dependant.path_params)
+        values = []
+        for param, text in zip(params, texts, strict=True):
+            value, errors = param.validate(text, {}, loc=("path", param.alias))
+            if errors:
+                return None
+            values.append(value)
+        return values
+
+    def _post(self, path: str) -> tuple[str, LeanPost, tuple[str, ...]] | None:
+        post = self.posts.get(path)
+        if post is not None:
+            return path, post, ()
+        for pattern, template, post in self.templated:
+            match = pattern.match(path)
+            if match:
+                return template, post, match.groups()
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,24 +147,29 @@ class LeanRoutes:
                                                           lambda: public(services, scope)):
                 await self.app(scope, receive, send)
             return
-        post = self.posts.get(scope["path"]) if scope["method"] == "POST" else None
-        if post is None or services is None:
+        found = self._post(scope["path"]) if scope["method"] == "POST" else None
+        if found is None or services is None:
             await self.app(scope, receive, send)
             return
+        template, post, texts = found
         body, more = b"", True
         while more:  # bounded: BodyGuard (platform/http.py) stops it at MAX_BODY_BYTES
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        call = self._call(post, services, scope, body)
-        if call is None or not await self._answer(key, scope, send, call):
+        call = self._call(template, post, texts, services, scope, body)
+        if call is None or not await self._answer(("POST", template), scope, send, call):
             await self.app(scope, _replay(body, receive), send)
 
-    def _call(self, post: LeanPost, services: Services, scope: Scope, body: bytes
+    def _call(self, template: str, post: LeanPost, texts: tuple[str, ...],
+              services: Services, scope: Scope, body: bytes
               ) -> Callable[[], Awaitable[tuple[int, Any] | None]] | None:
         """The use case call for this request, or None if the route must answer it."""
+        values = self.path_values(template, texts) if texts else []
+        if values is None:
+            return None
         try:
-            command = self.body_model(scope["path"]).model_validate_json(body)
+            command = self.body_model(template).model_validate_json(body)
         except ValidationError:
             return None
         key = header(scope, b"idempotency-key") if post.keyed else None
@@ -147,8 +183,8 @@ class LeanRoutes:
             caller = await self.authenticate(services, authorization)
             if caller is None:
                 return None
-            return await (method(caller, command) if not post.keyed
-                          else method(caller, command, key))
+            return await (method(caller, *values, command) if not post.keyed
+                          else method(caller, *values, command, key))
 
         return call
 
