@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, ClassVar, Protocol
 
 from ecommerce.payments import repository
@@ -95,6 +96,7 @@ class Settled:
 
     refund: bool = False  # the payment is CANCEL_PENDING
     strays: list[str] = field(default_factory=list)  # keys of strays found, to refund
+    applied: Any = None  # the payment as this approval left it (DONE, its purpose applied)
 
 
 def new_pg_order_id(kind: str) -> str:
@@ -146,7 +148,7 @@ async def settle(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Readi
     there" may mean "not yet"). Stray approvals are recorded for refunding."""
     settled = Settled()
     if reading.verdict == APPROVED:
-        settled.refund = await _approved(uow, purpose, payment, reading, now)
+        settled.refund, settled.applied = await _approved(uow, purpose, payment, reading, now)
     elif reading.verdict == DECLINED and surely_ended:
         if await repository.move(uow.conn, payment.id, ("CONFIRMING",), "FAILED", {
                 "failure_code": reading.code[:64], "failure_message": reading.message[:255],
@@ -160,9 +162,10 @@ async def settle(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Readi
 
 
 async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Reading,
-                    now: datetime) -> bool:
-    """The key's approval; True if it is to be refunded. A payment the shop never
-    confirmed (READY) takes the approval found for its gateway order id as its own."""
+                    now: datetime) -> tuple[bool, Any]:
+    """The key's approval: whether it is to be refunded, and the payment as it left it
+    when it was applied (else None). A payment the shop never confirmed (READY) takes the
+    approval found for its gateway order id as its own."""
     approval = reading.approval
     assert approval is not None
     charged = {"payment_key": approval.payment_key, "approved_at": approval.approved_at or now}
@@ -171,15 +174,16 @@ async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Re
         if await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"),
                                  "CANCEL_PENDING", {**refund, "failure_code": "AMOUNT_MISMATCH"}):
             await purpose.released(uow, payment, FAILED, now)
-            return True
+            return True, None
     elif await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"), "DONE", charged):
         if await purpose.applied(uow, payment, now):
-            return False
+            fields = payment._asdict() if hasattr(payment, "_asdict") else vars(payment)
+            return False, SimpleNamespace(**{**fields, "status": "DONE", **charged})
         await repository.move(uow.conn, payment.id, ("DONE",), "CANCEL_PENDING", refund)
-        return True
+        return True, None
     # Approved after it was given up (its holds are back already): refunded.
     return await repository.move(uow.conn, payment.id, ("FAILED", "EXPIRED", "VOIDED"),
-                                 "CANCEL_PENDING", refund)
+                                 "CANCEL_PENDING", refund), None
 
 
 async def expire(uow: UnitOfWork, purpose: Purpose, payment: Any, now: datetime) -> bool:

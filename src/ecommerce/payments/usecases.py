@@ -23,7 +23,7 @@ from ecommerce.payments.errors import (
     PaymentMethodUnavailable,
 )
 from ecommerce.payments.gateway import Gateway
-from ecommerce.payments.machine import APPROVED, DECLINED, Purpose, Reading
+from ecommerce.payments.machine import DECLINED, Purpose, Reading
 from ecommerce.platform.clock import Clock
 from ecommerce.platform.database import Database, UnitOfWork, is_deadlock
 from ecommerce.platform.errors import ServerBusy
@@ -178,11 +178,9 @@ class Payments:
         async def work(uow: UnitOfWork) -> tuple[machine.Settled, tuple[int, Any] | None]:
             settled = await machine.settle(uow, purpose, payment, answer, self.clock.now(),
                                            surely_ended=surely_ended)
-            if not (answering and answer.verdict == APPROVED and not settled.refund
-                    and not settled.strays):
-                return settled, None
-            now = await repository.get(uow.conn, payment.id)
-            return settled, (await purpose.answer(uow, now) if now.status == "DONE" else None)
+            if answering and settled.applied is not None and not settled.strays:
+                return settled, await purpose.answer(uow, settled.applied)
+            return settled, None
 
         settled, shown = await self._in_uow(work)
         if settled.refund:

@@ -48,6 +48,15 @@ async def add(conn: AsyncConnection, user_id: int, delta: int, now: datetime,
     return await get_balance(conn, user_id)
 
 
+async def count_unpaid(conn: AsyncConnection, user_id: int, change: int, now: datetime
+                       ) -> bool:
+    """Change only the count of unpaid card orders (no money moves, so no balance to
+    read back): whether the wallet was there."""
+    result = await conn.execute(update(wallets).where(wallets.c.user_id == user_id).values(
+        unpaid_card_orders=wallets.c.unpaid_card_orders + change, updated_at=now))
+    return bool(result.rowcount == 1)
+
+
 async def append_ledger(conn: AsyncConnection, user_id: int, kind: str, amount: int,
                         balance_after: int, order_id: int | None, now: datetime, *,
                         payment_id: int | None = None) -> None:

@@ -90,7 +90,7 @@ async def refund_order(uow: UnitOfWork, user_id: int, amount: int, order_id: int
 
 async def order_paid(uow: UnitOfWork, user_id: int, now: datetime) -> None:
     """A card order was paid: it is no longer one of the user's unpaid ones."""
-    if await repository.add(uow.conn, user_id, 0, now, unpaid=-1) is None:
+    if not await repository.count_unpaid(uow.conn, user_id, -1, now):
         raise UserNotFound()
 
 
