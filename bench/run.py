@@ -775,8 +775,9 @@ def write_report(results: dict[str, Any], args: argparse.Namespace) -> Path:
                      f"issued {sale.get('issued')} in {sale.get('sell_out_s')} s; "
                      f"{_answers(sale.get('codes', {}))} |")
     if watched:
-        lines += ["", "Consumers during the order scenarios (running in every server worker, "
-                  "to the local sink and dev-mail): events written during the scenario, "
+        lines += ["", "Consumers during the order scenarios (in the `ecommerce consume` "
+                  "process `serve` starts at nice 19, to the local sink and dev-mail): "
+                  "events written during the scenario, "
                   "handled by the end (waiting up to 30 s), the peak lag sampled twice a "
                   "second, and each event's time from its outbox row to the consumer's "
                   "record.", "",
