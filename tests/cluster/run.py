@@ -413,26 +413,31 @@ async def send(client: httpx.AsyncClient, method: str, url: str, user_id: int,
 
 
 async def storm(jobs, concurrency: int):  # noqa: ANN001
-    """Run the coroutine factories `jobs` at most `concurrency` at a time; (answers,
-    seconds)."""
-    slots = asyncio.Semaphore(concurrency)
+    """Run the coroutine factories `jobs` (any iterable, taken as they are needed) at most
+    `concurrency` at a time; (answers, seconds)."""
+    pending = iter(jobs)
+    answers: list = []
 
-    async def one(job):  # noqa: ANN001
-        async with slots:
-            return await job()
+    async def worker() -> None:
+        for job in pending:  # each worker takes the next job when it is free
+            answers.append(await job())
 
     started = time.monotonic()
-    answers = await asyncio.gather(*[one(job) for job in jobs])
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
     return answers, time.monotonic() - started
 
 
-async def inside(task: asyncio.Task, during) -> None:  # noqa: ANN001
+async def inside(task: asyncio.Task, during, over: asyncio.Event | None = None
+                 ) -> None:  # noqa: ANN001
     """Run the fault `during` while the storm `task` runs; the storm must outlast it, or
-    the fault was not met under load."""
+    the fault was not met under load. `over` is set once the fault has ended (a storm
+    that goes on until then stops taking new work)."""
     if during is None:
         return
     await during()
     assert not task.done(), "the storm ended before the fault was over: make it longer"
+    if over is not None:
+        over.set()
 
 
 def figures(name: str, answers: list[Answer], seconds: float) -> dict:
@@ -516,14 +521,26 @@ async def order_storm(cluster: Cluster, users: list[int], product: int, name: st
                       during=None, *, rounds: int = 2, concurrency: int = 64,  # noqa: ANN001
                       retry: bool = True) -> tuple[dict, list[Answer]]:
     before = await orders_placed(cluster.direct_url)
-    keys = [(uid, str(uuid.uuid4())) for uid in users for _ in range(rounds)]
+    keys: list[tuple[int, str]] = []
+    over = asyncio.Event()
+
+    def jobs(http):  # noqa: ANN001, ANN202
+        """`rounds` orders per user, and with a fault more rounds until it has ended,
+        however fast this machine places them (each order a new key)."""
+        done = 0
+        while done < rounds or (during is not None and not over.is_set()):
+            for uid in users:
+                key = str(uuid.uuid4())
+                keys.append((uid, key))
+                yield lambda uid=uid, key=key: send(
+                    http, "POST", f"{cluster.shop}/api/orders", uid,
+                    {"userId": uid, "items": [{"productId": product, "quantity": 1}]},
+                    key=key, retry=retry)
+            done += 1
+
     async with client(concurrency) as http:
-        jobs = [lambda uid=uid, key=key: send(
-            http, "POST", f"{cluster.shop}/api/orders", uid,
-            {"userId": uid, "items": [{"productId": product, "quantity": 1}]},
-            key=key, retry=retry) for uid, key in keys]
-        task = asyncio.create_task(storm(jobs, concurrency))
-        await inside(task, during)
+        task = asyncio.create_task(storm(jobs(http), concurrency))
+        await inside(task, during, over)
         answers, seconds = await task
     result = figures(name, answers, seconds)
     assert Counter(a.status for a in answers) == {201: len(keys)}, Counter(
