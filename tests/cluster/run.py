@@ -56,6 +56,7 @@ import httpx
 
 from tests.e2e.test_coupon_storm import holders, make_coupon
 from tests.scratch import DEPLOY, free_port, pgbouncer_config, render, wait_port
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -214,15 +215,19 @@ class Cluster:
         writer.close()
         return answer
 
-    async def haproxy_busy(self, server: str) -> int:
-        """The requests HAProxy has in flight on one server (`scur` of `show stat`)."""
+    async def haproxy_stat(self, server: str) -> dict[str, str]:
+        """One server's row of HAProxy's `show stat`."""
         lines = (await self.haproxy("show stat")).lstrip("# ").splitlines()
         columns = lines[0].split(",")
         for line in lines[1:]:
             row = dict(zip(columns, line.split(","), strict=False))
             if row.get("pxname") == "shop" and row.get("svname") == server:
-                return int(row["scur"] or 0)
+                return row
         raise AssertionError(f"no server {server} in HAProxy's stats")
+
+    async def haproxy_busy(self, server: str) -> int:
+        """The requests HAProxy has in flight on one server (`scur` of `show stat`)."""
+        return int((await self.haproxy_stat(server))["scur"] or 0)
 
     def link(self, host: str, state: str) -> None:
         if self.loopback:  # no link of its own: freeze its processes instead
@@ -670,7 +675,12 @@ async def main_async(args: argparse.Namespace) -> dict:
         for host in APP_HOSTS:
             await wait_ready(cluster.url(host))
         cluster.start_haproxy()
-        await asyncio.sleep(2.5)  # two health checks a second apart: every host is in
+        for host in APP_HOSTS:  # HAProxy's health checks have let every host in
+
+            async def up(host: str = host) -> bool:
+                return (await cluster.haproxy_stat(host))["status"].startswith("UP")
+
+            await until(up, what=f"HAProxy seeing {host} up")
         await wait_ready(cluster.shop)
         report = await scenarios(cluster, figures_too=not args.faults_only)
         print("cluster test: passed")
