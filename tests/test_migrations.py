@@ -20,7 +20,9 @@ from tests.backends import create_database, drop_database
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "ecommerce"
 LIVE = {"shop_place_order": SOURCE / "orders" / "place_order.sql",
         "shop_issue_coupons": SOURCE / "coupons" / "issue_coupons.sql"}
-REVISIONS = [f"{n:04d}" for n in range(1, 12)]
+REVISIONS = sorted(re.findall(r"^revision = '(\d{4})'$", path.read_text(), re.M)[0]
+                   for path in (SOURCE / "migrations" / "versions").glob("*.py")
+                   if path.name != "__init__.py")
 
 
 def copies_of(function: str) -> list[str]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -287,6 +288,29 @@ async def test_idempotent_order_and_cancel(shop, client):
     assert c1.status_code == c2.status_code == 200 and c1.json() == c2.json()
     assert (await client.get(f"/api/balance/{user.id}", headers=user.headers)
             ).json()["balance"] == 9_000
+    assert not any((await audit_database(shop.db)).values())
+
+
+async def test_one_key_sent_many_times_at_once_places_one_order(shop, client):
+    """A double-clicked checkout: 20 requests with one key at once (on PostgreSQL the
+    function writes the key in the order's own statement, elsewhere the key row is written
+    first): one order, and every request answered with it."""
+    user = await make_user(shop, balance=100_000)
+    product = await make_product(shop, price=1_000, stock=50)
+    answers = await asyncio.gather(*(order(client, user, [(product, 2)], key="double-click")
+                                     for _ in range(20)))
+    assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers]
+    assert all(a.json() == answers[0].json() for a in answers)
+    assert (await client.get(f"/api/products/{product}")).json()["stock"] == 48
+    assert (await client.get(f"/api/balance/{user.id}", headers=user.headers)
+            ).json()["balance"] == 98_000
+    async with shop.db.uow(write=False) as uow:
+        assert (await uow.conn.execute(select(func.count()).select_from(orders))
+                ).scalar_one() == 1
+    # A refusal is the key's answer too, replayed the same way.
+    refused = await asyncio.gather(*(order(client, user, [(product, 49)], key="too-many")
+                                     for _ in range(10)))
+    assert {(a.status_code, a.json()["code"]) for a in refused} == {(409, "OUT_OF_STOCK")}
     assert not any((await audit_database(shop.db)).values())
 
 

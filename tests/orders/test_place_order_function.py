@@ -38,7 +38,9 @@ def _call(user_id: int, lines: list[tuple[int, int, int, str]], *, total: int,
             "event": orjson.dumps({"eventId": "00000000-0000-4000-8000-000000000001",
                                    "orderId": 0, "paidAmount": total - discount}).decode(),
             "method": "BALANCE", "status": "PAID", "balance": total - discount, "card": 0,
-            "unpaid_limit": None, "hold_percent": None} | ({} if card is None else {
+            "unpaid_limit": None, "hold_percent": None, "key_user": None, "key": None,
+            "fingerprint": None, "key_at": None, "answer_status": None, "answer": None
+            } | ({} if card is None else {
             "event_id": None, "event": None, "method": "CARD", "status": "PAYMENT_PENDING",
             "balance": 0, "card": total - discount, "unpaid_limit": card[0],
             "hold_percent": card[1]})
@@ -192,18 +194,23 @@ async def _run_matrix(database_url: str, writer: str) -> dict[str, list[dict]]:
         for name, code in (("rich", "FLAT"), ("rich", "PCT"), ("other", "MIN")):
             await coupon_usecases.claim_coupon(shop.db, shop.ctx.coupons.gate,
                                                shop.ctx.coupons.issuer, users[name].id, code, now)
-        for buyer, lines, code, *by_card in MATRIX:
+        for n, (buyer, lines, code, *by_card) in enumerate(MATRIX):
             command = OrderIn(user_id=users[buyer].id, coupon_code=code,
                               items=[{"product_id": items[p], "quantity": q} for p, q in lines],
                               **({"payment_method": "CARD", "balance_amount": by_card[0]}
                                  if by_card else {}))
-            try:
-                _, view = await orders.place(Principal(users[buyer].id, "CUSTOMER"), command,
-                                             None)
-                outcomes.append({"placed": view["orderId"], "paid": view["paidAmount"]})
-            except Exception as error:  # noqa: BLE001 - the refusal is part of the outcome
-                outcomes.append({"refused": getattr(error, "code", type(error).__name__),
-                                 "message": str(error)})
+            # Every other order with an Idempotency-Key (written by the function itself on
+            # that path), sent twice: the repeat replays the first answer.
+            for key in ((f"matrix-{n}", f"matrix-{n}") if n % 2 else (None,)):
+                try:
+                    status, view = await orders.place(
+                        Principal(users[buyer].id, "CUSTOMER"), command, key)
+                    outcomes.append({"placed": view["orderId"], "paid": view["paidAmount"],
+                                     "status": status} if "orderId" in view else
+                                    {"refused": view["code"], "message": view["message"]})
+                except Exception as error:  # noqa: BLE001 - the refusal is part of the outcome
+                    outcomes.append({"refused": getattr(error, "code", type(error).__name__),
+                                     "message": str(error)})
         async with shop.db.uow(write=False) as uow:
             found = {table.name: (await uow.conn.execute(
                 select(table).order_by(*table.primary_key.columns))).all()
@@ -225,6 +232,16 @@ def _comparable(table: str, row: dict, number: dict[int, int]) -> dict:
     row.pop("pg_order_id", None)  # random
     if table == "consumer_cursors":
         row.pop("updated_at")  # when the migration ran
+    if table == "idempotency_keys":
+        row.pop("created_at")  # the time it ran
+        row.pop("id")  # numbered apart, as the orders are
+        answer = orjson.loads(row.pop("response_body"))
+        answer.pop("timestamp", None)  # a refusal's
+        if "orderId" in answer:
+            answer["orderId"] = number[answer["orderId"]]
+            if answer.get("payment"):
+                answer["payment"].pop("pgOrderId")
+        row["answer"] = answer
     if table == "outbox":
         payload = orjson.loads(row.pop("payload"))
         payload.pop("eventId")
@@ -254,7 +271,8 @@ async def test_the_function_writes_what_the_portable_path_writes(db_kind):
             await drop_scratch_database(POSTGRES_URL, url)
     function, portable = written["function"], written["portable"]
     refusals = [o.get("refused") for o in function["outcomes"]]
-    assert refusals.count(None) == 12, str(refusals)
+    assert refusals.count(None) == 12 + 8, str(refusals)  # 8 of the 12 keyed, replayed
+    assert len(function["idempotency_keys"]) == len(MATRIX) // 2
     assert {"STOCK_ON_HOLD", "TOO_MANY_UNPAID_ORDERS", "UNPAID_ORDER_TOO_LARGE"} <= set(
         refusals), refusals
     assert [o["status"] for o in function["orders"]].count("PAYMENT_PENDING") == 4

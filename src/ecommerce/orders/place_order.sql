@@ -8,6 +8,14 @@
 -- which rolls all of it back. tests/orders/test_place_order_function.py runs one matrix
 -- of orders through this and through the portable path and compares every row written.
 --
+-- With an Idempotency-Key (p_key, platform/idempotency.py) the key's row is written here too,
+-- right after the order's (before any lock of the order's rows is taken), with its answer:
+-- p_answer is the answer's JSON text, beginning {"orderId" then a colon and 0 (12
+-- characters, the writer checks), the 0 standing for the new order's id. A
+-- key already written (or being written: the insert waits for it) raises shop:KEY_TAKEN and
+-- the caller replays that key's answer. So a keyed order is one statement, without BEGIN and
+-- COMMIT round trips while a hot product's row lock is held (docs/decisions.md 77).
+--
 -- A card order (p_method 'CARD', p_status 'PAYMENT_PENDING') takes the same holds, charges
 -- only its balance part (p_balance) and has no event nor sale yet (p_event NULL): both are
 -- written when the gateway confirms it. It counts as one of its user's unpaid card orders
@@ -24,7 +32,9 @@ CREATE OR REPLACE FUNCTION shop_place_order(
     p_user_coupon bigint, p_coupon_id bigint, p_coupon_code text,
     p_event_id text, p_event text,
     p_method text, p_status text, p_balance bigint, p_card bigint,
-    p_unpaid_limit integer, p_hold_percent integer)
+    p_unpaid_limit integer, p_hold_percent integer,
+    p_key_user bigint, p_key text, p_fingerprint text, p_key_at timestamp,
+    p_answer_status integer, p_answer text)
 RETURNS TABLE (order_id bigint, stocks bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -43,6 +53,17 @@ BEGIN
             p_user_coupon, p_now, CASE WHEN p_status = 'PAID' THEN p_now END, p_method,
             p_balance, p_card)
     RETURNING id INTO v_order;
+
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body,
+                                      created_at)
+        VALUES (p_key_user, p_key, p_fingerprint, p_answer_status,
+                '{"orderId":' || v_order || substr(p_answer, 13), p_key_at)
+        ON CONFLICT (user_id, key) DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'shop:KEY_TAKEN';
+        END IF;
+    END IF;
 
     -- Locks in the order every order and cancellation takes them: the held coupon, the
     -- wallet, then the products by id (the caller sorts the lines by product id).

@@ -121,7 +121,7 @@ _PLACE = text(
     "SELECT order_id, stocks FROM shop_place_order(:user_id, :now, :day, :products, "
     ":quantities, :prices, :names, :total, :discount, :user_coupon_id, :coupon_id, "
     ":coupon_code, :event_id, :event, :method, :status, :balance, :card, :unpaid_limit, "
-    ":hold_percent)")
+    ":hold_percent, :key_user, :key, :fingerprint, :key_at, :answer_status, :answer)")
 
 
 async def place_in_one_call(conn: AsyncConnection, values: dict[str, Any]

@@ -84,12 +84,15 @@ class Orders:
                 uow, user_id=command.user_id, lines=command.lines(),
                 coupon_code=command.coupon_code, now=now, day=shop_day(now, self.zone),
                 card=card, balance_amount=command.balance_amount or 0)
+            if order.card is None:  # the answer is known before the write, but for the id
+                body = self.body(service.placed_view(order, 0, None))
+                body["orderId"] = await self.writer.write(uow, order, self.listings,
+                                                          answer=(201, body))
+                return 201, body
             order_id = await self.writer.write(uow, order, self.listings)
-            payment = None
-            if order.card is not None:
-                payment = await machine.open_payment(
-                    uow, kind="ORDER", user_id=order.user_id, order_id=order_id,
-                    amount=order.card_part, now=now, hold_seconds=order.card.hold_seconds)
+            payment = await machine.open_payment(
+                uow, kind="ORDER", user_id=order.user_id, order_id=order_id,
+                amount=order.card_part, now=now, hold_seconds=order.card.hold_seconds)
             return 201, self.body(service.placed_view(order, order_id, payment))
 
         return await idempotency.run(

@@ -4,13 +4,16 @@ or, on PostgreSQL where the shop's function is installed, all of it in one call 
 `shop_place_order` (`FunctionWriter`, place_order.sql). Both take the same locks in the
 same order (the held coupon, the wallet, then the products by id), guard each write the
 same way and refuse with the same errors; tests/orders/test_place_order_function.py runs
-one matrix of orders through both and compares every row they write."""
+one matrix of orders through both and compares every row they write.
+
+A one-statement writer also writes the order's Idempotency-Key (`uow.claim`) with its
+answer, which the caller gives with "orderId" 0 standing for the new order's id."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import text
@@ -26,6 +29,7 @@ from ecommerce.orders import repository
 from ecommerce.orders.pricing import PricedOrder
 from ecommerce.orders.service import completed
 from ecommerce.platform.database import Database, RetryTransaction, UnitOfWork
+from ecommerce.platform.idempotency import KeyTaken
 from ecommerce.ranking import service as ranking
 from ecommerce.wallet import service as wallet
 from ecommerce.wallet.errors import InsufficientBalance, TooManyUnpaidOrders
@@ -37,9 +41,12 @@ class OrderWriter(Protocol):
     name: str
     one_statement: bool  # a balance order is written in one statement (no BEGIN needed)
 
-    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings) -> int:
+    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings,
+                    answer: tuple[int, dict[str, Any]] | None = None) -> int:
         """Write the order (its holds, and for one paid at once its sale and
-        `order.completed`); the new order's id. Any refusal leaves nothing written."""
+        `order.completed`); the new order's id. Any refusal leaves nothing written.
+        `answer`: what placing it answers ("orderId" 0), written as the answer of the
+        Idempotency-Key a one-statement writer is given (`uow.claim`)."""
 
 
 class PortableWriter:
@@ -48,7 +55,8 @@ class PortableWriter:
     name = "portable"
     one_statement = False
 
-    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings) -> int:
+    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings,
+                    answer: tuple[int, dict[str, Any]] | None = None) -> int:
         now = order.placed_at
         order_id = await repository.add_order(uow.conn, order)
         if order.coupon is not None:
@@ -75,9 +83,13 @@ class FunctionWriter:
     name = "shop_place_order"
     one_statement = True
 
-    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings) -> int:
+    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings,
+                    answer: tuple[int, dict[str, Any]] | None = None) -> int:
         event = None if order.by_card else outbox.row(completed(order, 0))
         card = order.card
+        claim = uow.claim
+        if claim is not None and answer is None:
+            raise AssertionError("a keyed order written in one statement needs its answer")
         try:
             order_id, stocks = await repository.place_in_one_call(uow.conn, {
                 "user_id": order.user_id,
@@ -95,14 +107,34 @@ class FunctionWriter:
                 "method": order.method, "status": order.status,
                 "balance": order.balance_part, "card": order.card_part,
                 "unpaid_limit": card.per_user if card else None,
-                "hold_percent": card.stock_percent if card else None})
+                "hold_percent": card.stock_percent if card else None,
+                **_key_values(claim, answer)})
         except repository.Refused as refused:
+            if refused.reason == "KEY_TAKEN":
+                raise KeyTaken() from None
             raise _refusal(refused) from None
         if event is not None:
             uow.wrote_events()
         if 0 in stocks:
             await listings.changed(uow)
         return order_id
+
+
+_ID_STANDS_IN = '{"orderId":0,'  # its 0 replaced by the order's id in place_order.sql
+
+
+def _key_values(claim: Any, answer: tuple[int, dict[str, Any]] | None) -> dict[str, Any]:
+    """The function's key arguments: the claimed key and its answer's text, or nulls."""
+    if claim is None or answer is None:
+        return {"key_user": None, "key": None, "fingerprint": None, "key_at": None,
+                "answer_status": None, "answer": None}
+    status, body = answer
+    text = orjson.dumps(body).decode()
+    if not text.startswith(_ID_STANDS_IN):
+        raise AssertionError("an order's answer starts with its orderId, 0 until written")
+    return {"key_user": claim.user_id, "key": claim.key, "fingerprint": claim.fingerprint,
+            "key_at": claim.created_at.astimezone(UTC).replace(tzinfo=None),
+            "answer_status": status, "answer": text}
 
 
 def _refusal(refused: repository.Refused) -> Exception:
@@ -131,7 +163,7 @@ def _refusal(refused: repository.Refused) -> Exception:
 # The function's signature as this code calls it: a database holding another one (an older
 # migration's) is written to by the portable writer.
 _INSTALLED = text(
-    "SELECT count(*) FROM pg_proc WHERE proname = 'shop_place_order' AND pronargs = 20")
+    "SELECT count(*) FROM pg_proc WHERE proname = 'shop_place_order' AND pronargs = 26")
 
 
 async def choose(db: Database) -> OrderWriter:
@@ -161,7 +193,8 @@ class _Undecided:
         self._db = db
         self._chosen: OrderWriter | None = None
 
-    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings) -> int:
+    async def write(self, uow: UnitOfWork, order: PricedOrder, listings: Listings,
+                    answer: tuple[int, dict[str, Any]] | None = None) -> int:
         if self._chosen is None:
             chosen = await choose(self._db)
             if not isinstance(chosen, _Undecided):
@@ -169,4 +202,4 @@ class _Undecided:
                 self.name, self.one_statement = chosen.name, chosen.one_statement
             else:
                 chosen = PortableWriter()  # writes like the function, a statement at a time
-        return await (self._chosen or chosen).write(uow, order, listings)
+        return await (self._chosen or chosen).write(uow, order, listings, answer)

@@ -92,6 +92,8 @@ class UnitOfWork:
         self.inline = not write and db.inline_reader is not None
         self._after_commit: list[AfterCommit] = []
         self.events: list[Any] = []
+        # An Idempotency-Key the work's one statement writes (platform/idempotency.py).
+        self.claim: Any = None
 
     @property
     def conn(self) -> AsyncConnection:

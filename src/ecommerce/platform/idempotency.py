@@ -4,7 +4,11 @@ answer again and nothing happens twice; the same key with another request is 422
 The key row is inserted first, in the same transaction as the work. A concurrent request
 with the same key blocks on the unique index until the first commits (PostgreSQL, MySQL) or
 waits for the write lock (SQLite), then finds the row and replays its answer. A request that
-fails with a domain error stores that answer too, so a retry is answered the same way."""
+fails with a domain error stores that answer too, so a retry is answered the same way.
+
+A work that writes in one statement (an order on PostgreSQL, `shop_place_order`) writes the
+key's row in that statement too, with its answer (`UnitOfWork.claim`): no transaction is
+opened around it, so no lock it takes waits on this process's round trips (decision 77)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -47,8 +52,19 @@ def valid_key(key: str) -> bool:
     return _KEY.match(key) is not None
 
 
-class _KeyTaken(Exception):
-    pass
+class KeyTaken(Exception):  # noqa: N818 - a state, answered by replaying the key
+    """The key's row is there already (or was being written and now is)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key that the work writes itself, in its one statement, with the answer
+    it returns (`UnitOfWork.claim`); a key already there raises KeyTaken."""
+
+    user_id: int
+    key: str
+    fingerprint: str
+    created_at: datetime
 
 
 def fingerprint(operation: str, payload: Any) -> str:
@@ -59,8 +75,8 @@ def fingerprint(operation: str, payload: Any) -> str:
 async def run(db: Database, *, user_id: int, key: str | None, operation: str, payload: Any,
               path: str, work: Work, one_statement: bool = False) -> tuple[int, Any]:
     """Run `work` in one transaction, at most once per (user, key); returns (status, body).
-    `one_statement`: the work writes in one statement (Database.uow); with a key it never
-    does, as the key is written too."""
+    `one_statement`: the work writes in one statement (Database.uow); with a key, that
+    statement writes the key's row too (`uow.claim`) with the answer the work returns."""
     if key is None:
         return await _with_retry(db, work, one_statement=one_statement)
     if not valid_key(key):
@@ -78,9 +94,17 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
             .values(status_code=status, response_body=orjson.dumps(body).decode()))
         return status, body
 
+    claim = Claim(user_id, key, print_, datetime.now(UTC))
+
+    async def claimed(uow: UnitOfWork) -> tuple[int, Any]:
+        uow.claim = claim
+        return await work(uow)
+
     try:
+        if one_statement:
+            return await _with_retry(db, claimed, one_statement=True)
         return await _with_retry(db, keyed)
-    except _KeyTaken:
+    except KeyTaken:
         replay = await _replay(db, user_id, key, print_)
         if replay is None:
             raise IdempotencyKeyInProgress() from None
@@ -110,7 +134,7 @@ async def _claim(uow: UnitOfWork, user_id: int, key: str, print_: str) -> None:
             user_id=user_id, key=key, fingerprint=print_, status_code=0, response_body="",
             created_at=datetime.now(UTC)))
     except IntegrityError:
-        raise _KeyTaken() from None
+        raise KeyTaken() from None
 
 
 async def _replay(db: Database, user_id: int, key: str, print_: str) -> tuple[int, Any] | None:

@@ -32,4 +32,6 @@ SIGNATURES = {
     "bigint[], bigint[], text[], bigint, bigint, bigint, bigint, text, text, text, text, "
     "text, bigint, bigint, integer, integer)",
 }
+SIGNATURES[("0012", "shop_place_order")] = SIGNATURES[("0011", "shop_place_order")].replace(
+    "integer, integer)", "integer, integer, bigint, text, text, timestamp, integer, text)")
 SIGNATURES[("0010", "shop_place_order")] = SIGNATURES[("0008", "shop_place_order")]
