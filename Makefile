@@ -47,8 +47,9 @@ services:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      $(SERVICE_PKGS) >/dev/null; } || echo "could not install $(SERVICE_PKGS)"
 
-# Two test processes (pytest-xdist), each with its own databases and Redis prefix.
-TEST_WORKERS ?= 2
+# Three test processes (pytest-xdist), each with its own databases and Redis prefix; their
+# connection pools are sized so that three fit PostgreSQL's 100 (tests/e2e/conftest.py).
+TEST_WORKERS ?= 3
 test: $(STAMP) browser services
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -146,7 +146,11 @@ async def load_fixtures(url: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     db = Database(url, pool_size=1)
     rng = random.Random(42)
-    password_hash = PasswordHasher().hash(LOGIN_PASSWORD)
+    # Hashed as the server hashes with its defaults (it would otherwise rehash at login).
+    defaults = Settings.model_fields
+    password_hash = PasswordHasher(time_cost=defaults["argon2_time_cost"].default,
+                                   memory_cost=defaults["argon2_memory_kib"].default,
+                                   parallelism=1).hash(LOGIN_PASSWORD)
     try:
         async with db.uow() as uow:
             await uow.conn.execute(insert(categories), [
@@ -514,6 +518,8 @@ def run_sale_day(port: int, data: dict[str, Any], args: argparse.Namespace
     duration = max(2 * args.duration, 20)
     rates = {group: max(1, round(rate * args.sale_day_scale))
              for group, rate in SALE_DAY_RATES.items()}
+    if args.sale_day_logins:
+        rates["login"] = args.sale_day_logins
     claim_rate = max(1, round(SALE_DAY_CLAIM_RATE * args.sale_day_scale))
     for group in rates:  # warm, briefly and apart, with requests of their own
         run_wrk(port, request_lines(group, data, "warmup"), 1, 2, 1, rates[group])
@@ -824,6 +830,8 @@ def main() -> None:
     parser.add_argument("--sale-day-scale", type=float, default=1.0,
                         help="the sale day's rates times this (1: 344 requests/s and 1,000 "
                              "claims/s)")
+    parser.add_argument("--sale-day-logins", type=int, default=0,
+                        help="the sale day's logins/s instead of its own (4 times the scale)")
     parser.add_argument("--server-src", default=None,
                         help="run the server from this src/ folder (another checkout's), to "
                              "compare two commits with the same benchmark")

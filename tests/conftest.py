@@ -43,7 +43,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "data_platform_url": None,
         "access_log": False,
         "run_consumers": False,
-        "db_pool_size": 5,  # xdist runs two test processes against one PostgreSQL
+        # xdist runs three test processes against one PostgreSQL of 100 connections (see
+        # tests/e2e/conftest.py for the servers they start): at most 5 + 5 each in process.
+        "db_pool_size": 5,
+        "db_pool_overflow": 5,
         "top_sellers_cache_seconds": 0,
     }
     values.update(overrides)

@@ -71,7 +71,8 @@ class AppContext:
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
         """The same, with the portable order writer (for tools that place no orders)."""
-        db = Database(settings.database_url, pool_size=settings.db_pool_size, events=Outbox())
+        db = Database(settings.database_url, pool_size=settings.db_pool_size,
+                      overflow=settings.db_pool_overflow, events=Outbox())
         redis = gate_redis = None
         if settings.redis_url:
             redis = redis_client(settings.redis_url, decode_responses=True,

@@ -57,6 +57,42 @@ async def test_an_email_for_order_notices_at_sign_up_or_later(shop, client):
     assert "email" in assert_error(no_mail, 400, "INVALID_REQUEST")["message"]
 
 
+async def test_a_password_hashed_with_other_parameters_is_stored_again_at_login(shop, client):
+    """A hash made with older (here stronger) argon2 parameters still checks, and the login
+    stores it again with today's, so the next check costs today's; nothing is revoked."""
+    from argon2 import PasswordHasher
+    from sqlalchemy import select, update
+
+    from ecommerce.accounts.models import users
+
+    user = await make_user(shop, username="old-hash", password="pass-word-1")
+    older = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1).hash("pass-word-1")
+    async with shop.db.uow() as uow:
+        await uow.conn.execute(update(users).where(users.c.id == user.id)
+                               .values(password_hash=older))
+
+    async def stored() -> str:
+        async with shop.db.uow(write=False) as uow:
+            return (await uow.conn.execute(select(users.c.password_hash)
+                                           .where(users.c.id == user.id))).scalar_one()
+
+    wrong = await client.post("/api/auth/login",
+                              json={"username": "old-hash", "password": "pass-word-2"})
+    assert_error(wrong, 401, "INVALID_CREDENTIALS")
+    assert await stored() == older  # a wrong password changes nothing
+    seen = []
+    for _ in range(2):
+        login = await client.post("/api/auth/login",
+                                  json={"username": "old-hash", "password": "pass-word-1"})
+        assert login.status_code == 200, login.text
+        seen.append(await stored())
+    assert seen[0] != older and not shop.ctx.accounts.passwords.needs_rehash(seen[0])
+    assert "$m=1024,t=1,p=1$" in seen[0]  # the tests' parameters (conftest)
+    assert seen[1] == seen[0]  # stored again once, not at every login
+    me = await client.get("/api/users/me", headers=user.headers)  # issued before: still valid
+    assert me.status_code == 200, me.text
+
+
 async def test_new_user_has_zero_balance(client):
     user = (await client.post("/api/auth/signup",
                               json={"username": "bob", "password": "password-1"})).json()

@@ -65,7 +65,7 @@ async def storm(url: str, code: str, user_ids: list[int], *, during=None):  # no
                             headers={"Authorization": f"Bearer {token_for(user_id)}"})
                     except httpx.TransportError:
                         # The answer was lost on the way (a connection reset, seen rarely
-                        # with two test processes at once): retry once, as a client would.
+                        # with several test processes at once): retry once, as a client would.
                         # The claim may have happened; `outcome` counts a retry's "already
                         # claimed" as the issue it was, and the tests check the holders.
                         if attempt == 2:

@@ -153,7 +153,7 @@ async def test_cut_database_connections_give_clean_503s_and_no_partial_writes(cl
                                                            "Idempotency-Key": key})
                 except (httpx.ReadError, httpx.RemoteProtocolError):
                     # The answer was lost on the way (a connection reset, seen rarely with
-                    # two test processes at once): the order may have happened; the client
+                    # several test processes at once): the order may have happened; the client
                     # retries with the same key below, and it must happen exactly once.
                     return key, LOST
 

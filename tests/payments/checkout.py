@@ -54,7 +54,9 @@ async def authorise(sandbox: str, amount: int, card: str = APPROVE,
     fields = {"clientKey": DEFAULT_CLIENT_KEY, "orderId": order_id, "orderName": "테스트 주문",
               "amount": str(amount), "successUrl": "http://shop.test/pay/ok?from=test",
               "failUrl": "http://shop.test/pay/fail", "cardNumber": card, "action": "pay"}
-    async with httpx.AsyncClient() as client:
+    # A generous bound: on a busy machine (CI) the test process's loop may be slow to run
+    # the connect (once seen as httpx.ConnectTimeout at the default 5 s).
+    async with httpx.AsyncClient(timeout=30) as client:
         page = await client.get(f"{sandbox}/checkout", params={
             k: v for k, v in fields.items() if k not in ("cardNumber", "action")})
         assert page.status_code == 200 and f"{amount:,}원" in page.text

@@ -44,6 +44,13 @@ async def set_credentials(conn: AsyncConnection, user_id: int, now: datetime, *,
                                    .where(users.c.id == user_id))).scalar_one())
 
 
+async def rehash(conn: AsyncConnection, user_id: int, old: str, new: str) -> None:
+    """The same password hashed with today's parameters, unless it changed meanwhile; the
+    token version stays (nothing was revoked)."""
+    await conn.execute(update(users).where(users.c.id == user_id, users.c.password_hash == old)
+                       .values(password_hash=new))
+
+
 async def versions_changed_since(conn: AsyncConnection, since: datetime | None
                                  ) -> list[tuple[int, int, datetime]]:
     """(user id, token version, when it changed) of users whose version changed since

@@ -68,6 +68,14 @@ class Passwords:
 
         return await self._bounded(check)
 
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether a hash that checked was made with other parameters than today's (a
+        login then stores it again with today's)."""
+        try:
+            return self._hasher.check_needs_rehash(stored)
+        except InvalidHashError:
+            return False
+
     def refuse_if_full(self) -> None:
         """ServerBusy now if a check asked for now would be refused."""
         if self._admitted >= self._capacity:

@@ -102,6 +102,10 @@ class Accounts:
             if self.limits is not None:
                 await self.limits.login_per_account.hit(name)
             raise InvalidCredentials()
+        if self.passwords.needs_rehash(user.password_hash):  # hashed with older parameters
+            new = await self.passwords.hash(password)
+            async with self.db.uow() as uow:
+                await repository.rehash(uow.conn, user.id, user.password_hash, new)
         return self.tokens.issue(user.id, user.role, self.clock.now(),
                                  user.token_version), user.id
 

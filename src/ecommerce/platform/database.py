@@ -47,10 +47,11 @@ class EventStore(Protocol):
 class Database:
     """The engine plus what the unit of work needs to know about the backend."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, events: EventStore | None = None):
+    def __init__(self, url: str, *, pool_size: int = 20, overflow: int = 10,
+                 events: EventStore | None = None):
         self.url = url
         self.events = events  # set by the composition root; None: recording is refused
-        self.engine = create_engine(url, pool_size=pool_size)
+        self.engine = create_engine(url, pool_size=pool_size, overflow=overflow)
         self.dialect = self.engine.dialect.name  # "sqlite", "postgresql" or "mysql"
         # Through PgBouncer in transaction mode every unit of work is a transaction: each
         # statement outside one would wait for a server connection twice (SQLAlchemy

@@ -61,8 +61,9 @@ def _sqlite_file(url: str) -> str | None:
     return None if not database or database == ":memory:" else database
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    """An async engine tuned for the backend (WAL and immediate write locks on SQLite)."""
+def create_engine(url: str, *, pool_size: int = 20, overflow: int = 10) -> AsyncEngine:
+    """An async engine tuned for the backend (WAL and immediate write locks on SQLite);
+    on a server database at most `pool_size` + `overflow` connections."""
     url = async_url(url)
     dialect = make_url(url).get_backend_name()
     if dialect == "sqlite":
@@ -80,7 +81,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     # LIFO: the connection used last is used next, so under light load the same few stay
     # busy with their prepared statements warm (each connection prepares each statement
     # once; FIFO handed every batch a different, colder one) and the rest may idle out.
-    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 10,
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": overflow,
                                "pool_recycle": 1800, "pool_use_lifo": True}
     if dialect == "mysql":
         # READ COMMITTED: conditional updates see the latest row and InnoDB takes no gap locks.
