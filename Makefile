@@ -47,9 +47,11 @@ services:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      $(SERVICE_PKGS) >/dev/null; } || echo "could not install $(SERVICE_PKGS)"
 
-# Three test processes (pytest-xdist), each with its own databases and Redis prefix; their
-# connection pools are sized so that three fit PostgreSQL's 100 (tests/e2e/conftest.py).
-TEST_WORKERS ?= 3
+# Four test processes (pytest-xdist), each with its own databases and Redis prefix; their
+# connection pools are sized so that four fit PostgreSQL's 100 (tests/e2e/conftest.py). More
+# processes than cores: a test often waits (for a server, a broker, a fault), and on a busy
+# machine each process is one more share of the CPU.
+TEST_WORKERS ?= 4
 test: $(STAMP) browser services
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -43,10 +43,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "data_platform_url": None,
         "access_log": False,
         "run_consumers": False,
-        # xdist runs three test processes against one PostgreSQL of 100 connections (see
-        # tests/e2e/conftest.py for the servers they start): at most 5 + 5 each in process.
-        "db_pool_size": 5,
-        "db_pool_overflow": 5,
+        # xdist runs four test processes against one PostgreSQL of 100 connections (see
+        # tests/e2e/conftest.py for the servers they start): at most 4 + 4 each in process.
+        "db_pool_size": 4,
+        "db_pool_overflow": 4,
         "top_sellers_cache_seconds": 0,
     }
     values.update(overrides)

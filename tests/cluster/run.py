@@ -485,16 +485,29 @@ async def flash_sale(cluster: Cluster, users: list[int], code: str, quantity: in
                      name: str, during=None) -> dict:  # noqa: ANN001
     await make_coupon(cluster.direct_url, code, quantity)
     async with client(200) as http:
-        jobs = [lambda uid=uid: send(http, "POST", f"{cluster.shop}/api/coupons/claim", uid,
-                                     {"userId": uid, "couponCode": code}) for uid in users]
+        # A claim whose answer is lost (a reset, seen once on a machine at load 7) is sent
+        # again, as a shopper's app would: its "already claimed" is the issue it made.
+        claimer: dict[int, int] = {}  # id(answer): the user who claimed
+
+        async def claim(uid: int) -> Answer:
+            answer = await send(http, "POST", f"{cluster.shop}/api/coupons/claim", uid,
+                                {"userId": uid, "couponCode": code}, retry=True)
+            claimer[id(answer)] = uid
+            return answer
+
+        jobs = [lambda uid=uid: claim(uid) for uid in users]
         task = asyncio.create_task(storm(jobs, 200))
         await inside(task, during)
         answers, seconds = await task
     result = figures(name, answers, seconds)
-    codes = Counter((a.status, a.code) for a in answers)
+
+    def issued(a: Answer) -> bool:
+        return a.status == 200 or (0 in a.statuses and a.code == "COUPON_ALREADY_CLAIMED")
+
+    codes = Counter((200, "OK") if issued(a) else (a.status, a.code) for a in answers)
     assert codes[(200, "OK")] == quantity, codes
     assert set(codes) <= {(200, "OK"), (409, "COUPON_SOLD_OUT")}, codes
-    won = sorted(a.body["userId"] for a in answers if a.status == 200)
+    won = sorted(claimer[id(a)] for a in answers if issued(a))
     assert won == sorted(await holders(cluster.direct_url, code)), "holders differ from the 200s"
     await audit(cluster.direct_url)
     return result

@@ -45,11 +45,11 @@ def server_env(database_url: str, redis_url: str | None = None, **extra: str) ->
         "LOG_LEVEL": "WARNING",
         "REDIS_PREFIX": settings.redis_prefix,
         "RUN_CONSUMERS": "false",
-        # Three test processes (pytest-xdist) may each run a server (and consume processes)
-        # against the one PostgreSQL of 100 connections: at most 4 + 4 per process, so a
-        # server of two workers holds at most 16.
-        "DB_POOL_SIZE": "4",
-        "DB_POOL_OVERFLOW": "4",
+        # Four test processes (pytest-xdist) may each run a server (and consume processes)
+        # against the one PostgreSQL of 100 connections: at most 3 + 3 per process, so a
+        # server of two workers holds at most 12.
+        "DB_POOL_SIZE": "3",
+        "DB_POOL_OVERFLOW": "3",
         # A busy test process (two run at once) may read an answer late and reuse its
         # connection seconds later: the server must not have closed it meanwhile (seen as
         # a reset, httpx.ReadError, in storms). Clients drop idle connections after 1 s.
