@@ -113,7 +113,13 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
         return await _remember_error(db, user_id, key, print_, error, path)
 
 
-async def _with_retry(db: Database, work: Work, attempts: int = 4, *,
+# Deadlocks are retried this many times: on MySQL, requests waiting on one key's row (the
+# first's transaction refused and rolled back) deadlock with each other, repeatedly when
+# many came at once (tests/orders/test_orders_api.py: ten with one key).
+ATTEMPTS = 8
+
+
+async def _with_retry(db: Database, work: Work, attempts: int = ATTEMPTS, *,
                       one_statement: bool = False) -> tuple[int, Any]:
     """Run `work` in a unit of work, again (from scratch) if the database reports a
     deadlock: nothing of a rolled-back attempt remains, so a retry is safe."""
@@ -160,11 +166,15 @@ async def _remember_error(db: Database, user_id: int, key: str, print_: str, err
             error, IdempotencyKeyReused | IdempotencyKeyInProgress):
         raise error
     body = error_body(error.status, error.code, error.message, path)
+
+    async def remember(uow: UnitOfWork) -> tuple[int, Any]:
+        await uow.conn.execute(insert(idempotency_keys).values(
+            user_id=user_id, key=key, fingerprint=print_, status_code=error.status,
+            response_body=orjson.dumps(body).decode(), created_at=datetime.now(UTC)))
+        return error.status, body
+
     try:
-        async with db.uow() as uow:
-            await uow.conn.execute(insert(idempotency_keys).values(
-                user_id=user_id, key=key, fingerprint=print_, status_code=error.status,
-                response_body=orjson.dumps(body).decode(), created_at=datetime.now(UTC)))
+        return await _with_retry(db, remember)
     except IntegrityError:
         # A concurrent request with the same key got there first: its answer stands.
         replay = await _replay(db, user_id, key, print_)
