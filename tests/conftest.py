@@ -65,8 +65,14 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         await drop_database(kind, url)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked `databases("postgres")` runs on those databases only."""
+    """A test marked `databases("postgres")` runs on those databases only. Then the order:
+    the tests on no database first, then each database's, and within each the ones that
+    start servers or command-line processes (tests/e2e/, tests/test_cli.py: the slowest)
+    first, so the test processes end on short
+    tests together instead of one running a long one alone (each process still goes
+    through the databases in turn, creating each once)."""
     dropped = []
     for item in items:
         marker = item.get_closest_marker("databases")
@@ -77,6 +83,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=dropped)
         gone = {id(item) for item in dropped}
         items[:] = [item for item in items if id(item) not in gone]
+    databases = {kind: n for n, kind in enumerate(DB_KINDS, start=1)}
+
+    def place(item: pytest.Item) -> tuple[int, bool]:
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("database_url") if callspec else None
+        slow = item.nodeid.startswith(("tests/e2e/", "tests/test_cli.py"))
+        return databases.get(kind, 0), not slow
+
+    items.sort(key=place)  # stable: the order within each part stays pytest's
 
 
 @pytest.fixture
