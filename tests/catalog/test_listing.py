@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from ecommerce.app import create_app
-from tests.factories import assert_error, make_admin, make_product
+from tests.factories import assert_error, make_admin, make_product, make_user
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_the_keyword_reaches_the_database_as_a_literal(shop, catalog):
         event.listen(engine, "before_cursor_execute", record)
     try:
         async with shop.db.uow(write=False) as uow:
-            rows, total = await service.list_products(
+            rows, total, _ = await service.list_products(
                 uow, shop.ctx.listings, category=None, keyword="녹차", min_price=None,
                 max_price=None, in_stock=None, sort="price_asc", limit=20, offset=0)
     finally:
@@ -208,3 +208,63 @@ class TestAcrossProcesses:
                 assert [(p["id"], p["price"], p["stock"]) for p in seen] == [
                     (product_id, 700, 0)]
                 assert (await second.get("/api/products?inStock=true")).json() == []
+
+    async def test_a_page_held_by_one_process_shows_orders_and_cancellations_at_once(
+            self, shop, client):
+        """Each sale and each cancellation moves a listed product's stock (and, sorted by
+        `popular`, the order): the same page asked again in the other process shows it."""
+        user = await make_user(shop, balance=100_000)
+        await make_product(shop, price=1_000, stock=5, name="First")
+        second_product = await make_product(shop, price=2_000, stock=5, name="Second")
+        other = create_app(shop.settings)
+        async with other.router.lifespan_context(other):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other),
+                                         base_url="http://other.test") as second:
+
+                async def listed(query: str) -> list[tuple[str, int]]:
+                    response = await second.get(f"/api/products{query}")
+                    assert response.status_code == 200, response.text
+                    return [(p["name"], p["stock"]) for p in response.json()]
+
+                for query in ("?sort=price_asc", "?sort=popular&inStock=true"):
+                    await listed(query)
+                    await listed(query)  # a page now held under the current generations
+                placed = await client.post("/api/orders", headers=user.headers, json={
+                    "userId": user.id, "items": [{"productId": second_product,
+                                                  "quantity": 2}]})
+                assert placed.status_code == 201, placed.text
+                assert await listed("?sort=price_asc") == [("First", 5), ("Second", 3)]
+                assert await listed("?sort=popular&inStock=true") == [("Second", 3),
+                                                                        ("First", 5)]
+                cancelled = await client.post(
+                    f"/api/orders/{placed.json()['orderId']}/cancel", headers=user.headers)
+                assert cancelled.status_code == 200, cancelled.text
+                assert await listed("?sort=price_asc") == [("First", 5), ("Second", 5)]
+                assert [stock for _, stock in await listed("?sort=popular&inStock=true")
+                        ] == [5, 5]
+
+    async def test_a_repeated_page_is_answered_without_the_database_with_redis(
+            self, shop, client, catalog):
+        from sqlalchemy import event
+
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        first = (await client.get("/api/products?sort=price_asc&size=3")).json()
+        engines = list(filter(None, [shop.db.engine.sync_engine, shop.db.inline_reader]))
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            again = await client.get("/api/products?sort=price_asc&size=3")
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+        assert again.status_code == 200 and again.json() == first
+        assert again.headers["X-Total-Count"] == "6"
+        if shop.settings.redis_url:
+            assert statements == []
+        else:  # the ids are cached, the rows are read live
+            assert statements and not any("LIKE" in s or "count(" in s.lower()
+                                          for s in statements)

@@ -348,9 +348,9 @@ class TestRedisGateSoldOutMemory:
 
 
 class TestRedisKeysExpire:
-    """Every key the shop writes to Redis expires, but the two that must not: the catalog's
-    generation counter (cached pages name it; losing it could bring a stale page back) and
-    the event stream (capped at about a million entries)."""
+    """Every key the shop writes to Redis expires, but those that must not: the catalog's
+    two generation counters (cached lists and pages name them; losing one could bring a
+    stale page back) and the event stream (capped at about a million entries)."""
 
     @pytest.fixture
     def settings_overrides(self):
@@ -359,7 +359,7 @@ class TestRedisKeysExpire:
                 "rate_limit_login_account": "30/hour"}
 
     async def test_after_a_day_of_traffic_every_key_has_a_lifetime(self, shop, client):
-        from ecommerce.catalog.listing import _KEY as GENERATION
+        from ecommerce.catalog.listing import _GENERATION, _ROWS
 
         prefix = shop.settings.redis_prefix
         await make_coupon(shop, code="KEYS", quantity=2)
@@ -380,4 +380,5 @@ class TestRedisKeysExpire:
         families = {key.removeprefix(f"{prefix}:").split(":")[0] for key in keys}
         assert {"coupon", "rl", "catalog", "ranking"} <= families, keys  # each kind written
         lasting = {key for key in keys if await shop.ctx.redis.pttl(key) < 0}
-        assert lasting <= {f"{prefix}:{GENERATION}", shop.settings.stream_key}, lasting
+        assert lasting <= {f"{prefix}:{_GENERATION}", f"{prefix}:{_ROWS}",
+                           shop.settings.stream_key}, lasting

@@ -100,7 +100,7 @@ async def test_a_keyword_scan_runs_off_the_event_loop(db: Database):
 
     async def names(keyword: str | None) -> list[str]:
         async with db.uow(write=False) as uow:
-            rows, _ = await service.list_products(
+            rows, _, _ = await service.list_products(
                 uow, listings, category=None, keyword=keyword, min_price=None,
                 max_price=None, in_stock=None, sort="name", limit=20, offset=0)
         return [row.name for row in rows]

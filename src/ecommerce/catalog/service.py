@@ -17,7 +17,7 @@ from ecommerce.catalog.errors import (
     StockLimitExceeded,
     StockOnHold,
 )
-from ecommerce.catalog.listing import Listings
+from ecommerce.catalog.listing import Listings, Seen
 from ecommerce.catalog.models import MAX_STOCK
 from ecommerce.platform.database import RetryTransaction, UnitOfWork
 
@@ -100,6 +100,7 @@ async def adjust_stock(uow: UnitOfWork, listings: Listings, product_id: int, del
         raise OutOfStock("The write-off is larger than the stock")
     await repository.add_movement(uow.conn, product_id, "RESTOCK" if delta > 0 else "WRITE_OFF",
                                   delta, stock, None, now)
+    listings.rows_changed(uow)
     if stock == 0 or stock == delta:  # crossed zero: "in stock" listings change
         await listings.changed(uow)
     return await repository.get_product(uow.conn, product_id)
@@ -122,6 +123,7 @@ async def take_stock(uow: UnitOfWork, listings: Listings,
     held until commit. A price changed since rolls the whole order back to be run again.
     `hold_percent`: the order is not paid yet and holds its units, which together with the
     other unpaid orders' may be at most that share of the product's units (StockOnHold)."""
+    listings.rows_changed(uow)
     for product_id, quantity, price in sorted(lines):
         stock = await repository.change_stock(uow.conn, product_id, -quantity, now,
                                               sold=quantity, require_active=True,
@@ -155,6 +157,7 @@ async def return_stock(uow: UnitOfWork, listings: Listings, lines: Sequence[tupl
                        order_id: int, now: datetime, *, held: bool = False) -> None:
     """Put an order's quantities back, in product id order (`held`: they were held by an
     order not paid yet, and are no longer)."""
+    listings.rows_changed(uow)
     for product_id, quantity in sorted(lines):
         stock = await repository.change_stock(uow.conn, product_id, quantity, now,
                                               sold=-quantity, unhold=quantity if held else 0)
@@ -174,23 +177,33 @@ async def release_held(uow: UnitOfWork, lines: Sequence[tuple[int, int]], now: d
             raise ProductNotFound(f"No product {product_id}")
 
 
+def listing_params(*, category: str | None, keyword: str | None, min_price: int | None,
+                   max_price: int | None, in_stock: bool | None, sort: str, limit: int,
+                   offset: int) -> dict[str, Any]:
+    """What names one listing (its cache entries' key)."""
+    return {"category": category, "keyword": keyword, "min": min_price, "max": max_price,
+            "inStock": in_stock, "sort": sort, "limit": limit, "offset": offset}
+
+
 async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | None,
                         keyword: str | None, min_price: int | None, max_price: int | None,
-                        in_stock: bool | None, sort: str, limit: int, offset: int
-                        ) -> tuple[list[Any], int]:
-    """A page of listed products (live rows) and the total that match."""
-    params = {"category": category, "keyword": keyword, "min": min_price, "max": max_price,
-              "inStock": in_stock, "sort": sort, "limit": limit, "offset": offset}
-    cacheable = sort != "popular"
-    generation, hit = await listings.lookup(uow, params) if cacheable else (None, None)
-    if hit is not None:
-        ids, total = hit
+                        in_stock: bool | None, sort: str, limit: int, offset: int,
+                        seen: Seen | None = None) -> tuple[list[Any], int, Seen]:
+    """A page of listed products (live rows), the total that match, and what the cache
+    held for it (`seen`, when it was asked before this transaction: `Listings.ahead`)."""
+    params = listing_params(category=category, keyword=keyword, min_price=min_price,
+                            max_price=max_price, in_stock=in_stock, sort=sort, limit=limit,
+                            offset=offset)
+    if seen is None:
+        seen = await listings.lookup(uow, params)
+    if seen.ids is not None:
+        ids, total = seen.ids
     else:
         category_id = None
         if category is not None:
             category_id = await repository.category_id(uow.conn, category)
             if category_id is None:
-                return [], 0
+                return [], 0, seen
         query = repository.listing_query(category_id=category_id, keyword=keyword,
                                          min_price=min_price, max_price=max_price,
                                          in_stock=in_stock)
@@ -199,8 +212,8 @@ async def list_products(uow: UnitOfWork, listings: Listings, *, category: str | 
         conn = uow.scan_conn if keyword else uow.conn
         ids, total = await repository.page_of_ids(conn, query, sort, limit, offset,
                                                   keyword=bool(keyword))
-        await listings.store(generation, params, ids, total)
-    return await repository.listed_products(uow.conn, ids), total
+        await listings.store(seen, params, ids, total)
+    return await repository.listed_products(uow.conn, ids), total, seen
 
 
 async def admin_products(uow: UnitOfWork, limit: int, offset: int) -> tuple[Sequence[Any], int]:

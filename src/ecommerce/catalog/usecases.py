@@ -41,19 +41,26 @@ class Catalog:
             rows, total = await service.list_categories(uow, page.size, page.offset)
         return [CategoryWithCountOut.model_validate(row._mapping) for row in rows], total
 
-    async def products(self, query: ProductQuery) -> tuple[list[dict[str, Any]], int]:
-        """A page of listed products (rendered straight from the rows: the response model
-        documents the body, the API tests pin its fields), and the total."""
+    async def products(self, query: ProductQuery) -> tuple[Any, int]:
+        """A page of listed products as sent (JSON: the response model documents the body,
+        the API tests pin its fields), and the total. A page the cache holds under the
+        current generations is answered without opening a transaction."""
         page = Page(query.page, query.size)
+        filters: dict[str, Any] = {
+            "category": query.category, "keyword": query.keyword,
+            "min_price": query.min_price, "max_price": query.max_price,
+            "in_stock": query.in_stock, "sort": query.sort, "limit": page.size,
+            "offset": page.offset}
+        seen = await self.listings.ahead(service.listing_params(**filters))
+        if seen is not None and seen.page is not None:
+            return seen.page
         async with self.db.uow(write=False) as uow:
-            rows, total = await service.list_products(
-                uow, self.listings, category=query.category, keyword=query.keyword,
-                min_price=query.min_price, max_price=query.max_price,
-                in_stock=query.in_stock, sort=query.sort, limit=page.size,
-                offset=page.offset)
-        return [{"id": row.id, "name": row.name, "price": row.price, "stock": row.stock,
-                 "category": row.category, "description": row.description}
-                for row in rows], total
+            rows, total, seen = await service.list_products(uow, self.listings, **filters,
+                                                            seen=seen)
+        views = [{"id": row.id, "name": row.name, "price": row.price, "stock": row.stock,
+                  "category": row.category, "description": row.description} for row in rows]
+        return await self.listings.keep(seen, service.listing_params(**filters), views,
+                                        total), total
 
     async def product(self, product_id: int) -> ProductOut:
         async with self.db.uow(write=False) as uow:

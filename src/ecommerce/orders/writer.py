@@ -115,6 +115,7 @@ class FunctionWriter:
             raise _refusal(refused) from None
         if event is not None:
             uow.wrote_events()
+        listings.rows_changed(uow)
         if 0 in stocks:
             await listings.changed(uow)
         return order_id

@@ -42,9 +42,8 @@ def redis_client(url: str, **options: Any) -> Redis:
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str, ttl: float) -> None: ...
-    async def incr(self, key: str) -> int | None: ...
-    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
-        ...
+    async def incr_all(self, keys: list[str]) -> None: ...
+    async def get_many(self, keys: list[str]) -> list[str | None] | None: ...
 
 
 class MemoryCache:
@@ -67,12 +66,13 @@ class MemoryCache:
             self._data.clear()  # crude but bounded; entries are cheap to recompute
         self._data[key] = (time.monotonic() + ttl, value)
 
-    async def incr(self, key: str) -> int | None:
-        self._counters[key] = self._counters.get(key, 0) + 1
-        return self._counters[key]
+    async def incr_all(self, keys: list[str]) -> None:
+        for key in keys:
+            self._counters[key] = self._counters.get(key, 0) + 1
 
-    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
-        return self._counters.get(counter, 0), await self.get(key)
+    async def get_many(self, keys: list[str]) -> list[str | None] | None:
+        return [str(self._counters[key]) if key in self._counters else await self.get(key)
+                for key in keys]
 
 
 class RedisCache:
@@ -93,20 +93,24 @@ class RedisCache:
         except REDIS_DOWN as error:
             log.warning("cache set failed", extra={"error": type(error).__name__})
 
-    async def incr(self, key: str) -> int | None:
+    async def incr_all(self, keys: list[str]) -> None:
+        """Counters bumped, in one round trip."""
         try:
-            return int(await self._redis.incr(f"{self._prefix}:{key}"))
+            if len(keys) == 1:
+                await self._redis.incr(f"{self._prefix}:{keys[0]}")
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(f"{self._prefix}:{key}")
+                await pipe.execute()
         except REDIS_DOWN as error:
             log.warning("cache incr failed", extra={"error": type(error).__name__})
-            return None
 
-    async def get_counter_and(self, counter: str, key: str) -> tuple[int, str | None] | None:
-        """A counter (0 if missing) and a value, read together in one round trip (MGET);
-        None if Redis is unreachable."""
+    async def get_many(self, keys: list[str]) -> list[str | None] | None:
+        """Values (counters among them) read together in one round trip (MGET); None if
+        Redis is unreachable."""
         try:
-            count, value = await self._redis.mget(f"{self._prefix}:{counter}",
-                                                  f"{self._prefix}:{key}")
+            return await self._redis.mget([f"{self._prefix}:{key}" for key in keys])
         except REDIS_DOWN as error:
             log.warning("cache get failed", extra={"error": type(error).__name__})
             return None
-        return (int(count) if count is not None else 0), value
