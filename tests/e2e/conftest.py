@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -122,20 +123,42 @@ async def clean_redis(redis_url: str) -> str:
     return redis_url
 
 
-def token_for(user_id: int, role: str = "CUSTOMER") -> str:
+@functools.cache
+def _tokens() -> Tokens:
+    """The test servers' token issuer, built once (its settings cost milliseconds)."""
     from ecommerce.platform.clock import Clock
 
-    clock = Clock()
-    return Tokens(make_settings("sqlite://"), clock).issue(user_id, role, clock.now())
+    return Tokens(make_settings("sqlite://"), Clock())
+
+
+def token_for(user_id: int, role: str = "CUSTOMER") -> str:
+    from datetime import UTC, datetime
+
+    return _tokens().issue(user_id, role, datetime.now(UTC))
+
+
+class _InFlight(httpx.AsyncClient):
+    """At most `n` requests handed to the connection pool at once; the rest wait their turn
+    here. The server sees the same `n` at once either way, but httpcore's pool scans every
+    queued request on each change, so a gather of a thousand requests over 200 connections
+    cost the test's own process seconds of CPU (most of a storm's time on a busy machine)."""
+
+    def __init__(self, n: int, **options: object):
+        super().__init__(**options)  # type: ignore[arg-type]
+        self._slots = asyncio.Semaphore(n)
+
+    async def send(self, request: httpx.Request, **options: object) -> httpx.Response:
+        async with self._slots:
+            return await super().send(request, **options)  # type: ignore[arg-type]
 
 
 def many_connections(n: int) -> httpx.AsyncClient:
     # Idle connections are dropped after 1 s, well before uvicorn closes them (5 s): with
     # httpx's default of 5 s a request could go out on a connection the server was closing
     # at that instant, and fail with ReadError (seen in a storm with Redis stopped).
-    return httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n,
-                                                 keepalive_expiry=1.0),
-                             timeout=httpx.Timeout(60.0))
+    return _InFlight(n, limits=httpx.Limits(max_connections=n, max_keepalive_connections=n,
+                                            keepalive_expiry=1.0),
+                     timeout=httpx.Timeout(60.0))
 
 
 async def bulk_users(database_url: str, count: int, *, balance: int = 0,
