@@ -51,7 +51,8 @@ class Catalog:
             "min_price": query.min_price, "max_price": query.max_price,
             "in_stock": query.in_stock, "sort": query.sort, "limit": page.size,
             "offset": page.offset}
-        seen = await self.listings.ahead(service.listing_params(**filters))
+        params = service.listing_params(**filters)
+        seen = await self.listings.ahead(params)
         if seen is not None and seen.page is not None:
             return seen.page
         async with self.db.uow(write=False) as uow:
@@ -59,8 +60,7 @@ class Catalog:
                                                             seen=seen)
         views = [{"id": row.id, "name": row.name, "price": row.price, "stock": row.stock,
                   "category": row.category, "description": row.description} for row in rows]
-        return await self.listings.keep(seen, service.listing_params(**filters), views,
-                                        total), total
+        return await self.listings.keep(seen, params, views, total), total
 
     async def product(self, product_id: int) -> ProductOut:
         async with self.db.uow(write=False) as uow:
