@@ -4,6 +4,7 @@ tests and benchmarks."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -55,10 +56,40 @@ async def drop_scratch_database(server_url: str, url: str) -> None:
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
+# Ports for the servers tests start, below Linux's ephemeral range (32768-60999 by
+# default). A port the kernel picked (bind to 0) and that was let go can be given again at
+# once as the source port of any outgoing connection, and on a busy CI the test's own
+# thousands of client connections took one between `free_port` and the server's bind. No
+# connection is ever given a port below the range, and each test process (xdist worker)
+# takes its ports from its own block, so only a port still held by an earlier server of the
+# same process can be busy; the bind below skips it.
+_PORTS_FROM, _BLOCK = 20_000, 1_000
+_next_port: Iterator[int] | None = None
+
+
+def _ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    slot = (int(worker[2:]) % 8 if worker.startswith("gw") and worker[2:].isdigit()
+            else 8 + os.getpid() % 4)
+    first, offset = _PORTS_FROM + slot * _BLOCK, os.getpid() % _BLOCK
+    return itertools.cycle(first + (offset + step) % _BLOCK for step in range(_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 nothing listens on or holds, outside the kernel's ephemeral
+    range so no outgoing connection can take it before the caller's server binds it."""
+    global _next_port
+    if _next_port is None:
+        _next_port = _ports()
+    for _ in range(_BLOCK):
+        port = next(_next_port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in this process's block of {_BLOCK}")
 
 
 def wait_port(host: str, port: int, *, what: Callable[[], str] = str,
