@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -188,29 +189,48 @@ async def change_stock(conn: AsyncConnection, product_id: int, delta: int, now: 
     and all held units may be at most that share of the units not sold for good (stock +
     held, which holding does not change), rounded up (the last unit of a product can be
     held); `unhold`: so many held units are held no more."""
-    conditions = [products.c.id == product_id, products.c.stock + delta >= 0]
-    if ceiling is not None:
-        conditions.append(products.c.stock + delta <= ceiling)
-    if require_active:
-        conditions.append(products.c.active.is_(True))
-    if expected_price is not None:
-        conditions.append(products.c.price == expected_price)
-    values: dict[str, Any] = {"stock": products.c.stock + delta, "updated_at": now}
-    if sold:
-        values["sold_quantity"] = products.c.sold_quantity + sold
-    if hold_percent is not None:
-        conditions.append((products.c.held - delta) * 100
-                          <= hold_percent * (products.c.stock + products.c.held) + 99)
-        values["held"] = products.c.held - delta
-    elif unhold:
-        values["held"] = products.c.held - unhold
-    statement = update(products).where(*conditions).values(**values)
-    if conn.dialect.name != "mysql":  # MariaDB has no UPDATE ... RETURNING
-        return (await conn.execute(statement.returning(products.c.stock))).scalar()
-    if (await conn.execute(statement)).rowcount != 1:
+    returning = conn.dialect.name != "mysql"  # MariaDB has no UPDATE ... RETURNING
+    statement = _stock_change(returning, bool(sold), require_active,
+                              expected_price is not None, ceiling is not None,
+                              hold_percent is not None, bool(unhold))
+    params = {"_product_id": product_id, "_delta": delta, "_now": now, "_sold": sold,
+              "_expected_price": expected_price, "_ceiling": ceiling,
+              "_hold_percent": hold_percent, "_unhold": unhold}
+    if returning:
+        return (await conn.execute(statement, params)).scalar()
+    if (await conn.execute(statement, params)).rowcount != 1:
         return None
     return (await conn.execute(select(products.c.stock).where(products.c.id == product_id))
             ).scalar_one()
+
+
+@functools.cache
+def _stock_change(returning: bool, sold: bool, require_active: bool, priced: bool,
+                  ceiling: bool, holding: bool, unhold: bool) -> Any:
+    """`change_stock`'s UPDATE of this shape, built once (platform/sql.py says why)."""
+    def number(name: str) -> Any:
+        return bindparam(f"_{name}", type_=BigInteger)
+
+    delta = number("delta")
+    conditions = [products.c.id == number("product_id"), products.c.stock + delta >= 0]
+    if ceiling:
+        conditions.append(products.c.stock + delta <= number("ceiling"))
+    if require_active:
+        conditions.append(products.c.active.is_(True))
+    if priced:
+        conditions.append(products.c.price == number("expected_price"))
+    values: dict[str, Any] = {"stock": products.c.stock + delta,
+                              "updated_at": bindparam("_now", type_=products.c.updated_at.type)}
+    if sold:
+        values["sold_quantity"] = products.c.sold_quantity + number("sold")
+    if holding:
+        conditions.append((products.c.held - delta) * 100
+                          <= number("hold_percent") * (products.c.stock + products.c.held) + 99)
+        values["held"] = products.c.held - delta
+    elif unhold:
+        values["held"] = products.c.held - number("unhold")
+    statement = update(products).where(*conditions).values(**values)
+    return statement.returning(products.c.stock) if returning else statement
 
 
 async def add_movement(conn: AsyncConnection, product_id: int, kind: str, delta: int,

@@ -41,8 +41,13 @@ def row(event: OrderEvent) -> dict[str, Any]:
 
 async def write(conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
     """Store events in the current transaction."""
-    if events:
-        await conn.execute(insert(outbox), [row(event) for event in events])
+    if len(events) == 1:  # the usual case: one row, no executemany
+        await conn.execute(_INSERT, row(events[0]))
+    elif events:
+        await conn.execute(_INSERT, [row(event) for event in events])
+
+
+_INSERT = insert(outbox)
 
 
 class Outbox:

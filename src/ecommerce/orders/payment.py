@@ -28,19 +28,18 @@ class CardOrders:
         self.shown = shown  # an order's view as answered
 
     async def owned(self, uow: UnitOfWork, order_id: int, caller: Principal) -> Any:
-        order = await service.visible(uow, order_id, caller.user_id, caller.is_admin)
-        payment = (await machine.of_order(uow, order_id)
-                   if order.payment_method == "CARD" else None)
-        if payment is None:
+        found = await repository.card_payment(uow.conn, order_id)  # one read, on a confirm
+        service.seen(found and found.buyer_id, caller.user_id, caller.is_admin)
+        if found.order_method != "CARD" or found.id is None:
             raise NotPayable("This order is not paid by card")
-        return payment
+        return found
 
     async def started(self, uow: UnitOfWork, payment: Any, now: datetime) -> None:
         if not await service.start_confirm(uow, payment.order_id):
             raise AssertionError(f"order {payment.order_id} is not PAYMENT_PENDING beside "
                                  "its READY payment")
 
-    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> bool:
+    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> Any:
         return await service.mark_paid(uow, self.zone, payment.order_id, now)
 
     async def released(self, uow: UnitOfWork, payment: Any, why: str, now: datetime) -> None:
@@ -52,8 +51,10 @@ class CardOrders:
         # order was given up has nothing left to do.
         await service.finish_cancel(uow, self.listings, self.zone, payment.order_id, now)
 
-    async def answer(self, uow: UnitOfWork, payment: Any) -> tuple[int, Any]:
-        view = await order_view(uow, payment.order_id, payment)
+    async def answer(self, uow: UnitOfWork, payment: Any, applied: Any = None
+                     ) -> tuple[int, Any]:
+        view = (service.view(*applied, payment) if applied  # the paid order, as just read
+                else await order_view(uow, payment.order_id, payment))
         return service.status_of(view), self.shown(view)
 
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
@@ -63,8 +64,7 @@ class CardOrders:
 
 async def order_view(uow: UnitOfWork, order_id: int, payment: Any = None) -> dict[str, Any]:
     """An order with its items and card payment, as it stands."""
-    order = await repository.get(uow.conn, order_id)
+    order, items = await repository.with_items(uow.conn, order_id)
     if payment is None and order.payment_method == "CARD":
         payment = await machine.of_order(uow, order_id)
-    items = (await repository.items_of(uow.conn, [order_id]))[order_id]
     return service.view(order, items, payment if order.payment_method == "CARD" else None)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.accounts.models import users
 from ecommerce.catalog.models import products
 from ecommerce.orders.models import order_items, orders
+from ecommerce.payments.models import payments
 from ecommerce.platform.database import shop_refusal
+from ecommerce.platform.sql import move_status
 from ecommerce.wallet.models import wallets
 
 
@@ -53,27 +56,58 @@ async def add_items(conn: AsyncConnection, order_id: int, lines: Sequence[Any]) 
          "line_total": line.line_total} for line in lines])
 
 
+_BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
+_ITEMS_OF = (select(order_items)
+             .where(order_items.c.order_id.in_(bindparam("order_ids", expanding=True)))
+             .order_by(order_items.c.product_id))
+_ITEM_FIELDS = [column.name for column in order_items.c]
+_WITH_ITEMS = (select(orders, *[column.label(f"item_{column.name}")
+                                for column in order_items.c])
+               .select_from(orders.outerjoin(order_items,
+                                             order_items.c.order_id == orders.c.id))
+               .where(orders.c.id == bindparam("order_id"))
+               .order_by(order_items.c.product_id))
+_CARD_PAYMENT = (select(orders.c.user_id.label("buyer_id"),
+                        orders.c.payment_method.label("order_method"), payments)
+                 .select_from(orders.outerjoin(payments, payments.c.order_id == orders.c.id))
+                 .where(orders.c.id == bindparam("order_id")))
+
+
 async def get(conn: AsyncConnection, order_id: int) -> Any:
-    return (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+    return (await conn.execute(_BY_ID, {"order_id": order_id})).first()
 
 
 async def items_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, list[Any]]:
     found: dict[int, list[Any]] = {order_id: [] for order_id in order_ids}
     if order_ids:
-        rows = (await conn.execute(select(order_items).where(order_items.c.order_id.in_(
-            order_ids)).order_by(order_items.c.product_id))).all()
-        for row in rows:
+        for row in (await conn.execute(_ITEMS_OF, {"order_ids": list(order_ids)})).all():
             found[row.order_id].append(row)
     return found
+
+
+async def with_items(conn: AsyncConnection, order_id: int) -> tuple[Any, list[Any]]:
+    """An order (None if there is none) and its items by product id, in one read."""
+    rows = (await conn.execute(_WITH_ITEMS, {"order_id": order_id})).all()
+    if not rows:
+        return None, []
+    first = rows[0]._mapping
+    order = SimpleNamespace(**{column.name: first[column] for column in orders.c})
+    items = [SimpleNamespace(**{name: row._mapping[f"item_{name}"] for name in _ITEM_FIELDS})
+             for row in rows if row.item_id is not None]
+    return order, items
+
+
+async def card_payment(conn: AsyncConnection, order_id: int) -> Any:
+    """An order's buyer (`buyer_id`) and payment method (`order_method`) beside its card
+    payment's columns (None where it has none), in one read; None if there is no such
+    order."""
+    return (await conn.execute(_CARD_PAYMENT, {"order_id": order_id})).first()
 
 
 async def move(conn: AsyncConnection, order_id: int, from_statuses: Sequence[str],
                status: str, **values: Any) -> bool:
     """Set the status (and `values`) if it is one of `from_statuses`: whether it was."""
-    result = await conn.execute(update(orders).where(orders.c.id == order_id,
-                                                     orders.c.status.in_(from_statuses))
-                                .values(status=status, **values))
-    return result.rowcount == 1
+    return await move_status(conn, orders, order_id, from_statuses, status, values)
 
 
 def _filter(user_id: int | None, status: str | None) -> Any:

@@ -102,20 +102,20 @@ async def start_confirm(uow: UnitOfWork, order_id: int) -> bool:
     return await repository.move(uow.conn, order_id, ("PAYMENT_PENDING",), "PAYMENT_UNKNOWN")
 
 
-async def mark_paid(uow: UnitOfWork, zone: ZoneInfo, order_id: int, now: datetime) -> bool:
+async def mark_paid(uow: UnitOfWork, zone: ZoneInfo, order_id: int, now: datetime
+                    ) -> tuple[Any, list[Any]] | None:
     """The card part is charged: PAID, no longer one of its user's unpaid orders nor
-    holding its units, the sale counted and `order.completed` recorded (once; False if the
-    order no longer holds)."""
+    holding its units, the sale counted and `order.completed` recorded (once; None if the
+    order no longer holds). The order as it now is, and its items."""
     if not await repository.move(uow.conn, order_id, HOLDING, "PAID", paid_at=now):
-        return False
-    order = await repository.get(uow.conn, order_id)
-    items = (await repository.items_of(uow.conn, [order_id]))[order_id]
+        return None
+    order, items = await repository.with_items(uow.conn, order_id)
     lines = [(i.product_id, i.quantity) for i in items]
     await wallet.order_paid(uow, order.user_id, now)
     await catalog.release_held(uow, lines, now)
     await ranking.record_sale(uow, lines, ranking.shop_day(order.created_at, zone))
     uow.record(_event(OrderCompleted, order, items, now))
-    return True
+    return order, items
 
 
 async def release(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order_id: int,
@@ -178,9 +178,15 @@ async def _give_back(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order:
 
 async def visible(uow: UnitOfWork, order_id: int, user_id: int, is_admin: bool) -> Any:
     order = await repository.get(uow.conn, order_id)
-    if order is None or (order.user_id != user_id and not is_admin):
-        raise OrderNotFound()  # another user's order does not exist, as far as you know
+    seen(order and order.user_id, user_id, is_admin)
     return order
+
+
+def seen(buyer_id: int | None, user_id: int, is_admin: bool) -> None:
+    """OrderNotFound unless an order (of `buyer_id`; None: there is none) is the caller's
+    or the caller is an admin: another user's order does not exist, as far as you know."""
+    if buyer_id is None or (buyer_id != user_id and not is_admin):
+        raise OrderNotFound()
 
 
 def view(order: Any, items: list[Any], payment: Any) -> dict[str, Any]:

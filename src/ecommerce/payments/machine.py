@@ -58,9 +58,10 @@ class Purpose(Protocol):
     async def started(self, uow: UnitOfWork, payment: Any, now: datetime) -> None:
         """The gateway is about to be asked: from here only its answer settles it."""
 
-    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> bool:
-        """The card was charged: do what it was for. False if that can no longer be done
-        (the payment is then refunded)."""
+    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> Any:
+        """The card was charged: do what it was for, and return what it did (handed to
+        `answer` in this transaction, so the answer need not read it back). Falsy if that
+        can no longer be done (the payment is then refunded)."""
 
     async def released(self, uow: UnitOfWork, payment: Any, why: str, now: datetime
                        ) -> None:
@@ -70,8 +71,10 @@ class Purpose(Protocol):
         """An applied payment was refunded at the gateway: finish what the refund was for
         (an order's cancellation)."""
 
-    async def answer(self, uow: UnitOfWork, payment: Any) -> tuple[int, Any]:
-        """What a confirm answers now: (200, ...) settled, (202, ...) still unknown."""
+    async def answer(self, uow: UnitOfWork, payment: Any, applied: Any = None
+                     ) -> tuple[int, Any]:
+        """What a confirm answers now: (200, ...) settled, (202, ...) still unknown.
+        `applied`: what `applied` returned for this payment in this transaction."""
 
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
         """Why this payment cannot be confirmed any more, in the purpose's words."""
@@ -97,6 +100,7 @@ class Settled:
     refund: bool = False  # the payment is CANCEL_PENDING
     strays: list[str] = field(default_factory=list)  # keys of strays found, to refund
     applied: Any = None  # the payment as this approval left it (DONE, its purpose applied)
+    done: Any = None  # what the purpose's `applied` returned
 
 
 def new_pg_order_id(kind: str) -> str:
@@ -148,7 +152,8 @@ async def settle(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Readi
     there" may mean "not yet"). Stray approvals are recorded for refunding."""
     settled = Settled()
     if reading.verdict == APPROVED:
-        settled.refund, settled.applied = await _approved(uow, purpose, payment, reading, now)
+        settled.refund, settled.applied, settled.done = await _approved(
+            uow, purpose, payment, reading, now)
     elif reading.verdict == DECLINED and surely_ended:
         if await repository.move(uow.conn, payment.id, ("CONFIRMING",), "FAILED", {
                 "failure_code": reading.code[:64], "failure_message": reading.message[:255],
@@ -162,10 +167,11 @@ async def settle(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Readi
 
 
 async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Reading,
-                    now: datetime) -> tuple[bool, Any]:
+                    now: datetime) -> tuple[bool, Any, Any]:
     """The key's approval: whether it is to be refunded, and the payment as it left it
-    when it was applied (else None). A payment the shop never confirmed (READY) takes the
-    approval found for its gateway order id as its own."""
+    when it was applied with what the purpose's `applied` returned (else None, None). A
+    payment the shop never confirmed (READY) takes the approval found for its gateway
+    order id as its own."""
     approval = reading.approval
     assert approval is not None
     charged = {"payment_key": approval.payment_key, "approved_at": approval.approved_at or now}
@@ -174,16 +180,17 @@ async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Re
         if await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"),
                                  "CANCEL_PENDING", {**refund, "failure_code": "AMOUNT_MISMATCH"}):
             await purpose.released(uow, payment, FAILED, now)
-            return True, None
+            return True, None, None
     elif await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"), "DONE", charged):
-        if await purpose.applied(uow, payment, now):
+        done = await purpose.applied(uow, payment, now)
+        if done:
             fields = payment._asdict() if hasattr(payment, "_asdict") else vars(payment)
-            return False, SimpleNamespace(**{**fields, "status": "DONE", **charged})
+            return False, SimpleNamespace(**{**fields, "status": "DONE", **charged}), done
         await repository.move(uow.conn, payment.id, ("DONE",), "CANCEL_PENDING", refund)
-        return True, None
+        return True, None, None
     # Approved after it was given up (its holds are back already): refunded.
     return await repository.move(uow.conn, payment.id, ("FAILED", "EXPIRED", "VOIDED"),
-                                 "CANCEL_PENDING", refund), None
+                                 "CANCEL_PENDING", refund), None, None
 
 
 async def expire(uow: UnitOfWork, purpose: Purpose, payment: Any, now: datetime) -> bool:

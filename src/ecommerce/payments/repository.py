@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.payments.models import payments, stray_approvals
-from ecommerce.platform.sql import insert_ignore
+from ecommerce.platform.sql import insert_ignore, move_status
 
 
 async def add(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -18,13 +18,16 @@ async def add(conn: AsyncConnection, values: dict[str, Any]) -> int:
     return int(result.inserted_primary_key[0])
 
 
+_BY_ID = select(payments).where(payments.c.id == bindparam("payment_id"))
+_OF_ORDER = select(payments).where(payments.c.order_id == bindparam("order_id"))
+
+
 async def get(conn: AsyncConnection, payment_id: int) -> Any:
-    return (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
+    return (await conn.execute(_BY_ID, {"payment_id": payment_id})).first()
 
 
 async def of_order(conn: AsyncConnection, order_id: int) -> Any:
-    return (await conn.execute(select(payments).where(payments.c.order_id == order_id))
-            ).first()
+    return (await conn.execute(_OF_ORDER, {"order_id": order_id})).first()
 
 
 async def of_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, Any]:
@@ -44,11 +47,7 @@ async def move(conn: AsyncConnection, payment_id: int, from_statuses: Sequence[s
                status: str, values: dict[str, Any]) -> bool:
     """Set the status (and values) if it is one of `from_statuses` (the payment row's lock,
     taken first by every move of a payment and what it pays for): whether it was."""
-    result = await conn.execute(
-        update(payments).where(payments.c.id == payment_id,
-                               payments.c.status.in_(from_statuses))
-        .values(status=status, **values))
-    return result.rowcount == 1
+    return await move_status(conn, payments, payment_id, from_statuses, status, values)
 
 
 async def due(conn: AsyncConnection, status: str, before: datetime, column: str,

@@ -179,7 +179,7 @@ class Payments:
             settled = await machine.settle(uow, purpose, payment, answer, self.clock.now(),
                                            surely_ended=surely_ended)
             if answering and settled.applied is not None and not settled.strays:
-                return settled, await purpose.answer(uow, settled.applied)
+                return settled, await purpose.answer(uow, settled.applied, settled.done)
             return settled, None
 
         settled, shown = await self._in_uow(work)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.wallet.models import balance_ledger, wallets
@@ -52,9 +52,14 @@ async def count_unpaid(conn: AsyncConnection, user_id: int, change: int, now: da
                        ) -> bool:
     """Change only the count of unpaid card orders (no money moves, so no balance to
     read back): whether the wallet was there."""
-    result = await conn.execute(update(wallets).where(wallets.c.user_id == user_id).values(
-        unpaid_card_orders=wallets.c.unpaid_card_orders + change, updated_at=now))
+    result = await conn.execute(_COUNT_UNPAID, {"_user_id": user_id, "_change": change,
+                                                "_now": now})
     return bool(result.rowcount == 1)
+
+
+_COUNT_UNPAID = update(wallets).where(wallets.c.user_id == bindparam("_user_id")).values(
+    unpaid_card_orders=wallets.c.unpaid_card_orders + bindparam("_change", type_=Integer),
+    updated_at=bindparam("_now", type_=wallets.c.updated_at.type))
 
 
 async def append_ledger(conn: AsyncConnection, user_id: int, kind: str, amount: int,

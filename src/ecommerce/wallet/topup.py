@@ -49,13 +49,12 @@ class CardTopUps:
     async def started(self, uow: UnitOfWork, payment: Any, now: datetime) -> None:
         return None  # nothing is held while a top-up is paid
 
-    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> bool:
+    async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> Any:
         try:
-            await service.recharge(uow, payment.user_id, payment.amount, now,
-                                   payment_id=payment.id)
+            return {"new_balance": await service.recharge(
+                uow, payment.user_id, payment.amount, now, payment_id=payment.id)}
         except BalanceLimitExceeded:  # the balance grew meanwhile: refunded instead
-            return False
-        return True
+            return None
 
     async def released(self, uow: UnitOfWork, payment: Any, why: str, now: datetime) -> None:
         return None
@@ -63,12 +62,15 @@ class CardTopUps:
     async def refunded(self, uow: UnitOfWork, payment: Any, now: datetime) -> None:
         return None
 
-    async def answer(self, uow: UnitOfWork, payment: Any) -> tuple[int, Any]:
+    async def answer(self, uow: UnitOfWork, payment: Any, applied: Any = None
+                     ) -> tuple[int, Any]:
         """200 {userId, newBalance} once credited; 202 with the charge while the gateway's
         answer is unknown; a refunded one: the balance could not take it."""
         if payment.status == "DONE":
-            return 200, RechargeOut(user_id=payment.user_id, new_balance=await service.balance_of(
-                uow, payment.user_id)).model_dump(by_alias=True)
+            balance = (applied["new_balance"] if applied
+                       else await service.balance_of(uow, payment.user_id))
+            return 200, RechargeOut(user_id=payment.user_id,
+                                    new_balance=balance).model_dump(by_alias=True)
         if payment.status == "CONFIRMING":
             return 202, self.body(payment)
         if payment.status in ("CANCEL_PENDING", "CANCELLED"):
