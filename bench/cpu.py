@@ -45,7 +45,7 @@ from ecommerce.standins.gateway import DEFAULT_CLIENT_KEY, DEFAULT_SECRET_KEY
 
 
 async def call(app: ShopApp, target: str, method: str = "GET", body: bytes = b"",
-               token: str | None = None) -> int:
+               token: str | None = None, extra: str = "") -> int:
     path, _, query = target.partition("?")
     headers = [(b"host", b"bench")]
     if body:
@@ -53,6 +53,9 @@ async def call(app: ShopApp, target: str, method: str = "GET", body: bytes = b""
                     (b"content-length", str(len(body)).encode())]
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
+    for pair in filter(None, extra.split("|")):  # "Name: value|..." as in bench.run's lines
+        name, _, value = pair.partition(":")
+        headers.append((name.strip().lower().encode(), value.strip().encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
              "root_path": "", "query_string": query.encode(), "headers": headers,
@@ -153,22 +156,33 @@ async def measure(backend: str, scenarios: list[str], warm: int, count: int,
                     await measure_confirms(app, backend, data, min(warm, 200),
                                            min(count, 500), sandbox or "")
                     continue
-                targets = [line.split("\t")[1] for line in request_lines(scenario, data)]
+                # METHOD, PATH, TOKEN, BODY, HEADERS: an order's POST as wrk sends it
+                requests = [(path, method, body.encode(), token or None, extra)
+                            for method, path, token, body, extra in
+                            (line.split("\t") for line in request_lines(scenario, data))]
                 cold = []
-                for target in targets[:warm]:
+                for request in requests[:warm]:
                     started = time.perf_counter()
-                    await call(app, target)
+                    await call(app, *request)
                     cold.append(time.perf_counter() - started)
                 codes: dict[int, int] = {}
+                profile = cProfile.Profile() if os.environ.get("PROFILE") else None
                 cpu, wall = time.process_time(), time.perf_counter()
-                for target in targets[warm:warm + count]:
-                    status = await call(app, target)
+                if profile:
+                    profile.enable()
+                for request in requests[warm:warm + count]:
+                    status = await call(app, *request)
                     codes[status] = codes.get(status, 0) + 1
+                if profile:
+                    profile.disable()
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 print(f"{backend:15} {scenario:15} CPU {cpu / count * 1000:.3f} ms/request, "
                       f"wall {wall / count * 1000:.3f} ms/request {codes}; the first {warm}: "
                       f"p50 {percentile(cold, 0.5):.2f}, p99 {percentile(cold, 0.99):.2f} ms",
                       flush=True)
+                if profile:
+                    order = os.environ["PROFILE"] if os.environ["PROFILE"] != "1" else "cumulative"
+                    pstats.Stats(profile).sort_stats(order).print_stats(60)
     finally:
         await drop_database(backend, url)
 

@@ -136,6 +136,10 @@ async def test_a_card_order_holds_then_is_paid_once(shop, client, sandbox):
     again = await client.post(f"/api/orders/{order['orderId']}/payment/confirm",
                               headers=user.headers, json={"paymentKey": key, "amount": 6_200})
     assert (again.status_code, again.json()["status"]) == (200, "PAID")  # a repeat
+    # The first answer was built from what paying read; a repeat's and the order's own
+    # page read it back: the same order.
+    shown = (await client.get(f"/api/orders/{order['orderId']}", headers=user.headers)).json()
+    assert paid.json() == again.json() == shown
     assert await events_of(shop, order["orderId"]) == ["order.completed"]
     assert before["stock"] - 2 == (await state(shop, client, user, pen))["stock"]
     await audited(shop)
@@ -322,6 +326,8 @@ async def test_a_top_up_by_card_credits_once(shop, client, sandbox):
     again = await client.post(url, headers=user.headers,
                               json={"paymentKey": key, "amount": 30_000})
     assert again.json() == {"userId": user.id, "newBalance": 30_100}
+    # The one that credited it answered from the credit, the others read it back: alike.
+    assert all(a.json() == again.json() for a in answers if a.status_code == 200)
     history = (await client.get(f"/api/balance/{user.id}/history", headers=user.headers)).json()
     assert [(h["type"], h["amount"]) for h in history].count(("RECHARGE", 30_000)) == 1
     # A decline; someone else's charge.
