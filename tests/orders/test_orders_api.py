@@ -291,6 +291,32 @@ async def test_idempotent_order_and_cancel(shop, client):
     assert not any((await audit_database(shop.db)).values())
 
 
+async def test_a_key_keeps_its_first_answer_after_the_shop_changed(shop, client):
+    """A repeat is answered by its key whatever the order would meet now: sold out since,
+    a 201 is replayed, not refused; a refusal stays the key's answer once stock is back
+    (on PostgreSQL the order's one statement finds the key, elsewhere the look first)."""
+    user = await make_user(shop, balance=50_000)
+    admin = await make_admin(shop)
+    product = await make_product(shop, price=1_000, stock=3)
+    first = await order(client, user, [(product, 3)], key="sold-out-since")
+    assert first.status_code == 201, first.text
+    again = await order(client, user, [(product, 3)], key="sold-out-since")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert_error(await order(client, user, [(product, 1)], key="sold-out-since"),
+                 422, "IDEMPOTENCY_KEY_REUSED")
+    refused = await order(client, user, [(product, 1)], key="while-sold-out")
+    assert_error(refused, 409, "OUT_OF_STOCK")
+    restocked = await client.post(f"/api/admin/products/{product}/stock",
+                                  headers=admin.headers, json={"delta": 5})
+    assert restocked.status_code == 200, restocked.text
+    replayed = await order(client, user, [(product, 1)], key="while-sold-out")
+    assert (replayed.status_code, replayed.json()) == (409, refused.json())
+    assert (await client.get(f"/api/products/{product}")).json()["stock"] == 5
+    assert (await client.get(f"/api/balance/{user.id}", headers=user.headers)
+            ).json()["balance"] == 47_000
+    assert not any((await audit_database(shop.db)).values())
+
+
 async def test_one_key_sent_many_times_at_once_places_one_order(shop, client):
     """A double-clicked checkout: 20 requests with one key at once (on PostgreSQL the
     function writes the key in the order's own statement, elsewhere the key row is written

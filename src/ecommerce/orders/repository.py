@@ -25,14 +25,18 @@ async def quote(conn: AsyncConnection, user_id: int, product_ids: Sequence[int]
                 ) -> tuple[int | None, dict[int, Any]]:
     """The buyer's balance (None: no such user) and the id, name, price, stock and active
     flag of these products, by id, in one read without locks."""
-    rows = (await conn.execute(
-        select(wallets.c.balance, products.c.id, products.c.name, products.c.price,
-               products.c.stock, products.c.active)
-        .select_from(wallets.outerjoin(products, products.c.id.in_(product_ids)))
-        .where(wallets.c.user_id == user_id))).all()
+    rows = (await conn.execute(_QUOTE, {"_user_id": user_id,
+                                        "_product_ids": list(product_ids)})).all()
     if not rows:
         return None, {}
     return rows[0].balance, {row.id: row for row in rows if row.id is not None}
+
+
+_QUOTE = (select(wallets.c.balance, products.c.id, products.c.name, products.c.price,
+                 products.c.stock, products.c.active)
+          .select_from(wallets.outerjoin(
+              products, products.c.id.in_(bindparam("_product_ids", expanding=True))))
+          .where(wallets.c.user_id == bindparam("_user_id")))
 
 
 async def add_order(conn: AsyncConnection, order: Any) -> int:

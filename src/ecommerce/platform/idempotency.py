@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Header
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ecommerce.platform.database import Database, RetryTransaction, UnitOfWork, is_deadlock
@@ -82,9 +82,14 @@ async def run(db: Database, *, user_id: int, key: str | None, operation: str, pa
     if not valid_key(key):
         raise InvalidRequest("Idempotency-Key (header): 1 to 128 printable ASCII characters")
     print_ = fingerprint(operation, payload)
-    replay = await _replay(db, user_id, key, print_)
+    # A work in one statement needs no look first: that statement refuses a key that is
+    # there (KeyTaken, below), and nothing is written before it; a domain error is
+    # remembered only if the key is new, else the key's answer is replayed. Elsewhere the
+    # look saves a repeat a transaction that would wait on the key's row.
+    replay = None if one_statement else await _replay(db, user_id, key, print_)
     if replay is not None:
         return replay
+
     async def keyed(uow: UnitOfWork) -> tuple[int, Any]:
         await _claim(uow, user_id, key, print_)
         status, body = await work(uow)
@@ -143,13 +148,15 @@ async def _claim(uow: UnitOfWork, user_id: int, key: str, print_: str) -> None:
         raise KeyTaken() from None
 
 
+_ANSWER = (select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code,
+                  idempotency_keys.c.response_body)
+           .where(idempotency_keys.c.user_id == bindparam("_user_id"),
+                  idempotency_keys.c.key == bindparam("_key")))
+
+
 async def _replay(db: Database, user_id: int, key: str, print_: str) -> tuple[int, Any] | None:
     async with db.uow(write=False) as uow:
-        row = (await uow.conn.execute(
-            select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code,
-                   idempotency_keys.c.response_body)
-            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-        )).first()
+        row = (await uow.conn.execute(_ANSWER, {"_user_id": user_id, "_key": key})).first()
     if row is None:
         return None
     if row.fingerprint != print_:
