@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,12 +42,25 @@ class Tansu:
     def servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> str:
+        return f"/tmp/tansu-{self.port}.log"
+
     def start(self) -> None:
         address = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [binary(), "broker", "--listener-url", address, "--advertised-listener-url",
-             address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [binary(), "broker", "--listener-url", address, "--advertised-listener-url",
+                 address], stdout=log, stderr=subprocess.STDOUT)
         wait_port("127.0.0.1", self.port, seconds=30)
+
+    def exited_by_itself(self) -> str | None:
+        """How the broker ended, if it ended without being killed (with its log's tail)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        with open(self.log_path, errors="replace") as log:
+            tail = log.read()[-2000:]
+        return f"tansu on {self.port} exited with {self.process.returncode}: {tail}"
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -67,4 +81,7 @@ def tansu() -> Iterator[Tansu]:
     try:
         yield broker
     finally:
+        # A broker that died under a test (seen once: refused for a whole test) says why.
+        if (ended := broker.exited_by_itself()) is not None:
+            warnings.warn(ended, stacklevel=1)
         broker.kill()
