@@ -37,6 +37,7 @@ class Tansu:
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
+        self.started = False
 
     @property
     def servers(self) -> str:
@@ -48,10 +49,13 @@ class Tansu:
 
     def start(self) -> None:
         address = f"tcp://127.0.0.1:{self.port}"
-        with open(self.log_path, "a") as log:
+        # A new broker starts its log afresh (a port comes round again later in a run); a
+        # restart of this one adds to it.
+        with open(self.log_path, "a" if self.started else "w") as log:
             self.process = subprocess.Popen(
                 [binary(), "broker", "--listener-url", address, "--advertised-listener-url",
                  address], stdout=log, stderr=subprocess.STDOUT)
+        self.started = True
         wait_port("127.0.0.1", self.port, seconds=30)
 
     def exited_by_itself(self) -> str | None:
