@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from typing import ClassVar
 
-import httpx
+import aiohttp
 
 from ecommerce.consumers.repository import Event
 from ecommerce.consumers.runner import Failure
@@ -30,14 +30,18 @@ class DataPlatform:
         assert settings.data_platform_url
         self.url = settings.data_platform_url
         self.secret = settings.data_platform_secret or ""
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        # The same client as the payment gateway's (payments/gateway.py, decision 82);
+        # idle connections let go before a receiver's own 5 s keep-alive ends them.
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5.0),
+            connector=aiohttp.TCPConnector(limit=self.concurrency, keepalive_timeout=4.0))
 
     async def close(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
     async def handle(self, event: Event) -> str:
@@ -46,11 +50,14 @@ class DataPlatform:
         assert self._http is not None
         body = event.payload.encode()
         try:
-            response = await self._http.post(self.url, content=body, headers={
-                "Content-Type": "application/json", "X-Event-Id": event.event_id,
-                "X-Event-Type": event.event_type, "X-Signature": signature(self.secret, body)})
-        except httpx.HTTPError as failure:
+            async with self._http.post(self.url, data=body, headers={
+                    "Content-Type": "application/json", "X-Event-Id": event.event_id,
+                    "X-Event-Type": event.event_type,
+                    "X-Signature": signature(self.secret, body)}) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as failure:
             raise Failure(f"{type(failure).__name__}: {failure}") from None
-        if not 200 <= response.status_code < 300:
-            raise Failure(f"HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            raise Failure(f"HTTP {status}")
         return "delivered"

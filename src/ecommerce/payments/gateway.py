@@ -1,9 +1,10 @@
-"""The card payment gateway's client: the Toss Payments v1 API shape, over httpx.
+"""The card payment gateway's client: the Toss Payments v1 API shape, over aiohttp.
 
 Four calls: confirm a payment the customer authorised at the gateway's checkout, look one
 up by our order id or by its payment key, and cancel (refund) it with an Idempotency-Key.
 Basic auth with the secret key (`<secret>:` in base64), every call bounded by
-`PAYMENT_TIMEOUT_SECONDS`. Three outcomes a caller must tell apart:
+`PAYMENT_TIMEOUT_SECONDS` as a whole (connecting, sending and reading together, so a
+call has surely ended at the gateway once that much time has passed). Three outcomes a caller must tell apart:
 
 * an answer: the payment as the gateway now holds it (`GatewayPayment`);
 * a refusal (`GatewayRefused`, a 4xx with the gateway's `{code, message}`): nothing
@@ -12,16 +13,22 @@ Basic auth with the secret key (`<secret>:` in base64), every call bounded by
   not the gateway's): the call may or may not have taken effect, and only a lookup tells.
 
 Never await these while a database transaction or row lock is open: a slow gateway would
-hold them for its whole timeout."""
+hold them for its whole timeout.
+
+aiohttp rather than httpx (decision 82): a call costs about 0.16 ms of CPU through aiohttp's
+C parser and asyncio streams, 0.75 ms through httpx's h11 and anyio layers, and a card
+confirm makes one call beside about 3 ms of everything else."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 # Payment statuses of the v1 API that matter here.
 DONE = "DONE"  # approved: the card was charged
@@ -102,22 +109,38 @@ class Gateway:
     confirms, refunds and the reconcile job use."""
 
     def __init__(self, base_url: str, secret_key: str, *, timeout: float = 10.0,
-                 transport: httpx.AsyncBaseTransport | None = None,
                  connections: int = 100, notice_connections: int | None = 4):
         token = base64.b64encode(f"{secret_key}:".encode()).decode()
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout),
-            headers={"Authorization": f"Basic {token}"}, transport=transport,
-            limits=httpx.Limits(max_connections=connections,
-                                max_keepalive_connections=connections))
-        self.notices = (Gateway(base_url, secret_key, timeout=timeout, transport=transport,
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        # Made on the first call, in the event loop that makes it (an aiohttp session
+        # belongs to one loop); a call from another loop gets a session of its own.
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.notices = (Gateway(base_url, secret_key, timeout=timeout,
                                 connections=notice_connections, notice_connections=None)
                         if notice_connections else self)
         self.capacity = connections
 
+    def _http(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # An idle connection is let go after 4 s, before a server that closes idle
+            # ones at 5 s (uvicorn's default) does: a confirm is never sent down a
+            # connection the other side is closing.
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0,
+                                               keepalive_timeout=4.0))
+            self._loop = loop
+        return self._session
+
     async def close(self) -> None:
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
         if self.notices is not self:
             await self.notices.close()
 
@@ -158,16 +181,18 @@ class Gateway:
 
     async def _payment(self, method: str, path: str, **options: Any) -> GatewayPayment:
         try:
-            response = await self._http.request(method, path, **options)
-        except httpx.HTTPError as error:  # timeouts, refused or reset connections
+            async with self._http().request(method, self.base_url + path,
+                                             **options) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:  # timeouts, refused or reset
             raise GatewayUnreachable(f"{method} {path}: {type(error).__name__}") from None
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
-        if response.status_code >= 500 or not isinstance(body, dict):
-            raise GatewayUnreachable(f"{method} {path}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise GatewayRefused(response.status_code, str(body.get("code", "UNKNOWN")),
+        if status >= 500 or not isinstance(body, dict):
+            raise GatewayUnreachable(f"{method} {path}: HTTP {status}")
+        if status >= 400:
+            raise GatewayRefused(status, str(body.get("code", "UNKNOWN")),
                                  str(body.get("message", "")))
         return GatewayPayment.from_body(body)
