@@ -19,6 +19,7 @@ from ecommerce.coupons.gate import LocalGate, RedisGate
 from ecommerce.coupons.issuer import Issuer
 from ecommerce.coupons.usecases import Coupons
 from ecommerce.events.outbox import Outbox
+from ecommerce.orders import payment as card_orders
 from ecommerce.orders import writer
 from ecommerce.orders.pricing import CardTerms
 from ecommerce.orders.usecases import Checkout, Orders
@@ -62,10 +63,11 @@ class AppContext:
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
-        """Everything a running app holds; the order writer for this database is chosen
-        here, once."""
+        """Everything a running app holds; the order writer for this database, and how a
+        card order's approval is applied, are chosen here, once."""
         ctx = cls.build(settings, clock=clock)
         ctx.orders.writer = await writer.choose(ctx.db)
+        await card_orders.choose_one_call(ctx.db, ctx.orders.purpose)
         return ctx
 
     @classmethod

@@ -4,17 +4,26 @@ back (every hold), and what a refund finishes (the cancellation)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from ecommerce.catalog.listing import Listings
+from ecommerce.events import outbox
 from ecommerce.orders import repository, service
 from ecommerce.payments import machine
 from ecommerce.payments.errors import NotPayable
-from ecommerce.platform.database import UnitOfWork
+from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.principal import Principal
+from ecommerce.ranking import service as ranking
+
+log = logging.getLogger("ecommerce.orders")
 
 Shown = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -26,6 +35,9 @@ class CardOrders:
         self.listings = listings
         self.zone = zone
         self.shown = shown  # an order's view as answered
+        # On PostgreSQL with shop_card_order_paid installed (`choose_one_call`, when the app
+        # starts): a confirm's plain approval is applied in one statement (card_paid.sql).
+        self.in_one_call = False
 
     async def owned(self, uow: UnitOfWork, order_id: int, caller: Principal) -> Any:
         found = await repository.card_payment(uow.conn, order_id)  # one read, on a confirm
@@ -41,6 +53,27 @@ class CardOrders:
 
     async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> Any:
         return await service.mark_paid(uow, self.zone, payment.order_id, now)
+
+    async def applied_in_one_call(self, uow: UnitOfWork, payment: Any,
+                                  charged: dict[str, Any], now: datetime) -> Any:
+        """`applied` and the payment's DONE move in one call of shop_card_order_paid, from
+        the order and items the confirm read (`owned`): what `mark_paid` returns."""
+        order, items = payment.order, payment.items
+        lines = sorted((item.product_id, item.quantity) for item in items)
+        event = outbox.row(service.paid_event(order, items, now))
+        try:
+            await repository.card_paid_in_one_call(uow.conn, {
+                "payment_id": payment.id, "order_id": order.id, "user_id": order.user_id,
+                "payment_key": charged["payment_key"],
+                "approved_at": _naive_utc(charged["approved_at"]), "now": _naive_utc(now),
+                "day": ranking.shop_day(order.created_at, self.zone),
+                "products": [product for product, _ in lines],
+                "quantities": [quantity for _, quantity in lines],
+                "event_id": event["event_id"], "event": event["payload"]})
+        except repository.Refused:
+            raise machine.NotInOneCall() from None
+        uow.wrote_events()
+        return SimpleNamespace(**{**vars(order), "status": "PAID", "paid_at": now}), items
 
     async def released(self, uow: UnitOfWork, payment: Any, why: str, now: datetime) -> None:
         await service.release(uow, self.listings, self.zone, payment.order_id,
@@ -60,6 +93,30 @@ class CardOrders:
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
         order = await repository.get(uow.conn, payment.order_id)
         return NotPayable(f"This order is {order.status}; it can no longer be paid")
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+_INSTALLED = text("SELECT count(*) FROM pg_proc WHERE proname = 'shop_card_order_paid'")
+
+
+async def choose_one_call(db: Database, purpose: CardOrders) -> None:
+    """Whether card orders' approvals are applied in one statement here: on PostgreSQL
+    (not behind PgBouncer, where every unit of work is a transaction) with the function
+    installed; decided once when the app starts (if the database does not answer then,
+    the usual transaction is used until the next start)."""
+    if not db.autocommit_allowed:
+        return
+    try:
+        async with db.uow(write=False) as uow:
+            installed = (await uow.conn.execute(_INSTALLED)).scalar_one()
+    except (OSError, DBAPIError) as error:
+        log.warning("card orders' one-statement approval not chosen: the database did "
+                    "not answer", extra={"error": type(error).__name__})
+        return
+    purpose.in_one_call = bool(installed)
 
 
 async def order_view(uow: UnitOfWork, order_id: int, payment: Any = None) -> dict[str, Any]:

@@ -71,10 +71,15 @@ _WITH_ITEMS = (select(orders, *[column.label(f"item_{column.name}")
                                              order_items.c.order_id == orders.c.id))
                .where(orders.c.id == bindparam("order_id"))
                .order_by(order_items.c.product_id))
-_CARD_PAYMENT = (select(orders.c.user_id.label("buyer_id"),
-                        orders.c.payment_method.label("order_method"), payments)
-                 .select_from(orders.outerjoin(payments, payments.c.order_id == orders.c.id))
-                 .where(orders.c.id == bindparam("order_id")))
+_ORDER_FIELDS = [column.name for column in orders.c]
+_PAYMENT_FIELDS = [column.name for column in payments.c]
+_CARD_PAYMENT = (select(*[column.label(f"order_{column.name}") for column in orders.c],
+                        *[column.label(f"payment_{column.name}") for column in payments.c],
+                        *[column.label(f"item_{column.name}") for column in order_items.c])
+                 .select_from(orders.outerjoin(payments, payments.c.order_id == orders.c.id)
+                              .outerjoin(order_items, order_items.c.order_id == orders.c.id))
+                 .where(orders.c.id == bindparam("order_id"))
+                 .order_by(order_items.c.product_id))
 
 
 async def get(conn: AsyncConnection, order_id: int) -> Any:
@@ -102,10 +107,19 @@ async def with_items(conn: AsyncConnection, order_id: int) -> tuple[Any, list[An
 
 
 async def card_payment(conn: AsyncConnection, order_id: int) -> Any:
-    """An order's buyer (`buyer_id`) and payment method (`order_method`) beside its card
-    payment's columns (None where it has none), in one read; None if there is no such
-    order."""
-    return (await conn.execute(_CARD_PAYMENT, {"order_id": order_id})).first()
+    """An order's card payment's columns (None where it has none) with the order's buyer
+    (`buyer_id`) and payment method (`order_method`), the order (`order`) and its items by
+    product id (`items`), in one read; None if there is no such order."""
+    rows = (await conn.execute(_CARD_PAYMENT, {"order_id": order_id})).all()
+    if not rows:
+        return None
+    first = rows[0]._mapping
+    order = SimpleNamespace(**{name: first[f"order_{name}"] for name in _ORDER_FIELDS})
+    items = [SimpleNamespace(**{name: row._mapping[f"item_{name}"] for name in _ITEM_FIELDS})
+             for row in rows if row._mapping["item_id"] is not None]
+    return SimpleNamespace(**{name: first[f"payment_{name}"] for name in _PAYMENT_FIELDS},
+                           buyer_id=order.user_id, order_method=order.payment_method,
+                           order=order, items=items)
 
 
 async def move(conn: AsyncConnection, order_id: int, from_statuses: Sequence[str],
@@ -150,6 +164,24 @@ class Refused(Exception):  # noqa: N818 - the database's answer, mapped to error
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
+
+
+CARD_PAID_SQL = (Path(__file__).parent / "card_paid.sql").read_text(encoding="utf-8")
+_CARD_PAID = text(
+    "SELECT shop_card_order_paid(:payment_id, :order_id, :user_id, :payment_key, "
+    ":approved_at, :now, :day, :products, :quantities, :event_id, :event)")
+
+
+async def card_paid_in_one_call(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """PostgreSQL: a card order's plain approval applied in one round trip (card_paid.sql).
+    Refused if a guard failed (nothing written)."""
+    try:
+        await conn.execute(_CARD_PAID, values)
+    except DBAPIError as error:
+        refusal = shop_refusal(error)
+        if refusal is not None:
+            raise Refused(*refusal) from None
+        raise
 
 
 # The function's code: this file, applied by the newest migration that replaces it, which

@@ -114,8 +114,13 @@ async def mark_paid(uow: UnitOfWork, zone: ZoneInfo, order_id: int, now: datetim
     await wallet.order_paid(uow, order.user_id, now)
     await catalog.release_held(uow, lines, now)
     await ranking.record_sale(uow, lines, ranking.shop_day(order.created_at, zone))
-    uow.record(_event(OrderCompleted, order, items, now))
+    uow.record(paid_event(order, items, now))
     return order, items
+
+
+def paid_event(order: Any, items: list[Any], now: datetime) -> OrderEvent:
+    """`order.completed` of a card order paid now."""
+    return _event(OrderCompleted, order, items, now)
 
 
 async def release(uow: UnitOfWork, listings: Listings, zone: ZoneInfo, order_id: int,

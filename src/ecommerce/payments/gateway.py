@@ -4,7 +4,8 @@ Four calls: confirm a payment the customer authorised at the gateway's checkout,
 up by our order id or by its payment key, and cancel (refund) it with an Idempotency-Key.
 Basic auth with the secret key (`<secret>:` in base64), every call bounded by
 `PAYMENT_TIMEOUT_SECONDS` as a whole (connecting, sending and reading together, so a
-call has surely ended at the gateway once that much time has passed). Three outcomes a caller must tell apart:
+call has surely ended at the gateway once that much time has passed). Three outcomes a
+caller must tell apart:
 
 * an answer: the payment as the gateway now holds it (`GatewayPayment`);
 * a refusal (`GatewayRefused`, a 4xx with the gateway's `{code, message}`): nothing

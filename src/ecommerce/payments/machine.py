@@ -79,6 +79,17 @@ class Purpose(Protocol):
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
         """Why this payment cannot be confirmed any more, in the purpose's words."""
 
+    # A purpose may apply a plain approval (`plain_approval`) in one statement of its own,
+    # with no transaction around it (`in_one_call`, decided when the app starts): the
+    # DONE move and everything `applied` does, guarded as they are. It raises NotInOneCall
+    # when a guard fails (nothing written); the payment is then settled as usual.
+    in_one_call: bool
+
+    async def applied_in_one_call(self, uow: UnitOfWork, payment: Any,
+                                  charged: dict[str, Any], now: datetime) -> Any:
+        """The DONE move with `charged` and `applied`'s work in one statement; returns
+        what `applied` would."""
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -101,6 +112,37 @@ class Settled:
     strays: list[str] = field(default_factory=list)  # keys of strays found, to refund
     applied: Any = None  # the payment as this approval left it (DONE, its purpose applied)
     done: Any = None  # what the purpose's `applied` returned
+
+
+class NotInOneCall(Exception):  # noqa: N818 - a signal: settle it the usual way
+    """A purpose's one-statement approval found a guard failed and wrote nothing."""
+
+
+def fields_of(payment: Any) -> dict[str, Any]:
+    """A payment's columns (a row's, or a namespace's attributes) as a dict."""
+    return payment._asdict() if hasattr(payment, "_asdict") else dict(vars(payment))
+
+
+def charged_by(approval: GatewayPayment, now: datetime) -> dict[str, Any]:
+    """The columns an applied approval sets on its payment."""
+    return {"payment_key": approval.payment_key, "approved_at": approval.approved_at or now}
+
+
+def plain_approval(payment: Any, reading: Reading, now: datetime) -> dict[str, Any] | None:
+    """A confirm's own answer that is an approval of the key for the amount to be paid,
+    with no stray beside it, of a payment still CONFIRMING: it is applied and nothing else
+    happens (unless what it pays for can no longer take it). The columns it sets (as
+    `charged_by`), or None when `settle` has more to decide."""
+    approval = reading.approval
+    if reading.verdict != APPROVED or reading.strays or approval is None or \
+            approval.total_amount != payment.amount or payment.status != "CONFIRMING":
+        return None
+    return charged_by(approval, now)
+
+
+def as_applied(payment: Any, charged: dict[str, Any]) -> Any:
+    """The payment as an applied approval left it (DONE)."""
+    return SimpleNamespace(**{**fields_of(payment), "status": "DONE", **charged})
 
 
 def new_pg_order_id(kind: str) -> str:
@@ -174,7 +216,7 @@ async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Re
     order id as its own."""
     approval = reading.approval
     assert approval is not None
-    charged = {"payment_key": approval.payment_key, "approved_at": approval.approved_at or now}
+    charged = charged_by(approval, now)
     refund = {**charged, "attempted_at": now}
     if approval.total_amount != payment.amount:  # never the shop's to keep
         if await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"),
@@ -184,8 +226,7 @@ async def _approved(uow: UnitOfWork, purpose: Purpose, payment: Any, reading: Re
     elif await repository.move(uow.conn, payment.id, ("CONFIRMING", "READY"), "DONE", charged):
         done = await purpose.applied(uow, payment, now)
         if done:
-            fields = payment._asdict() if hasattr(payment, "_asdict") else vars(payment)
-            return False, SimpleNamespace(**{**fields, "status": "DONE", **charged}), done
+            return False, as_applied(payment, charged), done
         await repository.move(uow.conn, payment.id, ("DONE",), "CANCEL_PENDING", refund)
         return True, None, None
     # Approved after it was given up (its holds are back already): refunded.

@@ -111,8 +111,8 @@ class Payments:
                 begun = None
             elif await machine.begin(uow, purpose, payment, payment_key, now):
                 begun = SimpleNamespace(**{  # the row as that move left it
-                    **payment._asdict(), "status": "CONFIRMING", "payment_key": payment_key,
-                    "attempted_at": now})
+                    **machine.fields_of(payment), "status": "CONFIRMING",
+                    "payment_key": payment_key, "attempted_at": now})
             else:
                 begun = None  # another confirm moved it first
         if expired:
@@ -174,6 +174,13 @@ class Payments:
         from that same transaction (the purpose's answer); else None."""
         if answer.verdict == machine.UNKNOWN and not answer.strays:
             return None
+        if answering and purpose.in_one_call:
+            now = self.clock.now()
+            charged = machine.plain_approval(payment, answer, now)
+            if charged is not None:
+                shown = await self._applied_in_one_call(purpose, payment, charged, now)
+                if shown is not None:
+                    return shown
 
         async def work(uow: UnitOfWork) -> tuple[machine.Settled, tuple[int, Any] | None]:
             settled = await machine.settle(uow, purpose, payment, answer, self.clock.now(),
@@ -188,6 +195,23 @@ class Payments:
         for key in settled.strays:
             await self.refund_stray(key)
         return shown
+
+    async def _applied_in_one_call(self, purpose: Purpose, payment: Any,
+                                   charged: dict[str, Any], now: Any
+                                   ) -> tuple[int, Any] | None:
+        """A plain approval applied in the purpose's one statement, answered from what it
+        wrote; None if that found a guard failed or met a deadlock (nothing written: the
+        usual settling then decides, in a transaction)."""
+        try:
+            async with self.db.uow(one_statement=True) as uow:
+                done = await purpose.applied_in_one_call(uow, payment, charged, now)
+                return await purpose.answer(uow, machine.as_applied(payment, charged), done)
+        except machine.NotInOneCall:
+            return None
+        except DBAPIError as error:
+            if not is_deadlock(error):
+                raise
+            return None
 
     async def settle_from_gateway(self, payment: Any, gateway: Gateway | None = None
                                   ) -> Reading:
