@@ -20,6 +20,7 @@ from tests.backends import create_database, drop_database
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "ecommerce"
 LIVE = {"shop_place_order": SOURCE / "orders" / "place_order.sql",
         "shop_card_order_paid": SOURCE / "orders" / "card_paid.sql",
+        "shop_card_order_confirming": SOURCE / "orders" / "card_confirming.sql",
         "shop_issue_coupons": SOURCE / "coupons" / "issue_coupons.sql"}
 REVISIONS = sorted(re.findall(r"^revision = '(\d{4})'$", path.read_text(), re.M)[0]
                    for path in (SOURCE / "migrations" / "versions").glob("*.py")
@@ -75,7 +76,8 @@ async def bodies(url: str) -> dict[str, str | None]:
         async with db.uow(write=False) as uow:
             found = dict((await uow.conn.execute(text(
                 "SELECT proname, prosrc FROM pg_proc WHERE proname IN "
-                "('shop_place_order', 'shop_card_order_paid', 'shop_issue_coupons')"))).all())
+                "('shop_place_order', 'shop_card_order_paid', 'shop_card_order_confirming', "
+                "'shop_issue_coupons')"))).all())
     finally:
         await db.dispose()
     return {function: found.get(function) for function in LIVE}

@@ -1,6 +1,7 @@
-"""PostgreSQL's `shop_card_order_paid` (orders/card_paid.sql): a confirm's plain approval
-applied in one statement writes what the payment machine's moves write, answers alike, and
-each guard refuses and leaves nothing (the usual settling then decides).
+"""PostgreSQL's `shop_card_order_confirming` and `shop_card_order_paid` (orders/card_*.sql):
+a confirm begun, and its plain approval applied, in one statement each write what the
+payment machine's moves write and answer alike, and each guard refuses and leaves nothing
+(the usual settling then decides).
 
 The matrix of card orders runs twice against a real sandbox gateway, once with the
 one-statement approval and once without, on fresh databases with the clock frozen; every
@@ -204,10 +205,29 @@ async def test_each_guard_refuses_and_changes_nothing(shop, client, db_kind):
     assert await refused({"payment": "DONE", "order": "PAID"}) == "PAYMENT_MOVED"
     assert await refused({"payment": "CONFIRMING", "order": "EXPIRED"}) == (
         "ORDER_NOT_HOLDING")
-    # The guards all hold: it is applied.
+    # Beginning: a payment no longer READY is not moved (another request was first); an
+    # order not PAYMENT_PENDING beside a READY payment is refused, the payment's move undone.
+    confirming = {"payment_id": payment_id, "order_id": order_id, "payment_key": "tsb_key",
+                  "now": now}
+    async with shop.db.uow(one_statement=True) as uow:
+        assert await repository.card_confirming_in_one_call(uow.conn, confirming) is False
+    async with shop.db.uow() as uow:
+        await uow.conn.execute(update(payments).where(payments.c.id == payment_id)
+                               .values(status="READY"))
+    with pytest.raises(repository.Refused) as refusal:
+        async with shop.db.uow(one_statement=True) as uow:
+            await repository.card_confirming_in_one_call(uow.conn, confirming)
+    assert refusal.value.reason == "ORDER_NOT_PENDING"
+    assert (await _state(shop))["payments"] == [(payment_id, "READY")]
     async with shop.db.uow() as uow:
         await uow.conn.execute(update(repository.orders).where(
-            repository.orders.c.id == order_id).values(status="PAYMENT_UNKNOWN"))
+            repository.orders.c.id == order_id).values(status="PAYMENT_PENDING"))
+    async with shop.db.uow(one_statement=True) as uow:
+        assert await repository.card_confirming_in_one_call(uow.conn, confirming) is True
+    async with shop.db.uow(write=False) as uow:
+        assert (await uow.conn.execute(select(repository.orders.c.status).where(
+            repository.orders.c.id == order_id))).scalar_one() == "PAYMENT_UNKNOWN"
+    # The guards all hold: it is applied.
     async with shop.db.uow(one_statement=True) as uow:
         await repository.card_paid_in_one_call(uow.conn, values)
     after = await _state(shop)
@@ -216,12 +236,15 @@ async def test_each_guard_refuses_and_changes_nothing(shop, client, db_kind):
     assert [(s.product_id, s.quantity) for s in after["sales"]] == [(pen, 2)]
 
 
-async def test_the_database_holds_the_function_in_card_paid_sql(shop, db_kind):
+async def test_the_database_holds_the_functions_in_card_sql_files(shop, db_kind):
     if db_kind != "postgres":
-        pytest.skip("shop_card_order_paid is PostgreSQL's")
+        pytest.skip("shop_card_order_* are PostgreSQL's")
     from sqlalchemy import text
 
     async with shop.db.uow(write=False) as uow:
-        source = (await uow.conn.execute(text(
-            "SELECT prosrc FROM pg_proc WHERE proname = 'shop_card_order_paid'"))).scalar_one()
-    assert source == repository.CARD_PAID_SQL.split("$$")[1]
+        source = dict((await uow.conn.execute(text(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'shop_card_order_%'"))
+        ).all())
+    assert source == {"shop_card_order_paid": repository.CARD_PAID_SQL.split("$$")[1],
+                      "shop_card_order_confirming":
+                      repository.CARD_CONFIRMING_SQL.split("$$")[1]}

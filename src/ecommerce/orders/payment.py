@@ -35,8 +35,9 @@ class CardOrders:
         self.listings = listings
         self.zone = zone
         self.shown = shown  # an order's view as answered
-        # On PostgreSQL with shop_card_order_paid installed (`choose_one_call`, when the app
-        # starts): a confirm's plain approval is applied in one statement (card_paid.sql).
+        # On PostgreSQL with the functions installed (`choose_one_call`, when the app
+        # starts): a confirm is begun in one statement (card_confirming.sql) and its plain
+        # approval applied in one (card_paid.sql).
         self.in_one_call = False
 
     async def owned(self, uow: UnitOfWork, order_id: int, caller: Principal) -> Any:
@@ -53,6 +54,17 @@ class CardOrders:
 
     async def applied(self, uow: UnitOfWork, payment: Any, now: datetime) -> Any:
         return await service.mark_paid(uow, self.zone, payment.order_id, now)
+
+    async def began_in_one_call(self, uow: UnitOfWork, payment: Any, payment_key: str,
+                                now: datetime) -> bool:
+        """`begin`'s move and `started` in one call of shop_card_order_confirming."""
+        try:
+            return await repository.card_confirming_in_one_call(uow.conn, {
+                "payment_id": payment.id, "order_id": payment.order_id,
+                "payment_key": payment_key, "now": _naive_utc(now)})
+        except repository.Refused:
+            raise AssertionError(f"order {payment.order_id} is not PAYMENT_PENDING beside "
+                                 "its READY payment") from None
 
     async def applied_in_one_call(self, uow: UnitOfWork, payment: Any,
                                   charged: dict[str, Any], now: datetime) -> Any:
@@ -99,11 +111,13 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-_INSTALLED = text("SELECT count(*) FROM pg_proc WHERE proname = 'shop_card_order_paid'")
+_INSTALLED = text("SELECT count(*) FROM pg_proc WHERE proname IN "
+                  "('shop_card_order_confirming', 'shop_card_order_paid')")
 
 
 async def choose_one_call(db: Database, purpose: CardOrders) -> None:
-    """Whether card orders' approvals are applied in one statement here: on PostgreSQL
+    """Whether card orders' confirms are begun and their approvals applied in one
+    statement each here: on PostgreSQL
     (not behind PgBouncer, where every unit of work is a transaction) with the function
     installed; decided once when the app starts (if the database does not answer then,
     the usual transaction is used until the next start)."""
@@ -116,7 +130,7 @@ async def choose_one_call(db: Database, purpose: CardOrders) -> None:
         log.warning("card orders' one-statement approval not chosen: the database did "
                     "not answer", extra={"error": type(error).__name__})
         return
-    purpose.in_one_call = bool(installed)
+    purpose.in_one_call = installed == 2
 
 
 async def order_view(uow: UnitOfWork, order_id: int, payment: Any = None) -> dict[str, Any]:

@@ -166,6 +166,25 @@ class Refused(Exception):  # noqa: N818 - the database's answer, mapped to error
         self.detail = detail
 
 
+CARD_CONFIRMING_SQL = (Path(__file__).parent / "card_confirming.sql").read_text(
+    encoding="utf-8")
+_CARD_CONFIRMING = text("SELECT shop_card_order_confirming(:payment_id, :order_id, "
+                        ":payment_key, :now)")
+
+
+async def card_confirming_in_one_call(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """PostgreSQL: a card order's confirm begun in one round trip (card_confirming.sql);
+    False if another request moved the payment first. Refused if the order was not
+    PAYMENT_PENDING (nothing written)."""
+    try:
+        return bool((await conn.execute(_CARD_CONFIRMING, values)).scalar_one())
+    except DBAPIError as error:
+        refusal = shop_refusal(error)
+        if refusal is not None:
+            raise Refused(*refusal) from None
+        raise
+
+
 CARD_PAID_SQL = (Path(__file__).parent / "card_paid.sql").read_text(encoding="utf-8")
 _CARD_PAID = text(
     "SELECT shop_card_order_paid(:payment_id, :order_id, :user_id, :payment_key, "

@@ -79,11 +79,16 @@ class Purpose(Protocol):
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
         """Why this payment cannot be confirmed any more, in the purpose's words."""
 
-    # A purpose may apply a plain approval (`plain_approval`) in one statement of its own,
-    # with no transaction around it (`in_one_call`, decided when the app starts): the
-    # DONE move and everything `applied` does, guarded as they are. It raises NotInOneCall
-    # when a guard fails (nothing written); the payment is then settled as usual.
+    # A purpose may begin a confirm, and apply a plain approval (`plain_approval`), in one
+    # statement of its own each, with no transaction around it (`in_one_call`, decided
+    # when the app starts): the machine's move and the purpose's hook, guarded as they
+    # are. The approval raises NotInOneCall when a guard fails (nothing written); the
+    # payment is then settled as usual.
     in_one_call: bool
+
+    async def began_in_one_call(self, uow: UnitOfWork, payment: Any, payment_key: str,
+                                now: datetime) -> bool:
+        """`begin`'s move and `started` in one statement; as `begin`."""
 
     async def applied_in_one_call(self, uow: UnitOfWork, payment: Any,
                                   charged: dict[str, Any], now: datetime) -> Any:
@@ -178,6 +183,8 @@ async def begin(uow: UnitOfWork, purpose: Purpose, payment: Any, payment_key: st
                 now: datetime) -> bool:
     """READY -> CONFIRMING with the key the shop is about to confirm, and the purpose told;
     False if another request moved it first."""
+    if purpose.in_one_call:
+        return await purpose.began_in_one_call(uow, payment, payment_key, now)
     if not await repository.move(uow.conn, payment.id, ("READY",), "CONFIRMING",
                                  {"payment_key": payment_key, "attempted_at": now}):
         return False

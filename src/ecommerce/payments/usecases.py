@@ -89,8 +89,10 @@ class Payments:
         at the gateway waits for its outcome (bounded by the gateway call's timeout)."""
         purpose = self.purposes[kind]
         now = self.clock.now()
-        expired = False
-        async with self.db.uow() as uow:
+        expiring = expired = False
+        # A purpose that begins in one statement needs no transaction around this read
+        # and that statement (an expiry, several writes, is a transaction of its own).
+        async with self.db.uow(one_statement=purpose.in_one_call) as uow:
             payment = await purpose.owned(uow, subject_id, caller)
             gateway = self.required()  # 409 without one, once the subject is found
             if payment.status == "DONE" and payment.payment_key == payment_key:
@@ -107,14 +109,16 @@ class Payments:
                 raise PaymentAmountMismatch(f"amount: {amount} won, but {payment.amount} won "
                                             "is to be paid by card")
             elif payment.expires_at <= now:
-                expired = await machine.expire(uow, purpose, payment, now)
-                begun = None
+                expiring, begun = True, None
             elif await machine.begin(uow, purpose, payment, payment_key, now):
                 begun = SimpleNamespace(**{  # the row as that move left it
                     **machine.fields_of(payment), "status": "CONFIRMING",
                     "payment_key": payment_key, "attempted_at": now})
             else:
                 begun = None  # another confirm moved it first
+        if expiring:  # False: another request moved it first (its outcome is answered)
+            async with self.db.uow() as uow:
+                expired = await machine.expire(uow, purpose, payment, now)
         if expired:
             async with self.db.uow(write=False) as uow:
                 raise await purpose.refusal(uow, await repository.get(uow.conn, payment.id))

@@ -25,7 +25,7 @@ SHOWN = {"READY": "PENDING", "CONFIRMING": "PAYMENT_UNKNOWN", "DONE": "PAID",
 
 class CardTopUps:
     kind: ClassVar[str] = "CHARGE"
-    in_one_call = False  # a top-up's approval is applied in a transaction (machine.py)
+    in_one_call = False  # a top-up is begun and applied in transactions (machine.py)
 
     def __init__(self, client_key: str | None, checkout_url: str | None):
         self.client_key = client_key
@@ -56,6 +56,10 @@ class CardTopUps:
                 uow, payment.user_id, payment.amount, now, payment_id=payment.id)}
         except BalanceLimitExceeded:  # the balance grew meanwhile: refunded instead
             return None
+
+    async def began_in_one_call(self, uow: UnitOfWork, payment: Any, payment_key: str,
+                                now: datetime) -> bool:
+        raise AssertionError("a top-up is begun in a transaction")
 
     async def applied_in_one_call(self, uow: UnitOfWork, payment: Any,
                                   charged: dict[str, Any], now: datetime) -> Any:

@@ -1,7 +1,7 @@
 """The PostgreSQL functions as each migration applied them: `<revision>_<function>.sql`,
 frozen once that revision is released (a migrated database must hold what its revision
 applied, whatever the code says later). The live code is beside the repository that calls
-it (orders/place_order.sql, orders/card_paid.sql, coupons/issue_coupons.sql); a change to
+it (orders/place_order.sql, orders/card_*.sql, coupons/issue_coupons.sql); a change to
 it is a new revision with a new copy here, and tests/test_migrations.py checks the newest
 copies equal the live files."""
 
@@ -38,3 +38,5 @@ SIGNATURES[("0010", "shop_place_order")] = SIGNATURES[("0008", "shop_place_order
 SIGNATURES[("0013", "shop_card_order_paid")] = (
     "shop_card_order_paid(bigint, bigint, bigint, text, timestamp, timestamp, date, bigint[], "
     "bigint[], text, text)")
+SIGNATURES[("0013", "shop_card_order_confirming")] = (
+    "shop_card_order_confirming(bigint, bigint, text, timestamp)")
