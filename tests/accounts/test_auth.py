@@ -183,6 +183,25 @@ async def test_expired_token_is_401(shop, client):
                  401, "UNAUTHORIZED")
 
 
+async def test_a_token_that_worked_still_expires_on_time(shop, client):
+    """Checked tokens are remembered (Tokens.read): a token that worked a moment ago is
+    refused once the clock passes its expiry, and a forged copy is never taken for it."""
+    user = await make_user(shop)
+    token = shop.ctx.accounts.tokens.issue(user.id, "CUSTOMER", shop.clock.now())
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    assert_error(await client.get("/api/users/me",
+                                  headers={"Authorization": f"Bearer {forged}"}),
+                 401, "UNAUTHORIZED")
+    shop.clock.advance(timedelta(seconds=shop.ctx.accounts.tokens.ttl + 1))
+    try:
+        assert_error(await client.get("/api/users/me", headers=headers), 401, "UNAUTHORIZED")
+    finally:
+        shop.clock.advance(-timedelta(seconds=shop.ctx.accounts.tokens.ttl + 1))
+
+
 class TestLoginRateLimit:
     @pytest.fixture
     def settings_overrides(self):

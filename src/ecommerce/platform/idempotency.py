@@ -166,6 +166,9 @@ async def _replay(db: Database, user_id: int, key: str, print_: str) -> tuple[in
     return row.status_code, orjson.loads(row.response_body)
 
 
+_REMEMBER = insert(idempotency_keys)  # built once (platform/sql.py says why)
+
+
 async def _remember_error(db: Database, user_id: int, key: str, print_: str, error: AppError,
                           path: str) -> tuple[int, Any]:
     """Store a domain error as this key's answer and return it (the first answer too)."""
@@ -175,13 +178,14 @@ async def _remember_error(db: Database, user_id: int, key: str, print_: str, err
     body = error_body(error.status, error.code, error.message, path)
 
     async def remember(uow: UnitOfWork) -> tuple[int, Any]:
-        await uow.conn.execute(insert(idempotency_keys).values(
-            user_id=user_id, key=key, fingerprint=print_, status_code=error.status,
-            response_body=orjson.dumps(body).decode(), created_at=datetime.now(UTC)))
+        await uow.conn.execute(_REMEMBER, {
+            "user_id": user_id, "key": key, "fingerprint": print_,
+            "status_code": error.status, "response_body": orjson.dumps(body).decode(),
+            "created_at": datetime.now(UTC)})
         return error.status, body
 
     try:
-        return await _with_retry(db, remember)
+        return await _with_retry(db, remember, one_statement=True)  # one INSERT
     except IntegrityError:
         # A concurrent request with the same key got there first: its answer stands.
         replay = await _replay(db, user_id, key, print_)
