@@ -14,13 +14,20 @@ Each worker listens on a socket of its own, all bound to the address with SO_REU
 that the kernel spreads new connections evenly over the workers. On uvicorn's one shared
 socket, the worker whose accept loop woke first took a whole burst of connections: a flash
 sale's 32 clients all landed on one of two workers and the other sat idle (issue 20). A
-replaced worker takes over its predecessor's socket, with the connections waiting on it."""
+replaced worker takes over its predecessor's socket, with the connections waiting on it.
+
+A worker that dies while it is being pinged is seen at once (`answers`): uvicorn's ping
+waits its whole timeout for it, since the supervisor holds both ends of the pipe and no
+end of file tells it the worker is gone; a worker killed just after the supervisor saw it
+alive was replaced 60 s late, as one that "did not answer the health check"."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -97,9 +104,9 @@ class LoggedMultiprocess(Multiprocess):
             return
         timeout = self.config.timeout_worker_healthcheck
         for index, process in enumerate(self.processes):
-            exited = not process.process.is_alive()
-            if not exited and process.ping(timeout):
+            if process.process.is_alive() and answers(process, timeout):
                 continue
+            exited = not process.process.is_alive()
             reason = (exit_reason(process.exitcode) if exited
                       else f"did not answer the health check within {timeout:g} s; killed")
             process.kill()
@@ -121,6 +128,21 @@ class LoggedMultiprocess(Multiprocess):
             process.join()
             log.info("worker stopped", extra={"pid": process.pid,
                                               "reason": exit_reason(process.exitcode)})
+
+
+def answers(process: Process, timeout: float) -> bool:
+    """Whether the worker answers a health check within `timeout`: False as soon as it
+    dies (its process's sentinel), not only once the timeout has passed."""
+    try:
+        process.parent_conn.send(b"ping")
+        ready = multiprocessing.connection.wait(
+            [process.parent_conn, process.process.sentinel], timeout)
+        if process.parent_conn in ready:
+            process.parent_conn.recv()
+            return True
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    return False
 
 
 class PortInUse(Exception):  # noqa: N818 - a refusal to start, said to the operator
