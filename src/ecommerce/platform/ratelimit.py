@@ -1,4 +1,8 @@
-"""Rate limits by `limits`: in-process storage on the embedded default, Redis when set."""
+"""Rate limits by `limits`: in-process storage on the embedded default, Redis when set.
+
+A moving window: N per minute means at most N in any 60 seconds, exactly. `limits`' sliding
+window counter guesses the last window's share and rounds it down, so 3/minute let a fourth
+login through just after a minute turned (a flaky CI run found it)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from ecommerce.platform.cache import REDIS_DOWN, redis_driver
 from ecommerce.platform.errors import RateLimited
@@ -29,8 +33,8 @@ class RateLimit:
     BACKOFF_SECONDS = 3.0
     TIMEOUT_SECONDS = 2.0
 
-    def __init__(self, name: str, rate: str, limiter: SlidingWindowCounterRateLimiter | None,
-                 fallback: SlidingWindowCounterRateLimiter | None = None):
+    def __init__(self, name: str, rate: str, limiter: MovingWindowRateLimiter | None,
+                 fallback: MovingWindowRateLimiter | None = None):
         parsed = parse_rate(rate)
         self.name = name
         self.item = _ITEMS[parsed[1]](parsed[0], namespace=name) if parsed else None
@@ -82,5 +86,5 @@ def make_storage(redis_url: str | None, prefix: str = "ecommerce") -> Storage:
     return MemoryStorage()
 
 
-def make_limiter(storage: Storage) -> SlidingWindowCounterRateLimiter:
-    return SlidingWindowCounterRateLimiter(storage)
+def make_limiter(storage: Storage) -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage)
