@@ -119,3 +119,25 @@ async def test_nul_characters_are_400_never_500(shop, client):
     assert_error(await client.post("/api/coupons/claim", headers=user.headers,
                                    json={"userId": user.id, "couponCode": "A\u0000B"}),
                  400, "INVALID_REQUEST")
+
+
+
+async def test_a_served_worker_freezes_what_its_start_loaded(tmp_path):
+    """`factory` (each served worker) moves what the start loaded out of the collector's
+    sight; an app made otherwise (tests, the CLI) leaves the collector as it was."""
+    import gc
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/shop.db"
+    gc.unfreeze()
+    try:
+        plain = create_app(make_settings(url))
+        async with plain.router.lifespan_context(plain):
+            assert gc.get_freeze_count() == 0
+        served = create_app(make_settings(url), freeze_at_start=True)
+        async with served.router.lifespan_context(served):
+            assert gc.get_freeze_count() > 10_000  # the modules and the app, not a handful
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+                                         base_url="http://x") as client:
+                assert (await client.get("/readyz")).status_code == 200
+    finally:
+        gc.unfreeze()
