@@ -90,15 +90,6 @@ async def listed_products(conn: AsyncConnection, ids: Sequence[int]) -> list[Any
     return [by_id[i] for i in ids if i in by_id]
 
 
-async def names(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, str]:
-    """Product names by id, active or not (what an order e-mail lists)."""
-    if not ids:
-        return {}
-    rows = await conn.execute(select(products.c.id, products.c.name)
-                              .where(products.c.id.in_(list(ids))))
-    return {row.id: row.name for row in rows}
-
-
 async def update_product(conn: AsyncConnection, product_id: int, values: dict[str, Any]) -> bool:
     result = await conn.execute(update(products).where(products.c.id == product_id)
                                 .values(**values))

@@ -27,8 +27,6 @@ import orjson
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ecommerce.accounts import repository as accounts
-from ecommerce.catalog import repository as catalog
 from ecommerce.consumers.repository import Event
 from ecommerce.consumers.runner import Failure, Permanent
 from ecommerce.orders import repository as orders
@@ -136,12 +134,11 @@ class Email:
             return "too old"
         order = orjson.loads(event.payload)
         async with self.db.uow(write=False) as uow:
-            user = await accounts.get_by_id(uow.conn, order["userId"])
-            names = await catalog.names(uow.conn, [item["productId"]
-                                                   for item in order["items"]])
-            stored = await orders.get(uow.conn, order["orderId"])
-        if user is None or not user.email:
+            facts = await orders.mail_facts(uow.conn, order["userId"], order["orderId"],
+                                            [item["productId"] for item in order["items"]])
+        if facts is None or not facts[0].email:
             return "no e-mail address"
+        user, stored, names = facts
         message = self.message(event, order, user, names, sendable(user.email), stored)
         try:
             await self._send(message)

@@ -39,6 +39,38 @@ _QUOTE = (select(wallets.c.balance, products.c.id, products.c.name, products.c.p
           .where(wallets.c.user_id == bindparam("_user_id")))
 
 
+async def mail_facts(conn: AsyncConnection, user_id: int, order_id: int,
+                     product_ids: Sequence[int]) -> tuple[Any, Any, dict[int, str]] | None:
+    """What an order's e-mail needs, in one read: the user (username, email; None: no such
+    user), the stored order (when it was placed, how it was paid; None if it is gone) and
+    the products' names by id, listed or not."""
+    rows = (await conn.execute(_MAIL_FACTS, {"_user_id": user_id, "_order_id": order_id,
+                                             "_product_ids": list(product_ids)})).all()
+    if not rows:
+        return None
+    first = rows[0]
+    user = SimpleNamespace(username=first.username, email=first.email)
+    stored = (SimpleNamespace(created_at=first.created_at, payment_method=first.payment_method,
+                              balance_amount=first.balance_amount,
+                              card_amount=first.card_amount)
+              if first.created_at is not None else None)
+    return user, stored, {row.product_id: row.name for row in rows
+                          if row.product_id is not None}
+
+
+_MAIL_FACTS = (select(users.c.username, users.c.email, orders.c.created_at,
+                      orders.c.payment_method, orders.c.balance_amount, orders.c.card_amount,
+                      products.c.id.label("product_id"), products.c.name)
+               # The products first and the order tied to its user: SQLAlchemy's MySQL
+               # compiler sees a chained join's tables as linked only through a column.
+               .select_from(users
+                            .outerjoin(products, products.c.id.in_(
+                                bindparam("_product_ids", expanding=True)))
+                            .outerjoin(orders, and_(orders.c.id == bindparam("_order_id"),
+                                                    orders.c.user_id == users.c.id)))
+               .where(users.c.id == bindparam("_user_id")))
+
+
 async def add_order(conn: AsyncConnection, order: Any) -> int:
     """A priced order's row (orders/pricing.py): PAID, or PAYMENT_PENDING by card."""
     paid = order.status == "PAID"
