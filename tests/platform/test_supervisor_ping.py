@@ -1,7 +1,9 @@
 """The supervisor's health check (platform/serving.answers) against a real child process:
 a worker that dies while it is being pinged is seen when it dies, not when the check's
 timeout runs out (uvicorn's own ping waits the whole timeout: the supervisor holds both
-ends of the pipe, so no end of file tells it)."""
+ends of the pipe, so no end of file tells it), and it is logged by how it ended
+(platform/serving.health), even in the moment when its pipes are closed and the kernel has
+not yet let it be reaped."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from ecommerce.platform.serving import answers
+from ecommerce.platform.serving import answers, health
 
 
 def _never_answers(conn) -> None:  # noqa: ANN001 - a pipe end
@@ -53,6 +55,56 @@ def test_a_worker_that_answers_is_alive():
     worker = _worker(_answers_once)
     try:
         assert answers(worker, 60) is True
+    finally:
+        worker.process.kill()
+        worker.process.join(10)
+
+
+class _NotYetReaped:
+    """A killed process as the supervisor sees it in the moment after its pipes closed and
+    before the kernel lets it be reaped: `is_alive()` still True."""
+
+    def __init__(self, process):  # noqa: ANN001 - multiprocessing's Process
+        self._process = process
+        self.sentinel = process.sentinel
+
+    def is_alive(self) -> bool:
+        return True
+
+    def join(self, timeout=None) -> None:  # noqa: ANN001
+        self._process.join(timeout)
+
+    @property
+    def exitcode(self):  # noqa: ANN201
+        return self._process.exitcode
+
+
+def test_a_worker_killed_is_reported_by_how_it_ended_even_before_it_is_reaped():
+    worker = _worker(_never_answers)
+    os.kill(worker.process.pid, signal.SIGKILL)
+    seen = SimpleNamespace(parent_conn=worker.parent_conn,
+                           process=_NotYetReaped(worker.process))
+    try:
+        assert health(seen, 60) == "killed by SIGKILL"
+    finally:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(10)
+
+
+def test_a_worker_that_does_not_answer_is_said_so():
+    worker = _worker(_never_answers)
+    try:
+        assert health(worker, 0.5) == "did not answer the health check within 0.5 s; killed"
+    finally:
+        worker.process.kill()
+        worker.process.join(10)
+
+
+def test_a_worker_that_answers_is_healthy():
+    worker = _worker(_answers_once)
+    try:
+        assert health(worker, 60) is None
     finally:
         worker.process.kill()
         worker.process.join(10)

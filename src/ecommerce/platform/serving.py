@@ -19,7 +19,8 @@ replaced worker takes over its predecessor's socket, with the connections waitin
 A worker that dies while it is being pinged is seen at once (`answers`): uvicorn's ping
 waits its whole timeout for it, since the supervisor holds both ends of the pipe and no
 end of file tells it the worker is gone; a worker killed just after the supervisor saw it
-alive was replaced 60 s late, as one that "did not answer the health check"."""
+alive was replaced 60 s late, as one that "did not answer the health check". Why a worker
+went is its exit, whenever its sentinel says it has ended (`health`)."""
 
 from __future__ import annotations
 
@@ -104,11 +105,9 @@ class LoggedMultiprocess(Multiprocess):
             return
         timeout = self.config.timeout_worker_healthcheck
         for index, process in enumerate(self.processes):
-            if process.process.is_alive() and answers(process, timeout):
+            reason = health(process, timeout)
+            if reason is None:
                 continue
-            exited = not process.process.is_alive()
-            reason = (exit_reason(process.exitcode) if exited
-                      else f"did not answer the health check within {timeout:g} s; killed")
             process.kill()
             process.join()
             if process.exitcode == STARTUP_FAILURE:
@@ -128,6 +127,20 @@ class LoggedMultiprocess(Multiprocess):
             process.join()
             log.info("worker stopped", extra={"pid": process.pid,
                                               "reason": exit_reason(process.exitcode)})
+
+
+def health(process: Process, timeout: float) -> str | None:
+    """None if the worker answers a health check within `timeout`; otherwise why not: how
+    it ended, or that it did not answer. Whether it ended is its sentinel's word, not
+    `is_alive()`: a killed process's pipes close a moment before the kernel lets it be
+    reaped, and in that moment `is_alive()` still said True, so a worker killed by SIGKILL
+    was logged as one that "did not answer the health check" (seen in a test run)."""
+    if answers(process, timeout):
+        return None
+    if multiprocessing.connection.wait([process.process.sentinel], 0):
+        process.process.join()  # it has ended: reaped here, its exit code is known
+        return exit_reason(process.process.exitcode)
+    return f"did not answer the health check within {timeout:g} s; killed"
 
 
 def answers(process: Process, timeout: float) -> bool:
