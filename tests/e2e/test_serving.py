@@ -168,6 +168,27 @@ async def test_a_dead_worker_is_logged_with_its_pid_and_reason_and_replaced(data
                 assert (await client.get(f"{server.url}/healthz")).status_code == 200
 
 
+async def test_workers_are_forked_and_metrics_add_up_every_worker(database_url):
+    """The workers are forked from the supervisor, which loaded the app's modules once
+    (decision 86): a worker's command line is the supervisor's, not a spawned interpreter's;
+    and /metrics still counts every worker's requests (each its own file in
+    PROMETHEUS_MULTIPROC_DIR), over new connections that the kernel spreads over both."""
+    async with live_server(database_url, workers=2) as server:
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        supervisor = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        assert [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in workers] == [supervisor] * 2
+        for _ in range(100):
+            async with httpx.AsyncClient() as client:  # a new connection each time
+                assert (await client.get(f"{server.url}/api/categories")).status_code == 200
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{server.url}/metrics")).text
+        [count] = [line for line in metrics.splitlines()
+                   if line.startswith("http_requests_total{")
+                   and 'route="/api/categories"' in line]
+        assert count.endswith(" 100.0"), count
+
+
 async def test_a_busy_worker_is_not_killed_for_missing_a_few_health_checks(database_url):
     async with live_server(database_url, workers=2) as server:
         workers = _children(server.process.pid)
