@@ -23,9 +23,10 @@ from sqlalchemy import select
 
 from ecommerce.audit import audit_database
 from ecommerce.consumers import repository
-from ecommerce.consumers.data_platform import DataPlatform, signature
+from ecommerce.consumers.data_platform import DataPlatform
 from ecommerce.consumers.models import consumer_deliveries
 from ecommerce.consumers.runner import Runner
+from ecommerce.consumers.signing import signature
 from ecommerce.events.models import outbox
 from ecommerce.events.publisher import Publisher, StreamSink
 from tests.backends import REDIS_URL, require

@@ -5,19 +5,14 @@ its record repeats that one POST)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import ClassVar
 
 import aiohttp
 
 from ecommerce.consumers.repository import Event
 from ecommerce.consumers.runner import Failure
+from ecommerce.consumers.signing import signature
 from ecommerce.platform.settings import Settings
-
-
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class DataPlatform:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ecommerce.consumers.data_platform import signature
+from ecommerce.consumers.signing import signature
 
 
 def sink_app(secret: str | None, record: Path | None, quiet: bool = False,
