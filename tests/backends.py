@@ -25,6 +25,11 @@ def _url_for(kind: str) -> str | None:
     return generic if generic.startswith(prefixes[kind]) else None
 
 
+# A refusal made before any database work (a body's shape, size or media type, a query's
+# parameters): the same code on every backend, so such a test runs on SQLite only, and CI's
+# minutes go to what differs between databases (docs/testing.md).
+BEFORE_THE_DATABASE = pytest.mark.databases("sqlite")
+
 POSTGRES_URL = _url_for("postgres")
 MYSQL_URL = _url_for("mysql")
 REDIS_URL = _url_for("redis")

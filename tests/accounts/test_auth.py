@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import assert_error, make_user
 
 
@@ -120,6 +121,7 @@ async def test_wrong_password_and_unknown_user_are_the_same_401(shop, client):
     assert_error(unknown, 401, "INVALID_CREDENTIALS")
 
 
+@BEFORE_THE_DATABASE
 @pytest.mark.parametrize("body", [
     {"username": "ab", "password": "password-1"},
     {"username": "a" * 33, "password": "password-1"},

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ecommerce.audit import audit_database
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import assert_error, make_admin, make_product, make_user
 
 
@@ -42,6 +43,7 @@ async def test_product_in_unknown_category_is_404(shop, client):
         "name": "x", "price": 1, "stock": 1, "category": "nowhere"}), 404, "CATEGORY_NOT_FOUND")
 
 
+@BEFORE_THE_DATABASE
 @pytest.mark.parametrize("body, field", [
     ({"price": 0}, "price"), ({"price": 100_000_001}, "price"), ({"price": 99.5}, "price"),
     ({"stock": -1}, "stock"), ({"stock": "5"}, "stock"), ({"name": ""}, "name"),

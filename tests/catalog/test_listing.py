@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from ecommerce.app import create_app
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import assert_error, make_admin, make_product, make_user
 
 
@@ -145,6 +146,7 @@ async def test_crossed_price_bounds_are_an_empty_range_not_an_error(client, cata
     assert crossed.json() == [] and crossed.headers["X-Total-Count"] == "0"
 
 
+@BEFORE_THE_DATABASE
 @pytest.mark.parametrize("query", [
     "?page=0", "?size=0", "?size=101", "?page=abc", "?sort=cheapest", "?minPrice=-1",
     "?maxPrice=100000001", "?inStock=maybe", "?keyword=",

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ecommerce.audit import audit_database
 from ecommerce.coupons.models import coupon_events
-from tests.backends import REDIS_URL, require
+from tests.backends import BEFORE_THE_DATABASE, REDIS_URL, require
 from tests.conftest import wipe_redis
 from tests.factories import assert_error, make_admin, make_coupon, make_product, make_user
 
@@ -53,6 +53,7 @@ async def test_admin_creates_and_everyone_signed_in_sees_counts(shop, client):
                                    json=coupon_body()), 409, "COUPON_CODE_TAKEN")
 
 
+@BEFORE_THE_DATABASE
 @pytest.mark.parametrize("overrides, field", [
     ({"discountValue": 101}, "discountValue"),
     ({"discountValue": 0}, "discountValue"),

@@ -11,6 +11,7 @@ from ecommerce.coupons.models import user_coupons
 from ecommerce.events.models import outbox
 from ecommerce.orders.models import orders
 from ecommerce.wallet.models import balance_ledger
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import (
     assert_error,
     make_admin,
@@ -175,6 +176,7 @@ class TestErrorPathsChangeNothing:
                          await order(client, self.user, [(self.cheap, 1)], coupon="ONCE"),
                          400, "COUPON_NOT_USABLE")
 
+    @BEFORE_THE_DATABASE
     @pytest.mark.parametrize("body", [
         {"items": []}, {"items": [{"productId": 1, "quantity": 0}]},
         {"items": [{"productId": 1, "quantity": 1001}]},

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import assert_error, make_product, make_user
+
+pytestmark = BEFORE_THE_DATABASE
 
 LEAN_AND_ROUTE = ["/api/orders", "/api/coupons/claim", "/api/balance/recharge"]
 

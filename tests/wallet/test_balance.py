@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from tests.backends import BEFORE_THE_DATABASE
 from tests.factories import assert_error, make_admin, make_user
 
 
@@ -57,6 +58,7 @@ async def test_balance_may_reach_but_not_pass_the_cap(shop, client):
     assert history.headers["X-Total-Count"] == "2"  # the refused ones left no entry
 
 
+@BEFORE_THE_DATABASE
 @pytest.mark.parametrize("body, field", [
     ({"amount": 100}, "userId"),
     ({"userId": None, "amount": 100}, "userId"),
