@@ -261,6 +261,14 @@ class Cluster:
             "-c", f"unix_socket_directories={self.work}", "-c", "shared_buffers=128MB"],
             user="postgres")
         wait_port(self.ip("db"), self.port("postgres"), what=lambda: self.log("db:postgres"))
+        # The port opens while the server still starts ("the database system is starting
+        # up", which failed a CI run's first connection): ready once pg_isready says so.
+        deadline = time.monotonic() + 60
+        while subprocess.run([self.pg_bin("pg_isready"), "-q", "-h", self.ip("db"), "-p",
+                              str(self.port("postgres"))]).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL not ready: {self.log('db:postgres')}")
+            time.sleep(0.1)
 
     def start_pgbouncer(self) -> None:
         folder = self.work / "pgbouncer"
