@@ -21,10 +21,10 @@ def _never_answers(conn) -> None:  # noqa: ANN001 - a pipe end
     time.sleep(120)
 
 
-def _answers_once(conn) -> None:  # noqa: ANN001
-    conn.recv()
-    conn.send(True)
-    time.sleep(120)
+def _answers(conn) -> None:  # noqa: ANN001 - a pipe end
+    while True:
+        conn.recv()
+        conn.send(True)
 
 
 def _worker(target):  # noqa: ANN001, ANN202
@@ -51,10 +51,11 @@ def test_a_worker_killed_during_the_check_is_seen_when_it_dies():
             worker.process.kill()
 
 
-def test_a_worker_that_answers_is_alive():
-    worker = _worker(_answers_once)
+def test_a_worker_that_answers_is_alive_and_healthy():
+    worker = _worker(_answers)
     try:
         assert answers(worker, 60) is True
+        assert health(worker, 60) is None
     finally:
         worker.process.kill()
         worker.process.join(10)
@@ -100,11 +101,3 @@ def test_a_worker_that_does_not_answer_is_said_so():
         worker.process.kill()
         worker.process.join(10)
 
-
-def test_a_worker_that_answers_is_healthy():
-    worker = _worker(_answers_once)
-    try:
-        assert health(worker, 60) is None
-    finally:
-        worker.process.kill()
-        worker.process.join(10)
