@@ -147,16 +147,21 @@ async def test_server_killed_under_order_load_leaves_the_books_straight(clean_db
 
 
 async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(clean_db):
+    """The data platform holds every answer, so a batch stays in flight; the consumer is
+    frozen (SIGSTOP) at a moment its lease is in the table, and killed there. The restarted
+    consumer takes the events over once the lease runs out, and delivers every one."""
     ids = await bulk_users(clean_db, 40, balance=100_000)
     [item] = await make_products(clean_db, (1_000, 1_000))
     async with live_server(clean_db, workers=2) as server:
         responses = await fire(server.url, [(uid, {"userId": uid, "items": [
             {"productId": item, "quantity": 1}]}) for uid in ids])
     assert codes(responses) == {(201, "OK"): 40}
-    record = Path(tempfile.mkdtemp()) / "events.jsonl"
+    folder = Path(tempfile.mkdtemp())
+    record, hanging = folder / "events.jsonl", folder / "hanging"
+    hanging.touch()
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-m", "ecommerce", "dev-sink", "--port", str(port),
-                             "--record", str(record), "--delay", "1", "--quiet"])
+                             "--record", str(record), "--hold-while", str(hanging), "--quiet"])
     env = server_env(clean_db, DATA_PLATFORM_URL=f"http://127.0.0.1:{port}/events",
                      DATA_PLATFORM_SECRET="s", CONSUMER_LEASE_SECONDS="2")
     d = consumer_deliveries
@@ -173,12 +178,20 @@ async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(cl
 
     try:
         consumer = subprocess.Popen(command, env=env)
-        await until(lambda: count(d.c.lease.is_not(None)), what="the consumer took a batch",
-                    every=0.02)
+        # Its posts hang until they time out and are retried, so a lease comes back after
+        # every retry's backoff; freeze the consumer and look: killed only in a leased moment.
+        while True:
+            await until(lambda: count(d.c.lease.is_not(None)), what="the consumer took a batch",
+                        every=0.02)
+            consumer.send_signal(signal.SIGSTOP)
+            if await count(d.c.lease.is_not(None)) > 0:
+                break
+            consumer.send_signal(signal.SIGCONT)
         consumer.send_signal(signal.SIGKILL)  # mid-batch: posts in flight, lease left behind
         consumer.wait()
         assert await count(d.c.lease.is_not(None)) > 0
         assert await count(d.c.status == "HANDLED") == 0
+        hanging.unlink()  # the platform answers again
         consumer = subprocess.Popen(command, env=env)
 
         async def all_handled() -> bool:
