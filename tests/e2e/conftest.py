@@ -18,6 +18,7 @@ import pytest
 from ecommerce.accounts.security import Tokens
 from tests.conftest import TEST_SECRET, make_settings, wipe, wipe_redis
 from tests.scratch import free_port, wait_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +28,18 @@ class LiveServer:
     url: str
     process: subprocess.Popen
     log_path: str
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on this TCP port (the kernel's table: one line each, a
+    worker's SO_REUSEPORT socket included)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
 
 
 def server_env(database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
@@ -86,7 +99,10 @@ async def live_server(database_url: str, *, workers: int = 2, redis_url: str | N
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError(f"server did not start: {open(log_path).read()[-3000:]}")
-        await asyncio.sleep(0.5 if workers > 1 else 0)  # let every worker finish starting
+        # Every worker serving: each listens on a socket of its own (SO_REUSEPORT) once its
+        # start is done, and /readyz was answered by the first one ready.
+        await until(lambda: listening(port) >= workers, what=f"{workers} workers listening",
+                    every=0.02)
         yield LiveServer(url, process, log_path)
     finally:
         with contextlib.suppress(ProcessLookupError):
