@@ -133,10 +133,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         # priority: requests first, background work in the room they leave (decision 65).
         sidecar = Sidecar(["consume"], nice=settings.consumer_nice)
         os.environ["CONSUMERS_APART"] = "true"  # so the workers do not run them too
+    metrics_dir = None
     if workers > 1 or sidecar is not None:  # /metrics adds up every process's figures
-        metrics_dir = VAR_DIR / "prometheus" / str(os.getpid())
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        metrics_dir = _metrics_dir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     if sidecar is not None:
         sidecar.start()
@@ -145,6 +144,32 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     finally:
         if sidecar is not None:
             sidecar.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> Path:
+    """This server's folder for its processes' metric files, made empty; the folders of
+    servers that are gone (killed before they could remove their own) are removed."""
+    root = VAR_DIR / "prometheus"
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in root.iterdir():
+        if folder.name.isdigit() and not _alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = root / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether there is such a process
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 @app.command()

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ecommerce.platform.settings import VAR_DIR
 from tests.e2e.conftest import live_server, server_env
 from tests.waiting import until
 
@@ -172,8 +173,16 @@ async def test_workers_are_forked_and_metrics_add_up_every_worker(database_url):
     """The workers are forked from the supervisor, which loaded the app's modules once
     (decision 86): a worker's command line is the supervisor's, not a spawned interpreter's;
     and /metrics still counts every worker's requests (each its own file in
-    PROMETHEUS_MULTIPROC_DIR), over new connections that the kernel spreads over both."""
+    PROMETHEUS_MULTIPROC_DIR), over new connections that the kernel spreads over both. The
+    metric files go with the server that wrote them, and with a server killed before it
+    could remove its own: the next server removes the folders of the processes gone."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now: a server killed with SIGKILL left this behind
+    left_behind = VAR_DIR / "prometheus" / str(gone.pid)
+    left_behind.mkdir(parents=True, exist_ok=True)
     async with live_server(database_url, workers=2) as server:
+        mine = VAR_DIR / "prometheus" / str(server.process.pid)
+        assert mine.is_dir() and not left_behind.exists()
         workers = _children(server.process.pid)
         assert len(workers) == 2
         supervisor = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
@@ -187,6 +196,7 @@ async def test_workers_are_forked_and_metrics_add_up_every_worker(database_url):
                    if line.startswith("http_requests_total{")
                    and 'route="/api/categories"' in line]
         assert count.endswith(" 100.0"), count
+    assert not mine.exists()
 
 
 async def test_a_busy_worker_is_not_killed_for_missing_a_few_health_checks(database_url):
