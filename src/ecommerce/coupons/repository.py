@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecommerce.coupons.models import coupon_events, coupons, user_coupons
 from ecommerce.platform.database import shop_refusal
+from ecommerce.platform.types import naive_utc
 
 
 async def add_coupon(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -137,10 +138,6 @@ _ISSUE = text("SELECT user_id, held_id FROM shop_issue_coupons(:coupon, :users, 
               ":expires)")
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 async def issue_in_one_call(conn: AsyncConnection, coupon_id: int,
                             winners: list[dict[str, Any]]) -> list[int]:
     """PostgreSQL: the winners' writes in one round trip (issue_coupons.sql); their holder
@@ -149,8 +146,8 @@ async def issue_in_one_call(conn: AsyncConnection, coupon_id: int,
     try:
         rows = (await conn.execute(_ISSUE, {
             "coupon": coupon_id, "users": [w["user_id"] for w in winners],
-            "issued": [_naive(w["issued_at"]) for w in winners],
-            "expires": [_naive(w["expires_at"]) for w in winners]})).all()
+            "issued": [naive_utc(w["issued_at"]) for w in winners],
+            "expires": [naive_utc(w["expires_at"]) for w in winners]})).all()
     except DBAPIError as error:
         if (shop_refusal(error) or ("",))[0] == "STALE":
             raise Stale() from None

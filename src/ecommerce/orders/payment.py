@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from ecommerce.payments import machine
 from ecommerce.payments.errors import NotPayable
 from ecommerce.platform.database import Database, UnitOfWork
 from ecommerce.platform.principal import Principal
+from ecommerce.platform.types import naive_utc
 from ecommerce.ranking import service as ranking
 
 log = logging.getLogger("ecommerce.orders")
@@ -61,7 +62,7 @@ class CardOrders:
         try:
             return await repository.card_confirming_in_one_call(uow.conn, {
                 "payment_id": payment.id, "order_id": payment.order_id,
-                "payment_key": payment_key, "now": _naive_utc(now)})
+                "payment_key": payment_key, "now": naive_utc(now)})
         except repository.Refused:
             raise AssertionError(f"order {payment.order_id} is not PAYMENT_PENDING beside "
                                  "its READY payment") from None
@@ -77,7 +78,7 @@ class CardOrders:
             await repository.card_paid_in_one_call(uow.conn, {
                 "payment_id": payment.id, "order_id": order.id, "user_id": order.user_id,
                 "payment_key": charged["payment_key"],
-                "approved_at": _naive_utc(charged["approved_at"]), "now": _naive_utc(now),
+                "approved_at": naive_utc(charged["approved_at"]), "now": naive_utc(now),
                 "day": ranking.shop_day(order.created_at, self.zone),
                 "products": [product for product, _ in lines],
                 "quantities": [quantity for _, quantity in lines],
@@ -105,10 +106,6 @@ class CardOrders:
     async def refusal(self, uow: UnitOfWork, payment: Any) -> Exception:
         order = await repository.get(uow.conn, payment.order_id)
         return NotPayable(f"This order is {order.status}; it can no longer be paid")
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 _INSTALLED = text("SELECT count(*) FROM pg_proc WHERE proname IN "

@@ -12,7 +12,6 @@ answer, which the caller gives with "orderId" 0 standing for the new order's id.
 from __future__ import annotations
 
 import logging
-from datetime import UTC
 from typing import Any, Protocol
 
 import orjson
@@ -30,6 +29,7 @@ from ecommerce.orders.pricing import PricedOrder
 from ecommerce.orders.service import completed
 from ecommerce.platform.database import Database, RetryTransaction, UnitOfWork
 from ecommerce.platform.idempotency import KeyTaken
+from ecommerce.platform.types import naive_utc
 from ecommerce.ranking import service as ranking
 from ecommerce.wallet import service as wallet
 from ecommerce.wallet.errors import InsufficientBalance, TooManyUnpaidOrders
@@ -93,7 +93,7 @@ class FunctionWriter:
         try:
             order_id, stocks = await repository.place_in_one_call(uow.conn, {
                 "user_id": order.user_id,
-                "now": order.placed_at.astimezone(UTC).replace(tzinfo=None),
+                "now": naive_utc(order.placed_at),
                 "day": order.day, "products": [line.product_id for line in order.lines],
                 "quantities": [line.quantity for line in order.lines],
                 "prices": [line.unit_price for line in order.lines],
@@ -134,7 +134,7 @@ def _key_values(claim: Any, answer: tuple[int, dict[str, Any]] | None) -> dict[s
     if not text.startswith(_ID_STANDS_IN):
         raise AssertionError("an order's answer starts with its orderId, 0 until written")
     return {"key_user": claim.user_id, "key": claim.key, "fingerprint": claim.fingerprint,
-            "key_at": claim.created_at.astimezone(UTC).replace(tzinfo=None),
+            "key_at": naive_utc(claim.created_at),
             "answer_status": status, "answer": text}
 
 

@@ -13,6 +13,12 @@ from sqlalchemy.types import TypeDecorator
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """An aware moment as the naive UTC the columns store: what a raw statement (a
+    PL/pgSQL function's argument) passes where the column type would have converted it."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Stored as naive UTC (microseconds on MySQL too), returned as aware UTC."""
 
@@ -29,7 +35,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
