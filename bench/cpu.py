@@ -21,6 +21,7 @@ import cProfile
 import json
 import os
 import pstats
+import signal
 import socket
 import time
 import uuid
@@ -196,6 +197,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=3000)
     parser.add_argument("--count", type=int, default=3000)
     args = parser.parse_args()
+    # SIGTERM ends it as Ctrl-C does: the scratch database is dropped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     scenarios = args.scenario.split(",")
     sandbox = None
     if "card_confirm" in scenarios:
