@@ -176,6 +176,7 @@ async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(cl
         return len(await read(clean_db, select(d.c.outbox_id).where(
             d.c.consumer == "data-platform", *where)))
 
+    consumer = None
     try:
         consumer = subprocess.Popen(command, env=env)
         # Its posts hang until they time out and are retried, so a lease comes back after
@@ -198,9 +199,10 @@ async def test_a_consumer_killed_mid_batch_delivers_every_event_after_restart(cl
             return await count(d.c.status == "HANDLED") == 40
 
         await until(all_handled, what="every event handled after the restart")
-        consumer.terminate()
-        consumer.wait()
     finally:
+        if consumer is not None:  # never left behind, frozen or not, whatever failed
+            consumer.kill()
+            consumer.wait()
         sink.terminate()
         sink.wait()
     stored = {event_id for (event_id,) in await read(clean_db, select(outbox.c.event_id))}
