@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -121,6 +122,10 @@ SORTS = ["newest", "price_asc", "price_desc", "name", "popular"]
 SALE_DAY_RATES = {"browse_list": 120, "browse_detail": 80, "top_sellers": 40, "login": 4,
                   "order_mix": 60, "balance_and_history": 40}
 SALE_DAY_CLAIMERS, SALE_DAY_CLAIM_RATE = 5_000, 1_000
+# How long a group's answers may take before its rate runs out of connections (a paced
+# wrk sends on a connection only once its last answer came): a login waits its turn for
+# a password check behind the sale, seconds at a time on two cores.
+SALE_DAY_LATENCY_S = {"login": 3.0}
 
 
 # Fixture data -----------------------------------------------------------------------------
@@ -524,7 +529,8 @@ def run_sale_day(port: int, data: dict[str, Any], args: argparse.Namespace
     for group in rates:  # warm, briefly and apart, with requests of their own
         run_wrk(port, request_lines(group, data, "warmup"), 1, 2, 1, rates[group])
     running = {group: start_wrk(port, request_lines(group, data), duration,
-                                max(8, rate // 4), 1, rate)
+                                max(8, math.ceil(rate * SALE_DAY_LATENCY_S.get(group, 0.25))),
+                                1, rate)
                for group, rate in rates.items()}
     sale: dict[str, Any] = {}
 
