@@ -37,7 +37,7 @@ def listening(port: int) -> int:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(FileNotFoundError), open(table) as lines:
             for line in list(lines)[1:]:
-                local, state = line.split()[1], line.split()[3]
+                _, local, _, state, *_ = line.split()
                 count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
     return count
 
