@@ -104,6 +104,14 @@ async def live_server(database_url: str, *, workers: int = 2, redis_url: str | N
         await until(lambda: listening(port) >= workers, what=f"{workers} workers listening",
                     every=0.02)
         yield LiveServer(url, process, log_path)
+    except BaseException:
+        # What the server said (a worker replaced and why, an error logged) goes into the
+        # failed test's report; the log file itself is gone with the CI machine.
+        log.flush()
+        with open(log_path, errors="replace") as said:
+            print(f"--- the server's log ({log_path}), its last lines ---\n"
+                  f"{said.read()[-4000:]}")
+        raise
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
