@@ -5,6 +5,7 @@ read the database, which is the source of truth."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -79,6 +80,9 @@ class RedisCache:
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
         self._prefix = prefix
+        self._asked: list[tuple[list[str], asyncio.Future[list[str | None] | None]]] | None
+        self._asked = None  # the reads asked in this turn of the event loop, not yet sent
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> str | None:
         try:
@@ -108,9 +112,47 @@ class RedisCache:
 
     async def get_many(self, keys: list[str]) -> list[str | None] | None:
         """Values (counters among them) read together in one round trip (MGET); None if
-        Redis is unreachable."""
+        Redis is unreachable.
+
+        The reads asked in one turn of the event loop go out as one MGET, sent once that
+        turn is over: under load a worker's product lists share a round trip instead of
+        paying redis-py's cost each (a quarter of a listing's CPU). A read is never
+        answered by an MGET sent before it was asked, so it sees every write that had
+        completed when it was asked, as its own MGET would."""
+        loop = asyncio.get_running_loop()
+        if self._asked is None:
+            self._asked = []
+            loop.call_soon(self._send)
+        answer: asyncio.Future[list[str | None] | None] = loop.create_future()
+        self._asked.append((keys, answer))
+        return await answer
+
+    def _send(self) -> None:
+        asked, self._asked = self._asked or [], None
+        task = asyncio.ensure_future(self._mget(asked))
+        self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
+        task.add_done_callback(self._sending.discard)
+
+    async def _mget(self, asked: list[tuple[list[str], asyncio.Future[list[str | None] | None]]]
+                    ) -> None:
+        names = list(dict.fromkeys(key for keys, _ in asked for key in keys))
         try:
-            return await self._redis.mget([f"{self._prefix}:{key}" for key in keys])
+            found = dict(zip(names, await self._redis.mget(
+                [f"{self._prefix}:{name}" for name in names]), strict=True))
         except REDIS_DOWN as error:
             log.warning("cache get failed", extra={"error": type(error).__name__})
-            return None
+            found = None
+        except BaseException as error:  # nobody is left waiting unanswered
+            for _, answer in asked:
+                if answer.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    answer.cancel()
+                else:
+                    answer.set_exception(error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        for keys, answer in asked:
+            if not answer.done():  # its caller may have stopped waiting (cancelled)
+                answer.set_result(None if found is None else [found[key] for key in keys])
