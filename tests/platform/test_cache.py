@@ -1,6 +1,6 @@
-"""The Redis cache's reads on a real Redis: the reads of one turn of the event loop share
-one MGET, each gets its own keys' values, none is older than its call, and a Redis that
-is unreachable is a miss for every read of the batch."""
+"""The Redis cache on a real Redis: the reads of one turn of the event loop share one
+MGET and its bumps one round trip, each read gets its own keys' values, none is older
+than its call, and a Redis that is unreachable is a miss for every read of the batch."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ async def test_reads_asked_together_share_one_round_trip_and_get_their_own_value
     assert answers == [[f"v{n}", "1", None] for n in range(50)]
     # Fifty reads asked at once: one MGET, so one connection (redis-py opens one for each
     # command sent while the others are busy).
+    assert await connections_named(redis, name) == 1
+
+
+async def test_bumps_asked_together_share_one_round_trip_and_move_each_counter(named):
+    cache, redis, name = named
+    await cache.incr_all(["a"])
+    await redis.connection_pool.disconnect()
+
+    await asyncio.gather(*(cache.incr_all(["a", "b"] if n % 2 else ["a"]) for n in range(50)))
+
+    assert await cache.get_many(["a", "b"]) == ["2", "1"]  # each moved on once more
     assert await connections_named(redis, name) == 1
 
 

@@ -9,7 +9,8 @@ import asyncio
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger("ecommerce.cache")
+A = TypeVar("A")
+R = TypeVar("R")
 
 # What a Redis call raises when Redis is unreachable or the connection died under it. The
 # RuntimeError is uvloop's "handler is closed", seen when Redis dies while redis-py is
@@ -76,13 +79,60 @@ class MemoryCache:
                 for key in keys]
 
 
+class PerTurn(Generic[A, R]):
+    """Calls made in one turn of the event loop, answered together by one `send` of all
+    their arguments, started once that turn is over. A call is never answered by a send
+    that started before it was made, so what it reads is at least as new as the writes
+    that had completed when it was made, as its own round trip's would be. `send` returns
+    one result per argument, in order."""
+
+    def __init__(self, send: Callable[[list[A]], Awaitable[list[R]]]):
+        self._send = send
+        self._asked: list[tuple[A, asyncio.Future[R]]] | None = None  # this turn's calls
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, argument: A) -> R:
+        loop = asyncio.get_running_loop()
+        if self._asked is None:
+            self._asked = []
+            loop.call_soon(self._start)
+        answer: asyncio.Future[R] = loop.create_future()
+        self._asked.append((argument, answer))
+        return await answer
+
+    def _start(self) -> None:
+        asked, self._asked = self._asked or [], None
+        task = asyncio.ensure_future(self._run(asked))
+        self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
+        task.add_done_callback(self._sending.discard)
+
+    async def _run(self, asked: list[tuple[A, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._send([argument for argument, _ in asked])
+        except BaseException as error:  # nobody is left waiting unanswered
+            cancelled = isinstance(error, asyncio.CancelledError)
+            for _, answer in asked:
+                if not answer.done():
+                    answer.cancel() if cancelled else answer.set_exception(error)
+            if cancelled:
+                raise
+            return
+        for (_, answer), result in zip(asked, results, strict=True):
+            if not answer.done():  # its caller may have stopped waiting (cancelled)
+                answer.set_result(result)
+
+
 class RedisCache:
+    """The cache on Redis. Product lists read the listing generations and pages with every
+    request, and every order bumps a generation: under load a worker's reads of one turn
+    of the event loop share one MGET, and its bumps one pipeline (`PerTurn`), instead of
+    each paying redis-py's cost (a quarter of a cached listing's CPU)."""
+
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
         self._prefix = prefix
-        self._asked: list[tuple[list[str], asyncio.Future[list[str | None] | None]]] | None
-        self._asked = None  # the reads asked in this turn of the event loop, not yet sent
-        self._sending: set[asyncio.Task[None]] = set()
+        self._reads = PerTurn(self._mget)
+        self._bumps = PerTurn(self._incr)
 
     async def get(self, key: str) -> str | None:
         try:
@@ -98,61 +148,35 @@ class RedisCache:
             log.warning("cache set failed", extra={"error": type(error).__name__})
 
     async def incr_all(self, keys: list[str]) -> None:
-        """Counters bumped, in one round trip."""
-        try:
-            if len(keys) == 1:
-                await self._redis.incr(f"{self._prefix}:{keys[0]}")
-                return
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.incr(f"{self._prefix}:{key}")
-                await pipe.execute()
-        except REDIS_DOWN as error:
-            log.warning("cache incr failed", extra={"error": type(error).__name__})
+        """Counters moved on (the bumps asked in one turn move each of their keys once,
+        after all of them were asked)."""
+        await self._bumps(keys)
 
     async def get_many(self, keys: list[str]) -> list[str | None] | None:
         """Values (counters among them) read together in one round trip (MGET); None if
-        Redis is unreachable.
+        Redis is unreachable."""
+        return await self._reads(keys)
 
-        The reads asked in one turn of the event loop go out as one MGET, sent once that
-        turn is over: under load a worker's product lists share a round trip instead of
-        paying redis-py's cost each (a quarter of a listing's CPU). A read is never
-        answered by an MGET sent before it was asked, so it sees every write that had
-        completed when it was asked, as its own MGET would."""
-        loop = asyncio.get_running_loop()
-        if self._asked is None:
-            self._asked = []
-            loop.call_soon(self._send)
-        answer: asyncio.Future[list[str | None] | None] = loop.create_future()
-        self._asked.append((keys, answer))
-        return await answer
-
-    def _send(self) -> None:
-        asked, self._asked = self._asked or [], None
-        task = asyncio.ensure_future(self._mget(asked))
-        self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
-        task.add_done_callback(self._sending.discard)
-
-    async def _mget(self, asked: list[tuple[list[str], asyncio.Future[list[str | None] | None]]]
-                    ) -> None:
-        names = list(dict.fromkeys(key for keys, _ in asked for key in keys))
+    async def _mget(self, asked: list[list[str]]) -> list[list[str | None] | None]:
+        names = list(dict.fromkeys(key for keys in asked for key in keys))
         try:
-            found = dict(zip(names, await self._redis.mget(
-                [f"{self._prefix}:{name}" for name in names]), strict=True))
+            values = await self._redis.mget([f"{self._prefix}:{name}" for name in names])
         except REDIS_DOWN as error:
             log.warning("cache get failed", extra={"error": type(error).__name__})
-            found = None
-        except BaseException as error:  # nobody is left waiting unanswered
-            for _, answer in asked:
-                if answer.done():
-                    continue
-                if isinstance(error, asyncio.CancelledError):
-                    answer.cancel()
-                else:
-                    answer.set_exception(error)
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            return
-        for keys, answer in asked:
-            if not answer.done():  # its caller may have stopped waiting (cancelled)
-                answer.set_result(None if found is None else [found[key] for key in keys])
+            return [None] * len(asked)
+        found = dict(zip(names, values, strict=True))
+        return [[found[key] for key in keys] for keys in asked]
+
+    async def _incr(self, asked: list[list[str]]) -> list[None]:
+        names = sorted({key for keys in asked for key in keys})
+        try:
+            if len(names) == 1:
+                await self._redis.incr(f"{self._prefix}:{names[0]}")
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.incr(f"{self._prefix}:{name}")
+                    await pipe.execute()
+        except REDIS_DOWN as error:
+            log.warning("cache incr failed", extra={"error": type(error).__name__})
+        return [None] * len(asked)
