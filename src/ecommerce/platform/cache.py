@@ -89,19 +89,21 @@ class PerTurn(Generic[A, R]):
     def __init__(self, send: Callable[[list[A]], Awaitable[list[R]]]):
         self._send = send
         self._asked: list[tuple[A, asyncio.Future[R]]] | None = None  # this turn's calls
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop they were made on
         self._sending: set[asyncio.Task[None]] = set()
 
     async def __call__(self, argument: A) -> R:
         loop = asyncio.get_running_loop()
-        if self._asked is None:
-            self._asked = []
-            loop.call_soon(self._start)
+        if self._asked is None or self._loop is not loop:  # (a loop that stopped mid-turn
+            self._asked, self._loop = [], loop             # never sends its calls)
+            loop.call_soon(self._start, self._asked)
         answer: asyncio.Future[R] = loop.create_future()
         self._asked.append((argument, answer))
         return await answer
 
-    def _start(self) -> None:
-        asked, self._asked = self._asked or [], None
+    def _start(self, asked: list[tuple[A, asyncio.Future[R]]]) -> None:
+        if self._asked is asked:
+            self._asked = None
         task = asyncio.ensure_future(self._run(asked))
         self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
         task.add_done_callback(self._sending.discard)
