@@ -25,8 +25,9 @@ async def named():
     try:
         yield RedisCache(redis, f"test:{name}"), redis, name
     finally:
-        await redis.delete(*[key async for key in redis.scan_iter(f"test:{name}:*")] or
-                           ["-"])
+        keys = [key async for key in redis.scan_iter(f"test:{name}:*")]
+        if keys:
+            await redis.delete(*keys)
         await redis.aclose()
 
 

@@ -96,19 +96,16 @@ class PerTurn(Generic[A, R]):
         loop = asyncio.get_running_loop()
         if self._asked is None or self._loop is not loop:  # (a loop that stopped mid-turn
             self._asked, self._loop = [], loop             # never sends its calls)
-            loop.call_soon(self._start, self._asked)
+            task = loop.create_task(self._run(self._asked))  # its first step: next turn
+            self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
+            task.add_done_callback(self._sending.discard)
         answer: asyncio.Future[R] = loop.create_future()
         self._asked.append((argument, answer))
         return await answer
 
-    def _start(self, asked: list[tuple[A, asyncio.Future[R]]]) -> None:
-        if self._asked is asked:
-            self._asked = None
-        task = asyncio.ensure_future(self._run(asked))
-        self._sending.add(task)  # a reference until it is done (asyncio keeps weak ones)
-        task.add_done_callback(self._sending.discard)
-
     async def _run(self, asked: list[tuple[A, asyncio.Future[R]]]) -> None:
+        if self._asked is asked:  # the turn is over: later calls make a batch of their own
+            self._asked = None
         try:
             results = await self._send([argument for argument, _ in asked])
         except BaseException as error:  # nobody is left waiting unanswered
