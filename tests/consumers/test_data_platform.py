@@ -316,6 +316,39 @@ class TestStream:
         assert not any((await audit_database(shop.db)).values())
 
 
+    async def test_a_steady_trickle_of_orders_is_taken_in_batches(self, shop, client):
+        """After a pass that took some events but not a full batch, the publisher and the
+        consumer wait CONSUMER_LINGER_SECONDS (decision 88): orders placed one after
+        another go on in batches. Each pass settles its events at one moment, so the
+        passes are the distinct delivery times, and two passes are at least the linger
+        apart (the first may be joined by the start's sweep)."""
+        linger, count = 0.3, 30
+        user = await make_user(shop, balance=900_000)
+        product = await make_product(shop, price=100, stock=count)
+        stop = asyncio.Event()
+        async with sink() as (url, received):
+            runner = runner_for(shop, url, consumer_linger_seconds=linger)
+            await runner.run_once()  # the group, at the stream's end
+            publisher = Publisher(shop.db, runner.settings, StreamSink(
+                shop.ctx.redis, shop.settings.stream_key), shop.clock)
+            tasks = [asyncio.create_task(runner.run_forever(stop)),
+                     asyncio.create_task(publisher.run_forever(stop))]
+            try:
+                for _ in range(count):
+                    await place(shop, client, user, product)
+                    await asyncio.sleep(0.02)  # one by one, as shoppers come
+                await until(lambda: len(received()) >= count, what="every event delivered")
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks)
+        async with shop.db.uow(write=False) as uow:
+            times = sorted(set((await uow.conn.execute(
+                select(consumer_deliveries.c.handled_at))).scalars()))
+        span = (times[-1] - times[0]).total_seconds()
+        assert len({e["eventId"] for e in received()}) == count
+        assert len(times) <= span / linger + 2, (len(times), span)
+        assert len(times) < count / 2, times
+
 class TestKafka:
     """Events reach the consumers through the Kafka topic alone: the sweep takes only
     events an hour old, so none here."""

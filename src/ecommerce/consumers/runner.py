@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from ecommerce.consumers import repository
 from ecommerce.consumers.broker import Broker, broker_for
 from ecommerce.consumers.repository import Event
-from ecommerce.platform.clock import Clock
+from ecommerce.platform.clock import Clock, sleep_or_stop
 from ecommerce.platform.database import Database, is_deadlock
 from ecommerce.platform.metrics import CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_OUTCOMES
 from ecommerce.platform.settings import Settings
@@ -109,10 +109,13 @@ class Runner:
         try:
             while not stop.is_set():
                 try:
-                    await self.run_once(block_ms=1000)
+                    taken = await self.run_once(block_ms=1000)
                 except Exception:  # noqa: BLE001 - a consumer never dies of one bad pass
                     log.exception("consumer pass failed", extra={"consumer": self.name})
-                    await _sleep_or_stop(stop, 1.0)
+                    await sleep_or_stop(stop, 1.0)
+                    continue
+                if 0 < taken < self.batch:  # more are coming one by one: let them gather
+                    await sleep_or_stop(stop, self.settings.consumer_linger_seconds)
         finally:
             await self.close()
 
@@ -294,11 +297,3 @@ class Runner:
     def backoff(self, attempts: int) -> timedelta:
         base = self.settings.consumer_backoff_seconds
         return timedelta(seconds=min(base * 2 ** (attempts - 1), 300.0))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        pass

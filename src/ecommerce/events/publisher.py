@@ -24,7 +24,7 @@ from sqlalchemy import and_, or_, select, update
 from ecommerce.events import outbox as outbox_events
 from ecommerce.events.models import outbox
 from ecommerce.platform.cache import REDIS_DOWN
-from ecommerce.platform.clock import Clock
+from ecommerce.platform.clock import Clock, sleep_or_stop
 from ecommerce.platform.database import Database
 from ecommerce.platform.kafka import KAFKA_DOWN, ensure_topic, options
 from ecommerce.platform.settings import Settings
@@ -37,6 +37,7 @@ log = logging.getLogger("ecommerce.publisher")
 
 STREAM_MAXLEN = 1_000_000
 RETRY_SECONDS = 1.0
+BATCH = 100  # outbox rows sent at once
 
 
 class Sink(Protocol):
@@ -163,7 +164,9 @@ class Publisher:
             except Exception:  # noqa: BLE001 - a publisher never dies of one bad batch
                 log.exception("publishing failed")
                 published = 0
-            if published == 0:
+            if 0 < published < BATCH:  # orders arrive one by one: let a batch gather
+                await sleep_or_stop(stop, self.settings.consumer_linger_seconds)
+            elif published == 0:
                 wakeup.clear()
                 # Both waits end here: an idle second must not leave a task behind.
                 waits = [asyncio.ensure_future(wakeup.wait()),
@@ -172,7 +175,7 @@ class Publisher:
                 for wait in waits:
                     wait.cancel()
 
-    async def run_once(self, batch: int = 100) -> int:
+    async def run_once(self, batch: int = BATCH) -> int:
         """Take one batch under a lease and send it to the broker; the rows taken."""
         lease, rows = await self._claim(batch)
         if not rows:

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # them, so the workers' own event loops do not run them too.
     consumers_apart: bool = False
     consumer_batch: int = Field(default=100, ge=1, le=1000)
+    # After a pass that took some events but not a full batch, a consumer (and the
+    # publisher) waits this long before the next: under a steady stream of orders the
+    # events of that time go as one batch (one claim, one settle) instead of a pass for
+    # every few (decision 88). 0: every pass at once.
+    consumer_linger_seconds: float = Field(default=0.1, ge=0, le=5)
     consumer_max_attempts: int = Field(default=10, ge=1)
     consumer_backoff_seconds: float = Field(default=1.0, gt=0)
     # A worker that took an event and died leaves it to others after this long (also the
