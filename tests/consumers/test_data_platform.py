@@ -321,13 +321,15 @@ class TestStream:
         consumer wait CONSUMER_LINGER_SECONDS (decision 88): orders placed one after
         another go on in batches. Each pass settles its events at one moment, so the
         passes are the distinct delivery times, and two passes are at least the linger
-        apart (the first may be joined by the start's sweep)."""
+        apart."""
         linger, count = 0.3, 30
         user = await make_user(shop, balance=900_000)
         product = await make_product(shop, price=100, stock=count)
         stop = asyncio.Event()
         async with sink() as (url, received):
-            runner = runner_for(shop, url, consumer_linger_seconds=linger)
+            # No periodic sweep in the middle (it may take events in the same pass).
+            runner = runner_for(shop, url, consumer_linger_seconds=linger,
+                                consumer_sweep_seconds=3600.0)
             await runner.run_once()  # the group, at the stream's end
             publisher = Publisher(shop.db, runner.settings, StreamSink(
                 shop.ctx.redis, shop.settings.stream_key), shop.clock)
@@ -346,8 +348,9 @@ class TestStream:
                 select(consumer_deliveries.c.handled_at))).scalars()))
         span = (times[-1] - times[0]).total_seconds()
         assert len({e["eventId"] for e in received()}) == count
-        assert len(times) <= span / linger + 2, (len(times), span)
-        assert len(times) < count / 2, times
+        # Before: a pass for every order (30 passes in 1.2 s); how many it takes now
+        # depends on how fast the orders come, but never more than the linger allows.
+        assert len(times) <= span / linger + 1, (len(times), span)
 
 class TestKafka:
     """Events reach the consumers through the Kafka topic alone: the sweep takes only
