@@ -315,13 +315,12 @@ class TestStream:
         assert {r.status for r in await rows(shop)} == {"HANDLED"}
         assert not any((await audit_database(shop.db)).values())
 
-
     async def test_a_steady_trickle_of_orders_is_taken_in_batches(self, shop, client):
         """After a pass that took some events but not a full batch, the publisher and the
         consumer wait CONSUMER_LINGER_SECONDS (decision 88): orders placed one after
         another go on in batches. Each pass settles its events at one moment, so the
         passes are the distinct delivery times, and two passes are at least the linger
-        apart."""
+        apart. The publisher's batches likewise (one `streamed_at` each)."""
         linger, count = 0.3, 30
         user = await make_user(shop, balance=900_000)
         product = await make_product(shop, price=100, stock=count)
@@ -351,6 +350,12 @@ class TestStream:
         # Before: a pass for every order (30 passes in 1.2 s); how many it takes now
         # depends on how fast the orders come, but never more than the linger allows.
         assert len(times) <= span / linger + 1, (len(times), span)
+        # The publisher too: each of its batches is marked streamed at one moment.
+        async with shop.db.uow(write=False) as uow:
+            sent = sorted(set((await uow.conn.execute(select(outbox.c.streamed_at))).scalars()))
+        sending = (sent[-1] - sent[0]).total_seconds()
+        assert len(sent) <= sending / linger + 1, (len(sent), sending)
+
 
 class TestKafka:
     """Events reach the consumers through the Kafka topic alone: the sweep takes only
